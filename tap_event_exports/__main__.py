@@ -1,0 +1,3 @@
+from tap_event_exports.tap import TapEventExports
+
+TapEventExports.cli()

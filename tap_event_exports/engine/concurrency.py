@@ -1,0 +1,53 @@
+"""Work on several windows at once while records still come out in window order."""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+In = t.TypeVar("In")
+Out = t.TypeVar("Out")
+
+
+def ordered_prefetch(
+    items: Iterable[In],
+    work: Callable[[In], Out],
+    *,
+    in_flight: int,
+    stop: threading.Event,
+    name: str = "window",
+) -> Iterator[tuple[In, Out]]:
+    """Run ``work`` on up to ``in_flight`` items at a time; yield results in input order.
+
+    The next items' work starts while the caller is still consuming an earlier result. If a
+    work item fails, its exception is raised when its turn comes, after every earlier result
+    has been yielded. When the consumer stops early, ``stop`` is set so that waiting workers
+    give up, and unstarted work is cancelled.
+    """
+    pending: deque[tuple[In, Future[Out]]] = deque()
+    source = iter(items)
+    pool = ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix=name)
+    try:
+        for item in source:
+            pending.append((item, pool.submit(work, item)))
+            if len(pending) >= max(1, in_flight):
+                break
+        while pending:
+            item, future = pending.popleft()
+            result = future.result()
+            # Top the pipeline up before handing the result over, so work overlaps consumption.
+            for nxt in source:
+                pending.append((nxt, pool.submit(work, nxt)))
+                break
+            yield item, result
+    finally:
+        if pending:
+            stop.set()
+            for _, future in pending:
+                future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,43 @@
+"""The tap's error vocabulary.
+
+Every error a user can meet is a :class:`TapError` whose message is one line that names what is
+wrong (the setting, or the vendor, stream and window). The CLI prints that line and exits 1.
+"""
+
+from __future__ import annotations
+
+
+class TapError(Exception):
+    """An error reported to the user as one line, without a traceback."""
+
+
+class ConfigError(TapError):
+    """A setting is missing or invalid."""
+
+
+class VendorError(TapError):
+    """The vendor refused a request in a way that retrying will not fix (400, 401, 404...)."""
+
+
+class RetriableError(Exception):
+    """A failure worth retrying: 429, 5xx, timeouts, resets, cut bodies.
+
+    ``wait`` is the vendor's own hint in seconds (reset header, quota body), if it gave one.
+    """
+
+    def __init__(self, message: str, *, wait: float | None = None) -> None:
+        """Keep the vendor's wait hint next to the message."""
+        super().__init__(message)
+        self.wait = wait
+
+
+class RetriesExhaustedError(TapError):
+    """A retriable failure kept happening ``max_retries`` times."""
+
+
+class RateLimitedError(TapError):
+    """The vendor asks for a longer pause than a run should sit through."""
+
+
+class DataError(TapError):
+    """An export file could not be read as the CSV it should be."""

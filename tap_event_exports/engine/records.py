@@ -1,0 +1,337 @@
+"""CSV export files to typed records.
+
+Columns are mapped by header name, never by position. Values are typed by converters compiled
+once per file header from the stream's schema, so the per-row work is one list comprehension
+(empty and ``null`` to ``None``), one call per typed non-null value and one ``dict(zip())``.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import math
+import re
+import sys
+import typing as t
+from decimal import Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+from tap_event_exports.engine.errors import DataError
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+COLUMN_TYPES = ("string", "integer", "number", "boolean", "date-time", "array")
+NULLS = frozenset({"", "null"})
+UTC = dt.timezone.utc
+
+
+def property_schema(column_type: str) -> dict:
+    """The JSON schema of a nullable column of one of :data:`COLUMN_TYPES`."""
+    if column_type == "date-time":
+        return {"type": ["string", "null"], "format": "date-time"}
+    if column_type == "array":
+        return {"type": ["array", "null"], "items": {}}
+    return {"type": [column_type, "null"]}
+
+
+def column_type(prop: dict) -> str:
+    """The column type a property schema stands for (the inverse of :func:`property_schema`)."""
+    types = prop.get("type", "string")
+    types = [types] if isinstance(types, str) else list(types)
+    if prop.get("format") == "date-time":
+        return "date-time"
+    for name in ("array", "boolean", "integer", "number"):
+        if name in types:
+            return name
+    return "string"
+
+
+# --- value converters ----------------------------------------------------------------------
+
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "t": True, "f": False}
+
+
+def to_boolean(value: str) -> bool:
+    """``TRUE``/``false``/``1``/``0`` to a bool."""
+    try:
+        return _BOOLEANS[value]
+    except KeyError:
+        return _BOOLEANS[value.strip().lower()]
+
+
+def to_integer(value: str) -> int:
+    """An integer; ``12.0`` is accepted, ``12.5`` is not."""
+    try:
+        return int(value)
+    except ValueError:
+        number = Decimal(value)
+        if number != number.to_integral_value():
+            raise
+        return int(number)
+
+
+def to_number(value: str) -> int | float | Decimal:
+    """A number that prints back exactly as the export wrote it.
+
+    Up to 15 significant digits a float round-trips exactly; longer values stay ``Decimal``
+    (emitted as JSON numbers with every digit).
+    """
+    if "." not in value and "e" not in value and "E" not in value:
+        return int(value)
+    if len(value) <= 16:
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return number
+    decimal = Decimal(value)
+    if not decimal.is_finite():
+        raise ValueError(value)
+    return decimal
+
+
+def to_array(value: str) -> list:
+    """A list from JSON (``["1","2"]``) or Python-literal (``['a','b']``) text."""
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = ast.literal_eval(value) if value.lstrip().startswith("[") else None
+    if not isinstance(parsed, list):
+        raise ValueError(value)
+    return parsed
+
+
+_DATETIME = re.compile(
+    r"^\s*(\d{4})[-./](\d{1,2})[-./](\d{1,2})"
+    r"(?:[T ]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$",
+    re.IGNORECASE,
+)
+
+
+class DateTimeReader:
+    """Reads the date-time forms exports use and renders RFC 3339 in UTC.
+
+    ``2025-01-06T10:38:10.036Z``, ``2025-01-06 10:38:10.036``, ``2025.1.6 10:35``, ``2025-01-06``
+    and unix seconds or milliseconds. Values without an offset are read in ``timezone``.
+    Results are cached: exports repeat the same timestamps many times.
+    """
+
+    CACHE_LIMIT = 1 << 16
+
+    def __init__(self, timezone: str = "UTC") -> None:
+        """Naive values are local times in ``timezone``."""
+        self.tz = ZoneInfo(timezone)
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, value: str) -> str:
+        """Convert one value (raises ``ValueError`` when it is not a date-time)."""
+        cached = self._cache.get(value)
+        if cached is not None:
+            return cached
+        result = self.parse(value).isoformat()
+        if len(self._cache) >= self.CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[value] = result
+        return result
+
+    def parse(self, value: str) -> dt.datetime:
+        """The aware UTC datetime a value stands for."""
+        if value.isdigit():
+            seconds = int(value)
+            if seconds > 100_000_000_000:  # milliseconds
+                return dt.datetime.fromtimestamp(seconds / 1000, tz=UTC)
+            return dt.datetime.fromtimestamp(seconds, tz=UTC)
+        match = _DATETIME.match(value)
+        if not match:
+            raise ValueError(value)
+        year, month, day, hour, minute, second, fraction, offset = match.groups()
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        tz: dt.tzinfo = self.tz
+        if offset:
+            if offset.upper() == "Z":
+                tz = UTC
+            else:
+                sign = -1 if offset[0] == "-" else 1
+                digits = offset[1:].replace(":", "")
+                hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+                tz = dt.timezone(sign * dt.timedelta(hours=hours, minutes=minutes))
+        local = dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour or 0),
+            int(minute or 0),
+            int(second or 0),
+            micro,
+            tzinfo=tz,
+        )
+        return local.astimezone(UTC)
+
+
+def converter_for(kind: str, timezone: str) -> Callable[[str], t.Any] | None:
+    """The converter of a column type; ``None`` for strings, which need none."""
+    if kind == "integer":
+        return to_integer
+    if kind == "number":
+        return to_number
+    if kind == "boolean":
+        return to_boolean
+    if kind == "date-time":
+        return DateTimeReader(timezone)
+    if kind == "array":
+        return to_array
+    return None
+
+
+# --- synthetic keys --------------------------------------------------------------------------
+
+
+class SyntheticKeys:
+    """``_record_id`` values for exports without a vendor id.
+
+    A key is a hash of the row's raw values and its window, so extracting the same data again
+    gives the same key; the n-th repetition of an identical row in one export gets ``~n``
+    appended, so identical rows stay distinct.
+    """
+
+    def __init__(self, scope: str) -> None:
+        """``scope`` names the export the rows come from (stream, partition and window)."""
+        self._scope = hashlib.blake2b(scope.encode() + b"\x1e", digest_size=16)
+        self._seen: dict[bytes, int] = {}
+
+    def __call__(self, row: list[str]) -> str:
+        """The key of one raw row."""
+        hasher = self._scope.copy()
+        hasher.update("\x1f".join(row).encode())
+        digest = hasher.digest()
+        repeat = self._seen.get(digest)
+        self._seen[digest] = 1 if repeat is None else repeat + 1
+        key = digest.hex()
+        return key if repeat is None else f"{key}~{repeat}"
+
+
+# --- CSV files ----------------------------------------------------------------------------------
+
+
+class CsvExport:
+    """One downloaded CSV file: its header, then its rows as typed records."""
+
+    def __init__(self, path: str, *, delimiter: str = ",", what: str) -> None:
+        """Open ``path`` (UTF-8, optional BOM, any line ends) and read its header."""
+        self.what = what
+        self.delimiter = delimiter
+        raw: t.BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+        if raw.read(2) == b"\x1f\x8b":
+            raw.seek(0)
+            raw = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+        else:
+            raw.seek(0)
+        self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        self._rows = csv.reader(self._text, delimiter=delimiter, strict=True)
+        self.line = 0
+        first = self._next_row()
+        self.header: list[str] = [name.strip() for name in first] if first else []
+        duplicates = sorted({name for name in self.header if self.header.count(name) > 1})
+        if duplicates:
+            self.close()
+            msg = f"{what}: the CSV header repeats column(s) {', '.join(duplicates)}"
+            raise DataError(msg)
+
+    def _next_row(self) -> list[str] | None:
+        try:
+            row = next(self._rows, None)
+        except UnicodeDecodeError as exc:
+            msg = f"{self.what}: line {self._rows.line_num + 1} is not valid UTF-8 ({exc.reason})"
+            raise DataError(msg) from None
+        except (csv.Error, EOFError, OSError) as exc:
+            msg = f"{self.what}: malformed CSV near line {self._rows.line_num}: {exc}"
+            raise DataError(msg) from None
+        return row
+
+    def close(self) -> None:
+        """Release the file."""
+        self._text.close()
+
+    def records(
+        self,
+        types: dict[str, str],
+        *,
+        timezone: str,
+        keep: Callable[[str], bool] | None = None,
+        extra: dict[str, t.Any] | None = None,
+        key: tuple[str, SyntheticKeys] | None = None,
+    ) -> Iterator[dict[str, t.Any]]:
+        """Yield typed records.
+
+        Args:
+            types: column type per header name (every header name must be present).
+            timezone: where naive date-times are read.
+            keep: which columns to deliver (catalog selection); all when ``None``.
+            extra: constant columns added to every record (partition columns).
+            key: name and generator of a synthetic key column.
+        """
+        header = self.header
+        width = len(header)
+        picked = [i for i, name in enumerate(header) if keep is None or keep(name)]
+        names = [header[i] for i in picked]
+        subset = len(picked) != width
+        typed = []
+        for position, index in enumerate(picked):
+            convert = converter_for(types[header[index]], timezone)
+            if convert is not None:
+                typed.append((position, convert, header[index]))
+        if key is not None:
+            names.append(key[0])
+        if extra:
+            names.extend(extra)
+        extra_values = list(extra.values()) if extra else []
+        keyer = key[1] if key is not None else None
+        nulls = NULLS
+        rows = self._rows
+        try:
+            while True:
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    return
+                except UnicodeDecodeError as exc:
+                    msg = f"{self.what}: line {rows.line_num + 1} is not valid UTF-8 ({exc.reason})"
+                    raise DataError(msg) from None
+                except (csv.Error, EOFError, OSError) as exc:
+                    msg = f"{self.what}: malformed CSV near line {rows.line_num}: {exc}"
+                    raise DataError(msg) from None
+                if len(row) != width:
+                    if not row:
+                        continue  # blank line
+                    msg = (
+                        f"{self.what}: line {rows.line_num} has {len(row)} fields, "
+                        f"the header has {width}"
+                    )
+                    raise DataError(msg)
+                source = [row[i] for i in picked] if subset else row
+                values = [None if v in nulls else v for v in source]
+                for position, convert, name in typed:
+                    value = values[position]
+                    if value is not None:
+                        try:
+                            values[position] = convert(value)
+                        except (ValueError, KeyError, SyntaxError, InvalidOperation):
+                            raise DataError(
+                                f"{self.what}: line {rows.line_num}, column {name!r}: cannot read "
+                                f"{value!r} as {types[name]} (set column_types to override)"
+                            ) from None
+                if keyer is not None:
+                    values.append(keyer(row))
+                if extra_values:
+                    values.extend(extra_values)
+                yield dict(zip(names, values))
+        finally:
+            self.close()

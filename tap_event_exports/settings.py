@@ -1,0 +1,320 @@
+"""Declarative settings: one description drives the JSON schema, validation and meltano.yml.
+
+Validation errors are one line that names the setting with its dotted path
+(``dfinery.api_token``) and says what is wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from singer_sdk import typing as th
+
+from tap_event_exports.engine.durations import parse_duration
+from tap_event_exports.engine.errors import ConfigError
+from tap_event_exports.engine.records import COLUMN_TYPES
+from tap_event_exports.engine.windows import utc
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, kind, default and documentation."""
+
+    name: str
+    kind: str
+    """string, secret, integer, number, boolean, duration, date-time, timezone, enum,
+    string-list, integer-list, column-types, object, object-list, any."""
+    description: str
+    required: bool = False
+    default: t.Any = None
+    choices: tuple[str, ...] = ()
+    fields: tuple[Setting, ...] = ()
+    minimum: float | None = None
+
+    @property
+    def secret(self) -> bool:
+        """Whether the value must never be shown."""
+        return self.kind == "secret"
+
+
+def _jsonschema_type(setting: Setting) -> th.JSONTypeHelper:
+    kind = setting.kind
+    if kind in {"string", "secret", "duration", "timezone"}:
+        return th.StringType()
+    if kind == "enum":
+        return th.StringType(allowed_values=list(setting.choices))
+    if kind == "integer":
+        return th.IntegerType()
+    if kind == "number":
+        return th.NumberType()
+    if kind == "boolean":
+        return th.BooleanType()
+    if kind == "date-time":
+        return th.DateTimeType()
+    if kind == "string-list":
+        return th.ArrayType(th.StringType())
+    if kind == "integer-list":
+        return th.ArrayType(th.IntegerType())
+    if kind == "column-types":
+        return th.ObjectType(additional_properties=th.StringType(allowed_values=list(COLUMN_TYPES)))
+    if kind == "object":
+        return th.ObjectType(*(to_property(f) for f in setting.fields), additional_properties=False)
+    if kind == "object-list":
+        return th.ArrayType(th.ObjectType(*(to_property(f) for f in setting.fields)))
+    return th.CustomType({})
+
+
+def to_property(setting: Setting) -> th.Property:
+    """The singer-sdk property of a setting (for ``--about`` and the config schema)."""
+    return th.Property(
+        setting.name,
+        _jsonschema_type(setting),
+        required=setting.required,
+        secret=setting.secret,
+        default=setting.default,
+        description=setting.description,
+    )
+
+
+def meltano_settings(settings: t.Sequence[Setting], prefix: str = "") -> list[dict]:
+    """Settings as meltano.yml declares them: nested blocks flattened to dotted names."""
+    kinds = {
+        "secret": "string",
+        "integer": "integer",
+        "number": "integer",
+        "boolean": "boolean",
+        "date-time": "date_iso8601",
+        "enum": "options",
+        "string-list": "array",
+        "integer-list": "array",
+        "column-types": "object",
+        "object-list": "array",
+        "any": "object",
+    }
+    out: list[dict] = []
+    for setting in settings:
+        name = f"{prefix}{setting.name}"
+        if setting.kind == "object":
+            out.extend(meltano_settings(setting.fields, prefix=f"{name}."))
+            continue
+        entry: dict[str, t.Any] = {"name": name, "kind": kinds.get(setting.kind, "string")}
+        if setting.secret:
+            entry["sensitive"] = True
+        if setting.kind == "enum":
+            entry["options"] = [{"label": c, "value": c} for c in setting.choices]
+        entry["description"] = setting.description
+        out.append(entry)
+    return out
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def _fail(path: str, problem: str) -> t.NoReturn:
+    raise ConfigError(f"config: {path}: {problem}")
+
+
+def _parse_datetime(path: str, value: t.Any) -> dt.datetime:
+    if not isinstance(value, str):
+        _fail(path, f"must be an RFC 3339 date-time string, got {type(value).__name__}")
+    try:
+        return utc(dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+    except ValueError:
+        _fail(path, f"{value!r} is not an RFC 3339 date-time such as 2025-01-01T00:00:00Z")
+
+
+def _check(setting: Setting, value: t.Any, path: str) -> t.Any:  # noqa: C901, PLR0915
+    kind = setting.kind
+    if kind in {"string", "secret"}:
+        if not isinstance(value, str) or not value.strip():
+            shown = "a non-empty string" if kind == "string" else "a non-empty string (secret)"
+            got = type(value).__name__ if not isinstance(value, str) else "an empty string"
+            _fail(path, f"must be {shown}, got {got}")
+        return value.strip()
+    if kind == "enum":
+        if value not in setting.choices:
+            _fail(path, f"must be one of {', '.join(setting.choices)}, got {value!r}")
+        return value
+    if kind == "integer":
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(path, f"must be an integer, got {value!r}")
+        if setting.minimum is not None and value < setting.minimum:
+            _fail(path, f"must be at least {setting.minimum:g}, got {value}")
+        return value
+    if kind == "number":
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                _fail(path, f"must be a number of seconds, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(path, f"must be a number of seconds, got {value!r}")
+        if setting.minimum is not None and value < setting.minimum:
+            _fail(path, f"must be at least {setting.minimum:g}, got {value}")
+        return value
+    if kind == "boolean":
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            _fail(path, f"must be true or false, got {value!r}")
+        return value
+    if kind == "date-time":
+        return _parse_datetime(path, value)
+    if kind == "duration":
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            _fail(path, str(exc))
+    if kind == "timezone":
+        try:
+            ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            _fail(path, f"{value!r} is not an IANA timezone name such as Asia/Seoul or UTC")
+        return str(value)
+    if kind in {"string-list", "integer-list"}:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        item_type = str if kind == "string-list" else int
+        if not isinstance(value, list) or not all(
+            isinstance(v, item_type) and not isinstance(v, bool) for v in value
+        ):
+            _fail(path, f"must be a list of {'strings' if item_type is str else 'integers'}")
+        return value
+    if kind == "column-types":
+        if not isinstance(value, dict):
+            _fail(path, "must be an object mapping column names to types")
+        for column, kind_name in value.items():
+            if kind_name not in COLUMN_TYPES:
+                _fail(f"{path}.{column}", f"must be one of {', '.join(COLUMN_TYPES)}")
+        return dict(value)
+    if kind == "object":
+        return validate_block(value, setting.fields, path)
+    if kind == "object-list":
+        if not isinstance(value, list) or not value:
+            _fail(path, "must be a non-empty list of objects")
+        return [validate_block(v, setting.fields, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def validate_block(block: t.Any, settings: t.Sequence[Setting], path: str) -> dict[str, t.Any]:
+    """Validate one object of settings; fill defaults; convert durations and date-times."""
+    where = path or "config"
+    if not isinstance(block, dict):
+        _fail(where, f"must be an object, got {type(block).__name__}")
+    known = {s.name for s in settings}
+    unknown = sorted(set(block) - known)
+    if unknown and path:
+        _fail(f"{path}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(known))})")
+    out: dict[str, t.Any] = {}
+    for setting in settings:
+        name = f"{path}.{setting.name}" if path else setting.name
+        value = block.get(setting.name)
+        if value is None:
+            if setting.required:
+                _fail(name, "is required")
+            if setting.default is None:
+                out[setting.name] = None
+                continue
+            value = setting.default
+        out[setting.name] = _check(setting, value, name)
+    return out
+
+
+@dataclass(frozen=True)
+class GlobalSettings:
+    """The settings shared by every provider."""
+
+    start_date: dt.datetime
+    end_date: dt.datetime | None
+    request_timeout: float
+    max_retries: int
+    poll_interval: float
+    max_poll_time: float
+    max_concurrent_jobs: int
+    secrets: tuple[str, ...] = field(default=())
+
+
+GLOBAL_SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "start_date",
+        "date-time",
+        "Earliest event time to extract when a stream has no bookmark (RFC 3339).",
+        required=True,
+    ),
+    Setting(
+        "end_date",
+        "date-time",
+        "Extract up to this time (exclusive); default: now. For bounded and sharded backfills.",
+    ),
+    Setting(
+        "request_timeout",
+        "number",
+        "Connect/read inactivity timeout of one HTTP request, in seconds.",
+        default=300,
+        minimum=1,
+    ),
+    Setting(
+        "max_retries",
+        "integer",
+        "Attempts for one retriable HTTP call (429, 5xx, resets, timeouts, cut downloads).",
+        default=8,
+        minimum=1,
+    ),
+    Setting(
+        "poll_interval",
+        "number",
+        "First wait between status checks of an asynchronous export job, in seconds (grows).",
+        default=10,
+        minimum=0,
+    ),
+    Setting(
+        "max_poll_time",
+        "number",
+        "Give up on one export job after this many seconds, naming the job id.",
+        default=21600,
+        minimum=1,
+    ),
+    Setting(
+        "max_concurrent_jobs",
+        "integer",
+        "Export jobs (or synchronous window requests) in flight at once per stream.",
+        default=2,
+        minimum=1,
+    ),
+)
+
+
+def provider_common(*, base_url: str, window: str, lookback: str) -> tuple[Setting, ...]:
+    """The settings every provider block accepts."""
+    return (
+        Setting("base_url", "string", "API base URL (default: the vendor's).", default=base_url),
+        Setting(
+            "window",
+            "duration",
+            f"How much event time one export request covers (ISO-8601, default {window}).",
+            default=window,
+        ),
+        Setting(
+            "lookback",
+            "duration",
+            f"How far before the bookmark an incremental run restarts (default {lookback}).",
+            default=lookback,
+        ),
+    )
+
+
+def secrets_of(block: dict, settings: t.Sequence[Setting]) -> list[str]:
+    """Every secret value in a validated block (for redaction)."""
+    found: list[str] = []
+    for setting in settings:
+        value = block.get(setting.name)
+        if setting.secret and isinstance(value, str) and value:
+            found.append(value)
+        elif setting.kind == "object" and isinstance(value, dict):
+            found.extend(secrets_of(value, setting.fields))
+    return found

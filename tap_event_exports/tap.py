@@ -1,0 +1,147 @@
+"""The tap: settings assembled from the vendor blocks, and streams built from them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+import threading
+import typing as t
+
+from singer_sdk import Tap
+from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_event_exports.engine.errors import ConfigError, TapError
+from tap_event_exports.redaction import protect, redact
+from tap_event_exports.settings import (
+    GLOBAL_SETTINGS,
+    GlobalSettings,
+    secrets_of,
+    to_property,
+    validate_block,
+)
+from tap_event_exports.streams import ExportStream, Runtime
+from tap_event_exports.vendors.dfinery import Dfinery
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tap_event_exports.vendors.base import Provider
+
+PROVIDERS: tuple[Provider, ...] = (Dfinery(),)
+
+
+def config_schema() -> dict:
+    """The config JSON schema: the global settings and one object per provider block."""
+    properties = [to_property(s) for s in GLOBAL_SETTINGS]
+    for provider in PROVIDERS:
+        properties.append(
+            th.Property(
+                provider.key,
+                th.ObjectType(
+                    *(to_property(s) for s in provider.settings), additional_properties=False
+                ),
+                description=f"{provider.description} Present = enabled.",
+            )
+        )
+    return th.PropertiesList(*properties).to_dict()
+
+
+def parse_config(config: t.Mapping[str, t.Any], *, strict: bool = True) -> tuple[
+    GlobalSettings, dict[str, dict[str, t.Any]]
+]:
+    """Validate the whole config; return the global settings and each enabled provider block.
+
+    ``strict=False`` (discovery) tolerates a missing ``start_date``: a catalog does not need it.
+    """
+    top = {s.name: config.get(s.name) for s in GLOBAL_SETTINGS}
+    if not strict and top.get("start_date") is None:
+        top["start_date"] = "1970-01-01T00:00:00Z"
+    values = validate_block(top, GLOBAL_SETTINGS, "")
+    if values["end_date"] is not None and values["end_date"] <= values["start_date"]:
+        msg = "config: end_date: must be later than start_date"
+        raise ConfigError(msg)
+    blocks: dict[str, dict[str, t.Any]] = {}
+    secrets: list[str] = []
+    for provider in PROVIDERS:
+        raw = config.get(provider.key)
+        if raw is None:
+            continue
+        block = validate_block(raw, provider.settings, provider.key)
+        blocks[provider.key] = block
+        secrets.extend(secrets_of(block, provider.settings))
+    if strict and not blocks:
+        names = ", ".join(p.key for p in PROVIDERS)
+        msg = f"config: no provider is configured: add a block for one of {names}"
+        raise ConfigError(msg)
+    settings = GlobalSettings(**values, secrets=tuple(secrets))
+    return settings, blocks
+
+
+def one_line_errors(func: Callable[..., t.Any]) -> Callable[..., t.Any]:
+    """Report the tap's own errors as one line on stderr and exit 1, without a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        try:
+            return func(*args, **kwargs)
+        except TapError as exc:
+            message = redact(str(exc))
+        except ConfigValidationError as exc:
+            first = exc.errors[0] if exc.errors else str(exc)
+            message = redact(f"config: {first}")
+        sys.stdout.flush()
+        print(f"tap-event-exports: error: {message}", file=sys.stderr, flush=True)  # noqa: T201
+        sys.exit(1)
+
+    return wrapper
+
+
+class TapEventExports(Tap):
+    """Raw event exports from Dfinery, Keen IO, myTracker and Batch, as Singer records."""
+
+    name = "tap-event-exports"
+    message_writer_class = MsgSpecWriter
+    config_jsonschema = config_schema()
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        """Set up the run-wide stop signal before streams are built."""
+        self.stop = threading.Event()
+        self._runtime: Runtime | None = None
+        super().__init__(*args, **kwargs)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Validate with one-line messages first; the JSON schema check follows."""
+        if raise_errors:
+            settings, _ = parse_config(self.config)
+            protect(settings.secrets)
+        return super()._validate_config(raise_errors=raise_errors)
+
+    @property
+    def runtime(self) -> Runtime:
+        """Settings, stop signal and the run's fixed notion of now."""
+        if self._runtime is None:
+            settings, _ = parse_config(self.config, strict=False)
+            now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+            self._runtime = Runtime(settings=settings, stop=self.stop, now=now)
+        return self._runtime
+
+    def discover_streams(self) -> list[ExportStream]:
+        """One stream per vendor endpoint (and per configured collection/export)."""
+        _, blocks = parse_config(self.config, strict=False)
+        streams: list[ExportStream] = []
+        for provider in PROVIDERS:
+            if provider.key in blocks:
+                for spec in provider.build(blocks[provider.key], self.runtime):
+                    streams.append(ExportStream(self, spec, self.runtime))
+        return streams
+
+    def _handle_termination(self, signum: int, frame: t.Any) -> None:  # pragma: no cover
+        """Stop workers waiting on vendors, then let the SDK write the last STATE and exit."""
+        self.stop.set()
+        super()._handle_termination(signum, frame)
+
+    invoke = classmethod(one_line_errors(Tap.invoke.__func__))  # type: ignore[attr-defined]
+    cb_discover = classmethod(one_line_errors(Tap.cb_discover.__func__))  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Vendor modules: each declares its settings block, streams, schemas and request shapes."""

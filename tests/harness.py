@@ -1,0 +1,127 @@
+"""Run the tap in-process or as a process, and read back its Singer messages."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import typing as t
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tap_event_exports.tap import TapEventExports
+
+
+@dataclass
+class TapRun:
+    """What one run printed."""
+
+    messages: list[dict]
+    stderr: str = ""
+    returncode: int = 0
+    error: BaseException | None = None
+    lines: list[str] = field(default_factory=list)
+
+    def records(self, stream: str | None = None) -> list[dict]:
+        return [
+            m["record"]
+            for m in self.messages
+            if m["type"] == "RECORD" and (stream is None or m["stream"] == stream)
+        ]
+
+    def states(self) -> list[dict]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+    @property
+    def last_state(self) -> dict | None:
+        states = self.states()
+        return states[-1] if states else None
+
+    def schemas(self, stream: str) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "SCHEMA" and m["stream"] == stream]
+
+    def bookmark(self, stream: str) -> str | None:
+        state = self.last_state or {}
+        return state.get("bookmarks", {}).get(stream, {}).get("replication_key_value")
+
+
+def parse_lines(raw: bytes) -> tuple[list[dict], list[str]]:
+    """Parse complete JSON lines; a torn last line (killed process) is dropped."""
+    messages, lines = [], []
+    for line in raw.decode().splitlines():
+        try:
+            messages.append(json.loads(line))
+            lines.append(line)
+        except ValueError:
+            continue
+    return messages, lines
+
+
+def run_tap(
+    config: dict,
+    *,
+    state: dict | None = None,
+    catalog: dict | None = None,
+    raise_errors: bool = True,
+) -> TapRun:
+    """Sync in this process, capturing stdout as bytes."""
+    sink = io.BytesIO()
+    real = sys.stdout
+    sys.stdout = io.TextIOWrapper(sink, encoding="utf-8", write_through=True)
+    error = None
+    try:
+        tap = TapEventExports(config=config, state=state, catalog=catalog)
+        tap.sync_all()
+    except Exception as exc:
+        if raise_errors:
+            raise
+        error = exc
+    finally:
+        sys.stdout.flush()
+        sys.stdout = real
+    messages, lines = parse_lines(sink.getvalue())
+    return TapRun(messages=messages, error=error, lines=lines)
+
+
+def tap_command() -> list[str]:
+    return [sys.executable, "-m", "tap_event_exports"]
+
+
+def run_cli(
+    args: list[str],
+    *,
+    config: dict | None = None,
+    state: dict | None = None,
+    timeout: float = 120,
+    env: dict | None = None,
+) -> TapRun:
+    """Run the console entry point as a process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        argv = list(args)
+        if config is not None:
+            path = Path(tmp, "config.json")
+            path.write_text(json.dumps(config))
+            argv += ["--config", str(path)]
+        if state is not None:
+            path = Path(tmp, "state.json")
+            path.write_text(json.dumps(state))
+            argv += ["--state", str(path)]
+        proc = subprocess.run(
+            [*tap_command(), *argv],
+            capture_output=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
+    messages, lines = parse_lines(proc.stdout)
+    return TapRun(
+        messages=messages, stderr=proc.stderr.decode(), returncode=proc.returncode, lines=lines
+    )
+
+
+def write_json(path: Path, value: t.Any) -> Path:
+    path.write_text(json.dumps(value))
+    return path

@@ -1,0 +1,184 @@
+"""Window planning: granularity, lookback, clamping, DST."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from tap_event_exports.engine.durations import format_duration, parse_duration
+from tap_event_exports.engine.windows import (
+    DayGranularity,
+    SecondGranularity,
+    Window,
+    plan_windows,
+)
+
+UTC = dt.timezone.utc
+
+
+def t(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).astimezone(UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("P1D", dt.timedelta(days=1)),
+        ("PT6H", dt.timedelta(hours=6)),
+        ("P1DT12H", dt.timedelta(days=1, hours=12)),
+        ("P2W", dt.timedelta(days=14)),
+        ("PT90S", dt.timedelta(seconds=90)),
+        ("pt2h", dt.timedelta(hours=2)),
+    ],
+)
+def test_parse_duration(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "P", "PT", "1D", "P1M", "P1Y", "P1DT", "6h", "PT-1H"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError, match="ISO-8601"):
+        parse_duration(text)
+
+
+def test_format_duration_round_trips():
+    for text in ("P1D", "PT6H", "P1DT12H", "PT30M"):
+        assert format_duration(parse_duration(text)) == text
+
+
+def test_day_windows_align_to_local_midnight():
+    seoul = DayGranularity("Asia/Seoul")
+    plan = plan_windows(
+        start_date=t("2025-01-05T10:00:00+00:00"),  # 19:00 in Seoul on the 5th
+        end_date=None,
+        now=t("2025-01-08T03:00:00+00:00"),  # 12:00 in Seoul on the 8th
+        bookmark=None,
+        lookback=dt.timedelta(days=1),
+        step=dt.timedelta(days=1),
+        granularity=seoul,
+    )
+    assert [str(w) for w in plan.windows] == [
+        "[2025-01-04T15:00:00+00:00, 2025-01-05T15:00:00+00:00)",
+        "[2025-01-05T15:00:00+00:00, 2025-01-06T15:00:00+00:00)",
+        "[2025-01-06T15:00:00+00:00, 2025-01-07T15:00:00+00:00)",
+        "[2025-01-07T15:00:00+00:00, 2025-01-08T15:00:00+00:00)",
+    ]
+    # inclusive dates sent to the API: one local day each, the end minus one day
+    assert [seoul.inclusive_dates(w) for w in plan.windows][0] == (
+        dt.date(2025, 1, 5),
+        dt.date(2025, 1, 5),
+    )
+    assert plan.lost is None
+
+
+def test_multi_day_window_and_partial_tail():
+    utc_days = DayGranularity("UTC")
+    plan = plan_windows(
+        start_date=t("2025-01-01T00:00:00+00:00"),
+        end_date=t("2025-01-06T00:00:00+00:00"),
+        now=t("2025-02-01T00:00:00+00:00"),
+        bookmark=None,
+        lookback=dt.timedelta(0),
+        step=dt.timedelta(days=2),
+        granularity=utc_days,
+    )
+    assert [(w.start.day, w.end.day) for w in plan.windows] == [(1, 3), (3, 5), (5, 6)]
+    assert utc_days.inclusive_dates(plan.windows[0]) == (dt.date(2025, 1, 1), dt.date(2025, 1, 2))
+
+
+def test_bookmark_minus_lookback_rounded_down_never_before_start_date():
+    plan = plan_windows(
+        start_date=t("2025-01-01T00:00:00+00:00"),
+        end_date=None,
+        now=t("2025-01-10T12:00:00+00:00"),
+        bookmark=t("2025-01-10T12:00:00+00:00"),
+        lookback=dt.timedelta(days=1),
+        step=dt.timedelta(days=1),
+        granularity=DayGranularity("UTC"),
+    )
+    assert [w.start.day for w in plan.windows] == [9, 10]
+    early = plan_windows(
+        start_date=t("2025-01-01T00:00:00+00:00"),
+        end_date=None,
+        now=t("2025-01-02T12:00:00+00:00"),
+        bookmark=t("2025-01-01T06:00:00+00:00"),
+        lookback=dt.timedelta(days=7),
+        step=dt.timedelta(days=1),
+        granularity=DayGranularity("UTC"),
+    )
+    assert early.windows[0].start == t("2025-01-01T00:00:00+00:00")
+
+
+def test_end_date_in_the_future_stops_at_now():
+    plan = plan_windows(
+        start_date=t("2025-01-01T00:00:00+00:00"),
+        end_date=t("2030-01-01T00:00:00+00:00"),
+        now=t("2025-01-02T06:30:00+00:00"),
+        bookmark=None,
+        lookback=dt.timedelta(0),
+        step=dt.timedelta(hours=6),
+        granularity=SecondGranularity(),
+    )
+    assert plan.windows[-1] == Window(t("2025-01-02T06:00:00+00:00"), t("2025-01-02T06:30:00+00:00"))
+    assert len(plan.windows) == 6
+
+
+def test_clamp_names_the_lost_range():
+    plan = plan_windows(
+        start_date=t("2025-01-01T00:00:00+00:00"),
+        end_date=None,
+        now=t("2025-03-01T00:00:00+00:00"),
+        bookmark=None,
+        lookback=dt.timedelta(days=1),
+        step=dt.timedelta(days=1),
+        granularity=DayGranularity("UTC"),
+        earliest=t("2025-01-30T00:00:00+00:00"),
+    )
+    assert plan.lost == Window(t("2025-01-01T00:00:00+00:00"), t("2025-01-30T00:00:00+00:00"))
+    assert plan.windows[0].start == t("2025-01-30T00:00:00+00:00")
+    assert len(plan.windows) == 30
+
+
+def test_lookback_before_earliest_is_not_lost():
+    plan = plan_windows(
+        start_date=t("2025-01-01T00:00:00+00:00"),
+        end_date=None,
+        now=t("2025-03-01T00:00:00+00:00"),
+        bookmark=t("2025-01-30T00:00:00+00:00"),
+        lookback=dt.timedelta(days=3),
+        step=dt.timedelta(days=1),
+        granularity=DayGranularity("UTC"),
+        earliest=t("2025-01-29T00:00:00+00:00"),
+    )
+    assert plan.lost is None
+    assert plan.windows[0].start == t("2025-01-29T00:00:00+00:00")
+
+
+def test_day_windows_across_dst_stay_on_midnight():
+    berlin = DayGranularity("Europe/Berlin")
+    plan = plan_windows(
+        start_date=t("2025-03-29T00:00:00+01:00"),
+        end_date=t("2025-04-01T00:00:00+02:00"),
+        now=t("2025-05-01T00:00:00+00:00"),
+        bookmark=None,
+        lookback=dt.timedelta(0),
+        step=dt.timedelta(days=1),
+        granularity=berlin,
+    )
+    lengths = [(w.end - w.start) / dt.timedelta(hours=1) for w in plan.windows]
+    assert lengths == [24, 23, 24]
+    assert [berlin.inclusive_dates(w)[0].day for w in plan.windows] == [29, 30, 31]
+
+
+def test_step_must_be_whole_days_for_day_apis():
+    assert DayGranularity("UTC").check_step(dt.timedelta(hours=6)) is not None
+    assert DayGranularity("UTC").check_step(dt.timedelta(days=2)) is None
+
+
+def test_halves():
+    w = Window(t("2025-01-01T00:00:00+00:00"), t("2025-01-03T00:00:00+00:00"))
+    first, second = w.halves(DayGranularity("UTC"))
+    assert (first.end, second.start) == (t("2025-01-02T00:00:00+00:00"),) * 2
+    one_day = Window(t("2025-01-01T00:00:00+00:00"), t("2025-01-02T00:00:00+00:00"))
+    assert one_day.halves(DayGranularity("UTC")) is None
