@@ -15,7 +15,7 @@ import typing as t
 from dataclasses import dataclass, field
 
 from singer_sdk import Stream
-from singer_sdk.helpers._typing import TypeConformanceLevel
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_event_exports.emit import FastRecordWriter

@@ -24,6 +24,7 @@ class TapRun:
     returncode: int = 0
     error: BaseException | None = None
     lines: list[str] = field(default_factory=list)
+    stdout: str = ""
 
     def records(self, stream: str | None = None) -> list[dict]:
         return [
@@ -118,7 +119,11 @@ def run_cli(
         )
     messages, lines = parse_lines(proc.stdout)
     return TapRun(
-        messages=messages, stderr=proc.stderr.decode(), returncode=proc.returncode, lines=lines
+        messages=messages,
+        stderr=proc.stderr.decode(),
+        returncode=proc.returncode,
+        lines=lines,
+        stdout=proc.stdout.decode(),
     )
 
 
