@@ -20,6 +20,7 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_event_exports.emit import FastRecordWriter
 from tap_event_exports.engine.concurrency import ordered_prefetch
+from tap_event_exports.engine.jobs import JobLedger
 from tap_event_exports.engine.records import (
     CsvExport,
     SyntheticKeys,
@@ -63,8 +64,10 @@ class ExportSpec:
     columns: dict[str, str]
     """Built-in column types (see ``engine.records.COLUMN_TYPES``)."""
     primary_keys: tuple[str, ...]
-    fetch: Callable[[Window | None, dict | None], list[Download]]
-    """Fetch one window (or the snapshot, with ``None``) of one partition; runs in a worker."""
+    fetch: Callable[[Window | None, dict | None, JobLedger | None], list[Download]]
+    """Fetch one window (or the snapshot, with ``None``) of one partition; runs in a worker.
+
+    Streams of asynchronous exports get the ledger of their pending jobs; others ``None``."""
     timezone: str = "UTC"
     windowing: Windowing | None = None
     """``None`` for a full-table snapshot."""
@@ -73,6 +76,8 @@ class ExportSpec:
     synthetic_key: bool = False
     partitions: list[dict] | None = None
     column_types: dict[str, str] = field(default_factory=dict)
+    jobs: bool = False
+    """Whether fetching creates export jobs whose ids are kept in state until used."""
 
     def schema(self) -> dict:
         """The stream's JSON schema: built-in columns, user overrides, key and partitions."""
@@ -193,15 +198,27 @@ class ExportStream(Stream):
         else:
             yield from self._export_windows(partition, write_messages=write_messages)
 
+    def _ledger(self, partition: dict | None) -> JobLedger | None:
+        return JobLedger(self.get_context_state(partition)) if self.spec.jobs else None
+
     def _export_snapshot(self, partition: dict | None, *, write_messages: bool) -> Iterator[dict]:
         started = time.monotonic()
-        downloads = self.spec.fetch(None, partition)
+        ledger = self._ledger(partition)
+        downloads = self.spec.fetch(None, partition, ledger)
         rows = size = 0
-        for download in downloads:
-            size += download.bytes_received
-            for record in self._read(download, None, partition, write_messages):
-                rows += 1
-                yield record
+        try:
+            for download in downloads:
+                size += download.bytes_received
+                for record in self._read(download, None, partition, write_messages):
+                    rows += 1
+                    yield record
+        finally:
+            for download in downloads:
+                download.discard()
+        if ledger is not None:
+            ledger.drop_within(None)
+            if write_messages:
+                self._checkpoint()
         self.window_log.info(
             "%s: snapshot done: %d rows, %d bytes, %.1fs",
             self.name,
@@ -246,9 +263,11 @@ class ExportStream(Stream):
             rfc3339(plan.windows[-1].end),
         )
 
+        ledger = self._ledger(partition)
+
         def fetch(window: Window) -> tuple[list[Download], float]:
             started = time.monotonic()
-            return self.spec.fetch(window, partition), started
+            return self.spec.fetch(window, partition, ledger), started
 
         results = ordered_prefetch(
             plan.windows,
@@ -256,16 +275,23 @@ class ExportStream(Stream):
             in_flight=self.runtime.settings.max_concurrent_jobs,
             stop=self.runtime.stop,
             name=self.name,
+            discard=lambda result: [download.discard() for download in result[0]],
         )
         for window, (downloads, started) in results:
             rows = size = 0
-            for download in downloads:
-                size += download.bytes_received
-                for record in self._read(download, window, partition, write_messages):
-                    rows += 1
-                    yield record
+            try:
+                for download in downloads:
+                    size += download.bytes_received
+                    for record in self._read(download, window, partition, write_messages):
+                        rows += 1
+                        yield record
+            finally:
+                for download in downloads:
+                    download.discard()
             bookmark = min(window.end, utc(now))
             advance_bookmark(state, replication_key=self.replication_key or "", value=bookmark)
+            if ledger is not None:
+                ledger.drop_within(window)
             if write_messages:
                 self._checkpoint()
             self.window_log.info(

@@ -21,13 +21,14 @@ def ordered_prefetch(
     in_flight: int,
     stop: threading.Event,
     name: str = "window",
+    discard: Callable[[Out], object] | None = None,
 ) -> Iterator[tuple[In, Out]]:
     """Run ``work`` on up to ``in_flight`` items at a time; yield results in input order.
 
     The next items' work starts while the caller is still consuming an earlier result. If a
     work item fails, its exception is raised when its turn comes, after every earlier result
     has been yielded. When the consumer stops early, ``stop`` is set so that waiting workers
-    give up, and unstarted work is cancelled.
+    give up, unstarted work is cancelled, and ``discard`` releases results never handed over.
     """
     pending: deque[tuple[In, Future[Out]]] = deque()
     source = iter(items)
@@ -51,3 +52,7 @@ def ordered_prefetch(
             for _, future in pending:
                 future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        for _, future in pending:
+            if discard is not None and future.done() and not future.cancelled():
+                if future.exception() is None:
+                    discard(future.result())

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 import typing as t
+import urllib.parse
 from dataclasses import dataclass, field
 
 import backoff
@@ -35,6 +36,7 @@ logger = logging.getLogger("tap_event_exports.http")
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 30.0
+MAX_REDIRECTS = 5
 MAX_SENSIBLE_WAIT_SECONDS = 600.0
 """A vendor wait longer than this stops the run cleanly (with its state) instead of sleeping."""
 
@@ -63,7 +65,7 @@ class RequestSpec:
     headers: dict[str, str] = field(default_factory=dict)
     allow_redirects: bool = True
     auth: bool = True
-    """Whether the provider's credentials are attached (never for pre-signed result links)."""
+    """Whether the provider's credentials are attached (only ever to the API's own host)."""
 
 
 class VendorDialect(t.Protocol):
@@ -139,10 +141,15 @@ class HttpPolicy:
         timeout: float,
         max_retries: int,
         stop: threading.Event | None = None,
+        base_url: str,
         user_agent: str = "tap-event-exports",
     ) -> None:
-        """Configure from the global settings; ``stop`` interrupts any wait at once."""
+        """Configure from the global settings; ``stop`` interrupts any wait at once.
+
+        ``base_url`` is the vendor's API: only requests to its host carry credentials.
+        """
         self.dialect = dialect
+        self.api_host = urllib.parse.urlsplit(base_url).netloc.lower()
         self.timeout = timeout
         self.max_retries = max(1, max_retries)
         self.stop = stop or threading.Event()
@@ -168,45 +175,64 @@ class HttpPolicy:
     def send_once(self, spec: RequestSpec, *, what: str) -> requests.Response:
         """Send one request and classify the answer; the body is left unread (streamed).
 
+        Redirects are followed here, not by requests: credentials go only to the vendor's API
+        host, never to a result-file link on another host (pre-signed storage URLs). A refusal
+        from such a link (an expired link, say) is retriable: the retry asks the API again.
+
         Raises:
             RetriableError: for answers worth retrying (with the vendor's wait hint).
             VendorError: for answers that retrying will not fix.
         """
-        request = requests.Request(
-            spec.method,
-            spec.url,
-            params=spec.params,
-            json=spec.json,
-            data=spec.data,
-            headers=spec.headers,
-        )
-        prepared = self.session.prepare_request(request)
-        if spec.auth:
-            self.dialect.authenticate(prepared)
-        else:
-            prepared.headers.pop("Authorization", None)
-        try:
-            response = self.session.send(
-                prepared,
-                timeout=self.timeout,
-                stream=True,
-                allow_redirects=spec.allow_redirects,
+        method, url, first = spec.method, spec.url, True
+        for _ in range(MAX_REDIRECTS + 1):
+            request = requests.Request(
+                method,
+                url,
+                params=spec.params if first else None,
+                json=spec.json if first else None,
+                data=spec.data if first else None,
+                headers=spec.headers if first else {},
             )
-        except TRANSPORT_ERRORS as exc:
-            raise RetriableError(f"{type(exc).__name__}: {_short(exc)}") from exc
-        self.check(response, what=what)
-        return response
+            prepared = self.session.prepare_request(request)
+            on_api = self._on_api_host(prepared.url or "")
+            if spec.auth and on_api:
+                self.dialect.authenticate(prepared)
+            try:
+                response = self.session.send(
+                    prepared, timeout=self.timeout, stream=True, allow_redirects=False
+                )
+            except TRANSPORT_ERRORS as exc:
+                raise RetriableError(f"{type(exc).__name__}: {_short(exc)}") from exc
+            location = response.headers.get("Location")
+            if response.is_redirect and location and spec.allow_redirects:
+                response.close()
+                url = requests.compat.urljoin(prepared.url or url, location)
+                method = "GET" if response.status_code in {301, 302, 303} else method
+                first = False
+                continue
+            if not on_api and response.status_code in {401, 403, 404, 410}:
+                response.close()
+                host = urllib.parse.urlsplit(url).hostname
+                msg = f"HTTP {response.status_code} from result link on {host} (expired link?)"
+                raise RetriableError(msg)
+            self.check(response, what=what)
+            return response
+        msg = f"{self.dialect.name}: {what}: more than {MAX_REDIRECTS} redirects"
+        raise VendorError(msg)
+
+    def _on_api_host(self, url: str) -> bool:
+        return urllib.parse.urlsplit(url).netloc.lower() == self.api_host
 
     def check(self, response: requests.Response, *, what: str) -> None:
         """Map a response's status to success, a retriable failure or a vendor error."""
         status = response.status_code
-        if 200 <= status < 400:
+        if 200 <= status < 300:
             if "json" in response.headers.get("Content-Type", "").lower():
                 self.check_body(json_body(response), what=what)
             return
         message = self.dialect.error_message(response)
         response.close()
-        if status in RETRIABLE_STATUSES:
+        if status in RETRIABLE_STATUSES or status in getattr(self.dialect, "retry_statuses", ()):
             wait = self.dialect.wait_hint(response)
             if wait is None:
                 wait = header_wait(response)

@@ -209,6 +209,7 @@ class Dfinery:
             timeout=runtime.settings.request_timeout,
             max_retries=runtime.settings.max_retries,
             stop=runtime.stop,
+            base_url=block["base_url"],
         )
         base = block["base_url"].rstrip("/")
         service = {"service_id": block["service_id"]}
@@ -222,7 +223,7 @@ class Dfinery:
             today = granularity.local_date(now)
             return granularity.midnight(today - dt.timedelta(days=EXPORT_DAYS_BACK))
 
-        def fetch_events(window: Window | None, _partition: dict | None) -> list:
+        def fetch_events(window: Window | None, _partition: dict | None, _ledger: None) -> list:
             assert window is not None  # noqa: S101 - a windowed stream
             first, last = granularity.inclusive_dates(window)
             body: dict[str, t.Any] = {
@@ -261,7 +262,9 @@ class Dfinery:
         profiles = block["user_profiles"]
         if profiles is not None:
 
-            def fetch_profiles(_window: Window | None, _partition: dict | None) -> list:
+            def fetch_profiles(
+                _window: Window | None, _partition: dict | None, _ledger: None
+            ) -> list:
                 body = {k: v for k, v in profiles.items() if v not in (None, [])}
                 spec = RequestSpec(
                     "POST", f"{base}/api/v1/export/userprofile", params=service, json=body

@@ -1,0 +1,264 @@
+"""Asynchronous export jobs: create, poll, download, shared by every vendor that has them.
+
+A vendor module implements :class:`ExportJobs` (how to create a job for a window, how to read
+its status, where its files are); :class:`JobRunner` does the rest: polling at a growing interval
+up to ``max_poll_time``, recreating expired or retriable failed jobs a bounded number of times,
+splitting windows the vendor refuses as too large, and keeping job ids in the stream's state so
+that a job a stopped run left behind is resumed by the next one instead of created again.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import typing as t
+from dataclasses import dataclass, field
+
+from tap_event_exports.engine.download import Download, download
+from tap_event_exports.engine.errors import TapError
+from tap_event_exports.engine.windows import Window, rfc3339
+
+if t.TYPE_CHECKING:
+    from tap_event_exports.engine.http import HttpPolicy, RequestSpec
+    from tap_event_exports.engine.windows import Granularity
+
+logger = logging.getLogger("tap_event_exports.jobs")
+
+POLL_GROWTH = 1.5
+POLL_CAP_SECONDS = 300.0
+MAX_RECREATE = 3
+
+
+class Phase(enum.Enum):
+    """Where a job is, in vendor-neutral terms."""
+
+    RUNNING = "running"
+    DONE = "done"
+    RETRY = "retry"
+    """The job failed in a way the vendor says can be repeated: create it again."""
+    EXPIRED = "expired"
+    """The job or its results are gone: create it again."""
+    TOO_LARGE = "too_large"
+    """The vendor will never finish this window: split it."""
+    FAILED = "failed"
+
+
+@dataclass
+class JobStatus:
+    """A job's state as read from the vendor."""
+
+    phase: Phase
+    files: list[RequestSpec] = field(default_factory=list)
+    message: str = ""
+    progress: str = ""
+
+
+class ExportJobs(t.Protocol):
+    """What a vendor module says about its export jobs."""
+
+    vendor: str
+
+    def create(self, window: Window | None, partition: dict | None) -> str:
+        """Create the export job of one window (``None`` for a snapshot); return its id."""
+        ...
+
+    def status(self, job_id: str, partition: dict | None) -> JobStatus:
+        """Read a job's status (a job the vendor no longer knows is ``EXPIRED``)."""
+        ...
+
+
+class JobFailedError(TapError):
+    """An export job ended in a state that retrying will not change."""
+
+
+class JobLedger:
+    """The ids of jobs whose windows are not finished yet, kept in the stream's state.
+
+    Workers record jobs as they create them; the dict in state is replaced, never mutated, so a
+    STATE message written from the main thread at any moment sees a consistent copy.
+    """
+
+    KEY = "pending_jobs"
+
+    def __init__(self, state: dict) -> None:
+        """Keep pending jobs under ``state["pending_jobs"]``."""
+        self._state = state
+        self._lock = threading.Lock()
+        current = state.get(self.KEY)
+        state[self.KEY] = dict(current) if isinstance(current, dict) else {}
+
+    @staticmethod
+    def key(window: Window | None) -> str:
+        """The ledger key of a window."""
+        if window is None:
+            return "snapshot"
+        return f"{rfc3339(window.start)}/{rfc3339(window.end)}"
+
+    def get(self, window: Window | None) -> dict | None:
+        """The entry of a window: ``{"job": id}`` or ``{"split": true}``."""
+        entry = self._state[self.KEY].get(self.key(window))
+        return entry if isinstance(entry, dict) else None
+
+    def put(self, window: Window | None, entry: dict) -> None:
+        """Record a window's job (or that it was split)."""
+        with self._lock:
+            self._state[self.KEY] = {**self._state[self.KEY], self.key(window): entry}
+
+    def drop_within(self, window: Window | None) -> None:
+        """Forget a finished window and any pieces it was split into."""
+        with self._lock:
+            kept = {}
+            for key, entry in self._state[self.KEY].items():
+                if window is None:
+                    if key != "snapshot":
+                        kept[key] = entry
+                    continue
+                start, _, end = key.partition("/")
+                inside = start >= rfc3339(window.start) and end <= rfc3339(window.end)
+                if not inside:
+                    kept[key] = entry
+            self._state[self.KEY] = kept
+
+
+class JobRunner:
+    """Runs export jobs for windows: create (or resume) → poll → download."""
+
+    def __init__(
+        self,
+        jobs: ExportJobs,
+        policy: HttpPolicy,
+        *,
+        stream: str,
+        poll_interval: float,
+        max_poll_time: float,
+        granularity: Granularity | None = None,
+        describe: t.Callable[[Window], str] = str,
+        max_recreate: int = MAX_RECREATE,
+    ) -> None:
+        """``granularity`` is where too-large windows may be split; ``None``: never split."""
+        self.jobs = jobs
+        self.policy = policy
+        self.stream = stream
+        self.poll_interval = poll_interval
+        self.max_poll_time = max_poll_time
+        self.granularity = granularity
+        self.describe = describe
+        self.max_recreate = max_recreate
+
+    def fetch(
+        self, window: Window | None, partition: dict | None, ledger: JobLedger
+    ) -> list[Download]:
+        """The complete files of a window, whatever it takes (splitting it if need be)."""
+        entry = ledger.get(window)
+        if entry and entry.get("split") and window is not None and self.granularity:
+            halves = window.halves(self.granularity)
+            if halves:
+                return self.fetch(halves[0], partition, ledger) + self.fetch(
+                    halves[1], partition, ledger
+                )
+        status, job_id = self._finish(window, partition, ledger)
+        if status.phase is Phase.TOO_LARGE:
+            halves = window.halves(self.granularity) if window and self.granularity else None
+            if halves is None:
+                msg = (
+                    f"{self._where(window, partition)}: job {job_id} is too large for the vendor "
+                    f"and the window cannot be split further: {status.message}"
+                )
+                raise JobFailedError(msg)
+            logger.info(
+                "%s: job %s too large (%s); splitting into %s and %s",
+                self._where(window, partition),
+                job_id,
+                status.message,
+                self._show(halves[0]),
+                self._show(halves[1]),
+            )
+            ledger.put(window, {"split": True})
+            return self.fetch(halves[0], partition, ledger) + self.fetch(
+                halves[1], partition, ledger
+            )
+        what = f"{self._where(window, partition)}: job {job_id}"
+        downloads: list[Download] = []
+        try:
+            for number, spec in enumerate(status.files):
+                downloads.append(download(self.policy, spec, what=f"{what} file {number + 1}"))
+        except BaseException:
+            for item in downloads:
+                item.discard()
+            raise
+        return downloads
+
+    def _finish(
+        self, window: Window | None, partition: dict | None, ledger: JobLedger
+    ) -> tuple[JobStatus, str]:
+        """Drive one window's job to a final state; return it with the job's id."""
+        where = self._where(window, partition)
+        entry = ledger.get(window)
+        job_id = entry.get("job") if entry else None
+        if job_id:
+            logger.info("%s: resuming job %s left by an earlier run", where, job_id)
+        recreated = 0
+        while True:
+            if not job_id:
+                job_id = self.jobs.create(window, partition)
+                ledger.put(window, {"job": job_id})
+                logger.info("%s: created job %s", where, job_id)
+            status = self._poll(job_id, partition, where)
+            if status.phase in {Phase.DONE, Phase.TOO_LARGE}:
+                return status, job_id
+            if status.phase is Phase.FAILED:
+                msg = f"{where}: job {job_id} failed: {status.message}"
+                raise JobFailedError(msg)
+            recreated += 1
+            if recreated > self.max_recreate:
+                msg = (
+                    f"{where}: job {job_id} {status.phase.value} again after {self.max_recreate} "
+                    f"new jobs: {status.message}"
+                )
+                raise JobFailedError(msg)
+            logger.warning(
+                "%s: job %s %s (%s); creating it again (%d/%d)",
+                where,
+                job_id,
+                status.phase.value,
+                status.message or "no details",
+                recreated,
+                self.max_recreate,
+            )
+            job_id = None
+
+    def _poll(self, job_id: str, partition: dict | None, where: str) -> JobStatus:
+        started = time.monotonic()
+        interval = max(0.01, self.poll_interval)
+        last_progress = ""
+        while True:
+            status = self.jobs.status(job_id, partition)
+            if status.phase is not Phase.RUNNING:
+                return status
+            if status.progress and status.progress != last_progress:
+                logger.info("%s: job %s running (%s)", where, job_id, status.progress)
+                last_progress = status.progress
+            waited = time.monotonic() - started
+            remaining = self.max_poll_time - waited
+            if remaining <= 0:
+                msg = (
+                    f"{where}: job {job_id} still not finished after {waited:.0f}s "
+                    f"(max_poll_time {self.max_poll_time:g}s)"
+                )
+                raise JobFailedError(msg)
+            if self.policy.stop.wait(min(interval, remaining)):
+                msg = f"{where}: job {job_id}: run stopped"
+                raise JobFailedError(msg)
+            interval = min(interval * POLL_GROWTH, max(POLL_CAP_SECONDS, self.poll_interval))
+
+    def _where(self, window: Window | None, partition: dict | None) -> str:
+        label = self.stream
+        if partition:
+            label += "[" + ", ".join(f"{k}={v}" for k, v in partition.items()) + "]"
+        place = f"window {self._show(window)}" if window is not None else "snapshot"
+        return f"{self.jobs.vendor}: {label}: {place}"
+
+    def _show(self, window: Window | None) -> str:
+        return self.describe(window) if window is not None else "snapshot"
