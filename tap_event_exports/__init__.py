@@ -1,0 +1,1 @@
+"""tap-event-exports: raw event exports of analytics and engagement vendors as Singer records."""

@@ -126,7 +126,7 @@ def _parse_datetime(path: str, value: t.Any) -> dt.datetime:
         _fail(path, f"{value!r} is not an RFC 3339 date-time such as 2025-01-01T00:00:00Z")
 
 
-def _check(setting: Setting, value: t.Any, path: str) -> t.Any:  # noqa: C901, PLR0915
+def _check(setting: Setting, value: t.Any, path: str) -> t.Any:
     kind = setting.kind
     if kind in {"string", "secret"}:
         if not isinstance(value, str) or not value.strip():

@@ -115,6 +115,9 @@ class ExportStream(Stream):
         super().__init__(tap=tap, schema=spec.schema(), name=spec.name)
         self.primary_keys = list(spec.primary_keys)
         self.replication_key = spec.replication_key if spec.windowing else None
+        if spec.windowing and not spec.replication_key:
+            # No time column to name, but still incremental: the bookmark is the window end.
+            self.forced_replication_method = "INCREMENTAL"
         self._writer: FastRecordWriter | None = None
         self.window_log = logging.getLogger(f"tap_event_exports.{spec.vendor}")
 
@@ -128,7 +131,7 @@ class ExportStream(Stream):
         """One partition per vendor object (campaign token, group id) where the vendor has them."""
         return self.spec.partitions
 
-    def get_replication_key_signpost(self, context: dict | None) -> None:  # noqa: ARG002
+    def get_replication_key_signpost(self, context: dict | None) -> None:
         """No signpost: bookmarks never come from record values."""
         return
 

@@ -23,6 +23,7 @@ from tap_event_exports.settings import (
     validate_block,
 )
 from tap_event_exports.streams import ExportStream, Runtime
+from tap_event_exports.vendors.batch import Batch
 from tap_event_exports.vendors.dfinery import Dfinery
 
 if t.TYPE_CHECKING:
@@ -30,7 +31,7 @@ if t.TYPE_CHECKING:
 
     from tap_event_exports.vendors.base import Provider
 
-PROVIDERS: tuple[Provider, ...] = (Dfinery(),)
+PROVIDERS: tuple[Provider, ...] = (Dfinery(), Batch())
 
 
 def config_schema() -> dict:
@@ -49,9 +50,9 @@ def config_schema() -> dict:
     return th.PropertiesList(*properties).to_dict()
 
 
-def parse_config(config: t.Mapping[str, t.Any], *, strict: bool = True) -> tuple[
-    GlobalSettings, dict[str, dict[str, t.Any]]
-]:
+def parse_config(
+    config: t.Mapping[str, t.Any], *, strict: bool = True
+) -> tuple[GlobalSettings, dict[str, dict[str, t.Any]]]:
     """Validate the whole config; return the global settings and each enabled provider block.
 
     ``strict=False`` (discovery) tolerates a missing ``start_date``: a catalog does not need it.
@@ -93,7 +94,7 @@ def one_line_errors(func: Callable[..., t.Any]) -> Callable[..., t.Any]:
             first = exc.errors[0] if exc.errors else str(exc)
             message = redact(f"config: {first}")
         sys.stdout.flush()
-        print(f"tap-event-exports: error: {message}", file=sys.stderr, flush=True)  # noqa: T201
+        print(f"tap-event-exports: error: {message}", file=sys.stderr, flush=True)
         sys.exit(1)
 
     return wrapper

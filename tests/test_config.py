@@ -11,7 +11,11 @@ from tests.harness import run_cli
 
 GOOD = {
     "start_date": "2025-01-01T00:00:00Z",
-    "dfinery": {"service_id": "svc", "api_token": "tok-SECRET-123", "base_url": "http://127.0.0.1:9"},
+    "dfinery": {
+        "service_id": "svc",
+        "api_token": "tok-SECRET-123",
+        "base_url": "http://127.0.0.1:9",
+    },
 }
 
 
@@ -34,7 +38,10 @@ CASES = [
     (variant("start_date", DELETE), "config: start_date: is required"),
     (variant("start_date", "yesterday"), "config: start_date: 'yesterday' is not an RFC 3339"),
     (variant("start_date", 20250101), "config: start_date: must be an RFC 3339 date-time string"),
-    (variant("end_date", "2024-12-31T00:00:00Z"), "config: end_date: must be later than start_date"),
+    (
+        variant("end_date", "2024-12-31T00:00:00Z"),
+        "config: end_date: must be later than start_date",
+    ),
     (variant("request_timeout", "soon"), "config: request_timeout: must be a number of seconds"),
     (variant("max_retries", 0), "config: max_retries: must be at least 1"),
     (variant("max_retries", 2.5), "config: max_retries: must be an integer"),
@@ -49,13 +56,31 @@ CASES = [
     (variant("dfinery.window", "1 day"), "config: dfinery.window: '1 day' is not an ISO-8601"),
     (variant("dfinery.window", "PT6H"), "config: dfinery.window: must be a whole number of days"),
     (variant("dfinery.lookback", "P1M"), "config: dfinery.lookback: 'P1M' is not an ISO-8601"),
-    (variant("dfinery.timezone", "Mars/Base"), "config: dfinery.timezone: 'Mars/Base' is not an IANA"),
-    (variant("dfinery.events_condition_type", "some"), "config: dfinery.events_condition_type: must be one of all, include, exclude"),
-    (variant("dfinery.events_condition_type", "include"), "config: dfinery.events: must list events"),
+    (
+        variant("dfinery.timezone", "Mars/Base"),
+        "config: dfinery.timezone: 'Mars/Base' is not an IANA",
+    ),
+    (
+        variant("dfinery.events_condition_type", "some"),
+        "config: dfinery.events_condition_type: must be one of all, include, exclude",
+    ),
+    (
+        variant("dfinery.events_condition_type", "include"),
+        "config: dfinery.events: must list events",
+    ),
     (variant("dfinery.events", [1, 2]), "config: dfinery.events: must be a list of strings"),
-    (variant("dfinery.column_types", {"sum": "float"}), "config: dfinery.column_types.sum: must be one of"),
-    (variant("dfinery.user_profiles", {"properties_condition_type": "x"}), "config: dfinery.user_profiles.properties_condition_type: must be one of"),
-    (variant("dfinery.user_profiles", {"audince": "a"}), "config: dfinery.user_profiles.audince: unknown setting"),
+    (
+        variant("dfinery.column_types", {"sum": "float"}),
+        "config: dfinery.column_types.sum: must be one of",
+    ),
+    (
+        variant("dfinery.user_profiles", {"properties_condition_type": "x"}),
+        "config: dfinery.user_profiles.properties_condition_type: must be one of",
+    ),
+    (
+        variant("dfinery.user_profiles", {"audince": "a"}),
+        "config: dfinery.user_profiles.audince: unknown setting",
+    ),
 ]
 
 

@@ -120,7 +120,9 @@ def test_end_date_in_the_future_stops_at_now():
         step=dt.timedelta(hours=6),
         granularity=SecondGranularity(),
     )
-    assert plan.windows[-1] == Window(t("2025-01-02T06:00:00+00:00"), t("2025-01-02T06:30:00+00:00"))
+    assert plan.windows[-1] == Window(
+        t("2025-01-02T06:00:00+00:00"), t("2025-01-02T06:30:00+00:00")
+    )
     assert len(plan.windows) == 6
 
 

@@ -53,6 +53,6 @@ def ordered_prefetch(
                 future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
         for _, future in pending:
-            if discard is not None and future.done() and not future.cancelled():
-                if future.exception() is None:
-                    discard(future.result())
+            finished = future.done() and not future.cancelled()
+            if discard is not None and finished and future.exception() is None:
+                discard(future.result())

@@ -8,6 +8,7 @@ before its records are parsed, a retry can never emit a record twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,10 +40,8 @@ class Download:
 
     def discard(self) -> None:
         """Delete the file; downloads are consumed once."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
 
 class _Inflater:

@@ -1,4 +1,4 @@
-"""ISO-8601 durations (``P1D``, ``PT6H``, ``P1W``) as used by the ``window`` and ``lookback`` settings."""
+"""ISO-8601 durations (``P1D``, ``PT6H``, ``P1W``) for the ``window`` and ``lookback`` settings."""
 
 from __future__ import annotations
 

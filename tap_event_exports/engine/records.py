@@ -332,6 +332,6 @@ class CsvExport:
                     values.append(keyer(row))
                 if extra_values:
                     values.extend(extra_values)
-                yield dict(zip(names, values))
+                yield dict(zip(names, values, strict=True))
         finally:
             self.close()

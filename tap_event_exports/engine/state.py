@@ -40,6 +40,7 @@ def advance_bookmark(state: dict, *, replication_key: str, value: dt.datetime) -
     new = rfc3339(value)
     if current is not None and utc(dt.datetime.fromisoformat(current)) >= utc(value):
         return False
-    state["replication_key"] = replication_key
+    if replication_key:
+        state["replication_key"] = replication_key
     state[BOOKMARK] = new
     return True

@@ -1,0 +1,1 @@
+"""Fake vendor servers: for the tests, the demo and anyone trying the tap without credentials."""

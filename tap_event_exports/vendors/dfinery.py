@@ -129,7 +129,7 @@ class DfineryDialect:
             return f"{code} ({hint})" if hint else code
         return response.reason or ""
 
-    def wait_hint(self, response: requests.Response) -> float | None:  # noqa: ARG002, D102
+    def wait_hint(self, response: requests.Response) -> float | None:  # noqa: D102
         return None  # the standard x-ratelimit-reset header says it
 
     def body_failure(self, body: t.Any) -> tuple[bool, str] | None:  # noqa: D102
@@ -196,7 +196,9 @@ class Dfinery:
         if block["events_condition_type"] != "all" and not block["events"]:
             _fail("dfinery.events", "must list events when events_condition_type is not all")
         if block["properties_condition_type"] in {"include", "exclude"} and not block["properties"]:
-            _fail("dfinery.properties", "must list properties when properties_condition_type is set")
+            _fail(
+                "dfinery.properties", "must list properties when properties_condition_type is set"
+            )
         granularity = DayGranularity(block["timezone"])
         if problem := granularity.check_step(block["window"]):
             _fail("dfinery.window", problem)
