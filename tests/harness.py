@@ -71,7 +71,8 @@ def run_tap(
     """Sync in this process, capturing stdout as bytes."""
     sink = io.BytesIO()
     real = sys.stdout
-    sys.stdout = io.TextIOWrapper(sink, encoding="utf-8", write_through=True)
+    wrapper = io.TextIOWrapper(sink, encoding="utf-8", write_through=True)
+    sys.stdout = wrapper
     error = None
     try:
         tap = TapEventExports(config=config, state=state, catalog=catalog)
@@ -81,9 +82,11 @@ def run_tap(
             raise
         error = exc
     finally:
-        sys.stdout.flush()
+        wrapper.flush()
+        output = sink.getvalue()
+        wrapper.detach()
         sys.stdout = real
-    messages, lines = parse_lines(sink.getvalue())
+    messages, lines = parse_lines(output)
     return TapRun(messages=messages, error=error, lines=lines)
 
 

@@ -1,0 +1,450 @@
+"""A fake of Batch's Export API v1.0, as documented.
+
+Export requests are created with ``POST /1.0/<api_key>/export/...`` (202 ``{"requestId"}``),
+walk ``CREATED`` → ``PENDING`` → ``SUCCESS`` on ``GET /1.0/<api_key>/export/request/<id>``,
+and their ``file_url`` answers 302 to a short-lived storage link on another host name
+(``localhost`` instead of ``127.0.0.1``) that must not receive the REST key. Files are
+``;``-separated CSV. Raw events older than 90 days are silently missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import random
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from tap_event_exports.sandbox.server import FakeRequest, FakeResponse, FakeServer
+
+UTC = dt.timezone.utc
+LOOKBACK = dt.timedelta(days=90)
+LINK_SECONDS = 20 * 60
+IDS = ("install_id", "custom_id", "advertising_id")
+PUSH_EVENTS = ("push_sent", "push_open", "push_error")
+IN_APP_EVENTS = ("inapp_shown", "inapp_clicked", "inapp_closed")
+OUTPUT_NAMES = {"push_open": "push_opened"}
+"""The documented quirk: a requested ``push_open`` is written ``push_opened``."""
+
+ERRORS = {
+    "AUTHENTICATION_INVALID": (401, 10),
+    "API_MISUSE": (403, 12),
+    "ROUTE_NOT_FOUND": (404, 20),
+    "MISSING_PARAMETER": (400, 30),
+    "MALFORMED_PARAMETER": (400, 31),
+    "MALFORMED_JSON_BODY": (400, 32),
+    "SERVER_ERROR": (500, 1),
+    "MAINTENANCE_ERROR": (503, 2),
+}
+
+
+def error(name: str, message: str = "") -> FakeResponse:
+    """A Batch error answer."""
+    status, code = ERRORS[name]
+    return FakeResponse.json(status, {"error_code": name, "code": code, "message": message or name})
+
+
+@dataclass
+class BatchData:
+    """The events the fake serves, per export kind."""
+
+    campaigns: dict[str, list[dict]] = field(default_factory=dict)
+    transactional: dict[str, list[dict]] = field(default_factory=dict)
+    in_app: dict[str, list[dict]] = field(default_factory=dict)
+    reachability: list[dict] = field(default_factory=list)
+    userbase: list[dict] = field(default_factory=list)
+
+
+def _stamp(value: dt.datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def generate_data(
+    *,
+    start: dt.datetime,
+    days: int,
+    per_day: int,
+    campaigns: tuple[str, ...] = ("CAMPAIGN_A", "CAMPAIGN_B"),
+    groups: tuple[str, ...] = ("welcome",),
+    in_app: tuple[str, ...] = ("INAPP_1",),
+    users: int = 50,
+    seed: int = 11,
+) -> BatchData:
+    """Realistic events over ``days`` days from ``start`` (UTC), with repeated identical rows."""
+    rng = random.Random(seed)
+    installs = [
+        {
+            "install_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "custom_id": f"user-{n}" if rng.random() < 0.7 else "",
+            "advertising_id": str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            if rng.random() < 0.5
+            else "",
+        }
+        for n in range(users)
+    ]
+
+    def moments() -> list[dt.datetime]:
+        out = []
+        for day in range(days):
+            base = start + dt.timedelta(days=day)
+            for _ in range(per_day):
+                out.append(base + dt.timedelta(seconds=rng.randrange(86400)))
+        return sorted(out)
+
+    def events(names: tuple[str, ...], extra: dict | None = None) -> list[dict]:
+        rows = []
+        for moment in moments():
+            user = rng.choice(installs)
+            row = {**user, "event_date": _stamp(moment), "event_type": rng.choice(names)}
+            for key, choices in (extra or {}).items():
+                row[key] = rng.choice(choices)
+            rows.append(row)
+            if rng.random() < 0.05:
+                rows.append(dict(row))  # the same event twice in one export
+        return rows
+
+    data = BatchData()
+    for token in campaigns:
+        data.campaigns[token] = events(PUSH_EVENTS)
+    for group in groups:
+        data.transactional[group] = events(
+            PUSH_EVENTS, {"transactional_token": [f"{rng.getrandbits(100):x}" for _ in range(5)]}
+        )
+    for token in in_app:
+        rows = events(IN_APP_EVENTS)
+        for row in rows:
+            clicked = row["event_type"] == "inapp_clicked"
+            row["cta"] = rng.choice(["batch.dismiss", "batch.deeplink"]) if clicked else ""
+            row["cta_position"] = str(rng.randrange(2)) if clicked else ""
+        data.in_app[token] = rows
+    for moment in moments()[: max(1, per_day // 2) * days]:
+        user = rng.choice(installs)
+        data.reachability.append(
+            {
+                **user,
+                "event_date": _stamp(moment),
+                "event_type": "reachability",
+                "is_reachable": rng.choice(["true", "false"]),
+                "is_optin": rng.choice(["true", "false"]),
+                "has_custom_id": "true" if user["custom_id"] else "false",
+            }
+        )
+    for user in installs:
+        installed = start + dt.timedelta(seconds=rng.randrange(days * 86400))
+        data.userbase.append(
+            {
+                **user,
+                "is_optin_push": rng.choice(["true", "false"]),
+                "install_date": _stamp(installed),
+                "last_start_date": _stamp(installed + dt.timedelta(hours=rng.randrange(48))),
+                "smart_segment": rng.choice(["Engaged", "New", "Dormant"]),
+            }
+        )
+    return data
+
+
+@dataclass
+class Job:
+    """One export request."""
+
+    id: str
+    uri: str
+    body: dict
+    columns: list[str]
+    rows: list[dict]
+    created: float
+    duration: float
+    outcome: str = "SUCCESS"
+    error_msg: str = ""
+    polls: int = 0
+
+    def status(self, now: float) -> str:
+        if now - self.created < self.duration:
+            return "CREATED" if self.polls <= 1 else "PENDING"
+        return self.outcome
+
+
+class BatchFake(FakeServer):
+    """Batch's Export API on 127.0.0.1, with switches for its failure modes."""
+
+    def __init__(
+        self,
+        data: BatchData,
+        *,
+        api_key: str = "BATCH_API_KEY",
+        rest_key: str = "batch-rest-key",
+        job_seconds: float = 0.2,
+        now: dt.datetime | None = None,
+        port: int = 0,
+    ) -> None:
+        """Serve ``data``; jobs take ``job_seconds`` to finish."""
+        super().__init__(port=port)
+        self.data = data
+        self.api_key = api_key
+        self.rest_key = rest_key
+        self.job_seconds = job_seconds
+        self.now = now
+        self.jobs: dict[str, Job] = {}
+        self.faults: deque[tuple[str, str]] = deque()
+        """(kind, path fragment) switches, each used once: see :meth:`fail_next`."""
+        self.auth_leaks: list[str] = []
+        """Storage requests that carried the REST key (must stay empty)."""
+        self.max_jobs_in_flight = 0
+        self._jobs_lock = threading.Lock()
+
+    # --- switches ----------------------------------------------------------------------------
+
+    def fail_next(self, kind: str, times: int = 1, path: str = "") -> None:
+        """Make the next ``times`` matching requests fail.
+
+        Kinds: ``500``, ``503``, ``401``, ``409`` (create), ``reset`` (no answer),
+        ``cut`` (a file cut mid-body), ``expired_link`` (storage refuses the link),
+        ``ERROR``/``EXPIRED`` (the next created job ends in that state), ``vanish``
+        (the request is unknown, 404, on its next status check).
+        """
+        for _ in range(times):
+            self.faults.append((kind, path))
+
+    def _take(self, kinds: set[str], path: str) -> str | None:
+        with self._jobs_lock:
+            for index, (kind, where) in enumerate(self.faults):
+                if kind in kinds and where in path:
+                    del self.faults[index]
+                    return kind
+        return None
+
+    # --- time ------------------------------------------------------------------------------
+
+    def clock(self) -> dt.datetime:
+        """The fake's notion of now (UTC)."""
+        return self.now or dt.datetime.now(UTC)
+
+    def jobs_in_flight(self) -> int:
+        """Jobs created and not finished yet."""
+        now = time.monotonic()
+        return sum(1 for job in self.jobs.values() if now - job.created < job.duration)
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def handle(self, request: FakeRequest) -> FakeResponse | None:  # noqa: D102
+        if request.path.startswith("/storage/"):
+            return self._storage(request)
+        fault = self._take({"500", "503", "reset"}, request.path)
+        if fault == "reset":
+            return FakeResponse(close_before_response=True)
+        if fault == "500":
+            return error("SERVER_ERROR")
+        if fault == "503":
+            return error("MAINTENANCE_ERROR")
+        prefix = f"/1.0/{self.api_key}/export/"
+        if self._take({"401"}, request.path) or request.headers.get("x-authorization") != (
+            self.rest_key
+        ):
+            return error("AUTHENTICATION_INVALID", "Invalid REST API key")
+        if not request.path.startswith(prefix):
+            return error("ROUTE_NOT_FOUND")
+        route = request.path[len(prefix) :]
+        if request.method == "GET":
+            if route == "requests":
+                return FakeResponse.json(200, [self._describe(j) for j in self.jobs.values()])
+            match = re.fullmatch(r"request/([^/]+)", route)
+            if match:
+                return self._status(match.group(1))
+            match = re.fullmatch(r"request/([^/]+)/results/([^/]+)\.csv", route)
+            if match:
+                return self._result_link(request, match.group(1))
+            return error("ROUTE_NOT_FOUND")
+        if request.method == "POST":
+            return self._create(request, route)
+        return error("ROUTE_NOT_FOUND")
+
+    # --- create ------------------------------------------------------------------------------
+
+    def _create(self, request: FakeRequest, route: str) -> FakeResponse:
+        if self._take({"409"}, request.path):
+            return FakeResponse.json(409, {"message": "Conflict"})
+        try:
+            body = request.json()
+        except ValueError:
+            return error("MALFORMED_JSON_BODY", "Invalid JSON body")
+        if not isinstance(body, dict):
+            return error("MALFORMED_JSON_BODY", "Invalid JSON body")
+        parts = route.split("/")
+        kind = parts[0]
+        ids = body.get("ids")
+        if not isinstance(ids, list) or not ids:
+            return error("MISSING_PARAMETER", "Missing ids")
+        if any(i not in IDS for i in ids):
+            return error("MALFORMED_PARAMETER", f"Unknown id in {ids}")
+        if kind == "userbase" and len(parts) == 1:
+            columns = [*ids, "is_optin_push", "install_date", "last_start_date", "smart_segment"]
+            return self._accept(request, body, columns, self.data.userbase)
+        span = self._span(body)
+        if isinstance(span, FakeResponse):
+            return span
+        if kind == "reachability" and parts[1:] == ["events"]:
+            columns = [
+                *ids,
+                "event_date",
+                "event_type",
+                "is_reachable",
+                "is_optin",
+                "has_custom_id",
+            ]
+            return self._accept(request, body, columns, self._within(self.data.reachability, span))
+        sources = {
+            "campaign": (self.data.campaigns, PUSH_EVENTS, []),
+            "transactional": (self.data.transactional, PUSH_EVENTS, ["transactional_token"]),
+            "in-app-campaign": (self.data.in_app, IN_APP_EVENTS, ["cta", "cta_position"]),
+            "inapp-campaign": (self.data.in_app, IN_APP_EVENTS, ["cta", "cta_position"]),
+        }
+        if kind not in sources or len(parts) != 3 or parts[2] not in {"events", "ids"}:
+            return error("ROUTE_NOT_FOUND")
+        store, allowed, extra = sources[kind]
+        if parts[1] not in store:
+            return error("ROUTE_NOT_FOUND", f"Unknown {kind} {parts[1]}")
+        events = body.get("events")
+        if not isinstance(events, list) or not events:
+            return error("MISSING_PARAMETER", "Missing events")
+        if any(e not in allowed for e in events):
+            return error("MALFORMED_PARAMETER", f"Unknown event in {events}")
+        wanted = {OUTPUT_NAMES.get(e, e) for e in events}
+        rows = [r for r in self._within(store[parts[1]], span) if r["event_type"] in wanted]
+        if parts[2] == "ids":
+            columns = [*ids, "event_type"]
+        else:
+            columns = [*ids, "event_date", "event_type", *extra]
+        return self._accept(request, body, columns, rows)
+
+    def _span(self, body: dict) -> tuple[dt.datetime, dt.datetime] | FakeResponse:
+        bounds = []
+        for name in ("from", "to"):
+            value = body.get(name)
+            if value is None:
+                return error("MISSING_PARAMETER", f"Missing {name}")
+            if value == "now":
+                bounds.append(self.clock())
+                continue
+            if not isinstance(value, str) or not re.fullmatch(
+                r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", value
+            ):
+                return error("MALFORMED_PARAMETER", f"{name} must be 'now' or YYYY-MM-ddTHH:mm:ss")
+            bounds.append(dt.datetime.fromisoformat(value).replace(tzinfo=UTC))
+        if bounds[0] > bounds[1]:
+            return error("MALFORMED_PARAMETER", "from is after to")
+        return bounds[0], bounds[1]
+
+    def _within(self, rows: list[dict], span: tuple[dt.datetime, dt.datetime]) -> list[dict]:
+        oldest = self.clock() - LOOKBACK
+        low, high = max(span[0], oldest), span[1]
+        out = []
+        for row in rows:
+            moment = dt.datetime.fromisoformat(row["event_date"]).replace(tzinfo=UTC)
+            if low <= moment <= high:  # both bounds inclusive, to the second
+                out.append(row)
+        return out
+
+    def _accept(self, request: FakeRequest, body: dict, columns: list[str], rows: list[dict]):
+        outcome = self._take({"ERROR", "EXPIRED"}, request.path) or "SUCCESS"
+        job = Job(
+            id=str(uuid.uuid4()),
+            uri=request.path,
+            body=body,
+            columns=columns,
+            rows=rows,
+            created=time.monotonic(),
+            duration=self.job_seconds,
+            outcome=outcome,
+            error_msg="Export failed: internal error" if outcome == "ERROR" else "",
+        )
+        with self._jobs_lock:
+            self.jobs[job.id] = job
+            self.max_jobs_in_flight = max(self.max_jobs_in_flight, self.jobs_in_flight())
+        return FakeResponse.json(202, {"requestId": job.id})
+
+    # --- status and files --------------------------------------------------------------------
+
+    def _describe(self, job: Job) -> dict:
+        status = job.status(time.monotonic())
+        out = {
+            "id": job.id,
+            "uri": job.uri,
+            "request_date": _stamp(self.clock()),
+            "status": status,
+            "request": job.body,
+        }
+        if status == "SUCCESS":
+            out["file_url"] = (
+                f"{self.base_url}/1.0/{self.api_key}/export/request/{job.id}/results/export.csv"
+            )
+            out["completion_date"] = _stamp(self.clock())
+        if status == "ERROR":
+            out["error_msg"] = job.error_msg
+        return out
+
+    def _status(self, job_id: str) -> FakeResponse:
+        job = self.jobs.get(job_id)
+        if job is None or self._take({"vanish"}, job_id):
+            return error("ROUTE_NOT_FOUND", "Unknown request")
+        job.polls += 1
+        return FakeResponse.json(200, self._describe(job))
+
+    def _result_link(self, request: FakeRequest, job_id: str) -> FakeResponse:
+        job = self.jobs.get(job_id)
+        if job is None or job.status(time.monotonic()) != "SUCCESS":
+            return error("ROUTE_NOT_FOUND", "No result")
+        expires = int(time.time()) + LINK_SECONDS
+        signature = hashlib.sha256(f"{job_id}:{expires}".encode()).hexdigest()[:16]
+        location = (
+            f"http://localhost:{self.port}/storage/{job_id}.csv?expires={expires}&sig={signature}"
+        )
+        return FakeResponse(302, b"", {"Location": location})
+
+    def _storage(self, request: FakeRequest) -> FakeResponse:
+        if "x-authorization" in request.headers or "authorization" in request.headers:
+            self.auth_leaks.append(request.url)
+        job_id = request.path.rsplit("/", 1)[-1].removesuffix(".csv")
+        job = self.jobs.get(job_id)
+        expires = int(request.arg("expires") or 0)
+        signature = hashlib.sha256(f"{job_id}:{expires}".encode()).hexdigest()[:16]
+        if job is None or request.arg("sig") != signature:
+            return FakeResponse(403, b"<Error><Code>AccessDenied</Code></Error>")
+        if expires < time.time() or self._take({"expired_link"}, "storage"):
+            return FakeResponse(
+                403,
+                b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+            )
+        data = self.csv(job)
+        if self._take({"cut"}, "storage"):
+            return FakeResponse(200, data, {"Content-Type": "text/csv"}, cut_after=len(data) // 2)
+        return FakeResponse(200, data, {"Content-Type": "text/csv"})
+
+    @staticmethod
+    def csv(job: Job) -> bytes:
+        """The export file of a job: ``;``-separated, header first."""
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=";", lineterminator="\n")
+        writer.writerow(job.columns)
+        for row in job.rows:
+            writer.writerow([row.get(c, "") for c in job.columns])
+        return out.getvalue().encode()
+
+    # --- what tests compare against ------------------------------------------------------------
+
+    def expected(
+        self, rows: list[dict], columns: list[str], start: dt.datetime, end: dt.datetime
+    ) -> list[dict]:
+        """Rows of ``[start, end)`` restricted to ``columns``, as the tap should deliver them."""
+        oldest = self.clock() - LOOKBACK
+        out = []
+        for row in rows:
+            moment = dt.datetime.fromisoformat(row["event_date"]).replace(tzinfo=UTC)
+            if max(start, oldest) <= moment < end:
+                out.append({c: row.get(c, "") for c in columns})
+        return out
