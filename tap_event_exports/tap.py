@@ -139,10 +139,15 @@ class TapEventExports(Tap):
                     streams.append(ExportStream(self, spec, self.runtime))
         return streams
 
-    def _handle_termination(self, signum: int, frame: t.Any) -> None:  # pragma: no cover
-        """Stop workers waiting on vendors, then let the SDK write the last STATE and exit."""
+    def _handle_termination(self, signum: int, frame: t.Any) -> None:
+        """Stop workers, write the last STATE (complete windows only) and exit 128 + signal.
+
+        The exit code says the run did not finish, so schedulers do not take it for a success.
+        """
         self.stop.set()
-        super()._handle_termination(signum, frame)
+        self.logger.warning("Stopped by signal %d; the last STATE resumes this run", signum)
+        self._state_writer.write_state(self.state)
+        sys.exit(128 + signum)
 
     invoke = classmethod(one_line_errors(Tap.invoke.__func__))  # type: ignore[attr-defined]
     cb_discover = classmethod(one_line_errors(Tap.cb_discover.__func__))  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import typing as t
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from tap_event_exports.tap import TapEventExports
@@ -54,7 +55,7 @@ def parse_lines(raw: bytes) -> tuple[list[dict], list[str]]:
     messages, lines = [], []
     for line in raw.decode().splitlines():
         try:
-            messages.append(json.loads(line))
+            messages.append(json.loads(line, parse_float=Decimal))
             lines.append(line)
         except ValueError:
             continue
@@ -87,6 +88,7 @@ def run_tap(
         wrapper.detach()
         sys.stdout = real
     messages, lines = parse_lines(output)
+    assert_no_secrets(output.decode())
     return TapRun(messages=messages, error=error, lines=lines)
 
 
@@ -121,6 +123,7 @@ def run_cli(
             check=False,
         )
     messages, lines = parse_lines(proc.stdout)
+    assert_no_secrets(proc.stdout.decode(), proc.stderr.decode())
     return TapRun(
         messages=messages,
         stderr=proc.stderr.decode(),
@@ -133,3 +136,13 @@ def run_cli(
 def write_json(path: Path, value: t.Any) -> Path:
     path.write_text(json.dumps(value))
     return path
+
+
+SECRETS = ("dfn-export-token", "batch-rest-key", "tok-SECRET-123")
+"""Every secret the tests configure; none may ever be printed or logged."""
+
+
+def assert_no_secrets(*texts: str) -> None:
+    for text in texts:
+        for secret in SECRETS:
+            assert secret not in text, f"a configured secret leaked: {text[:300]}"

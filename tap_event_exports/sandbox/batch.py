@@ -165,6 +165,7 @@ class Job:
     polls: int = 0
 
     def status(self, now: float) -> str:
+        """The status Batch would report at monotonic time ``now``."""
         if now - self.created < self.duration:
             return "CREATED" if self.polls <= 1 else "PENDING"
         return self.outcome
@@ -350,7 +351,9 @@ class BatchFake(FakeServer):
                 out.append(row)
         return out
 
-    def _accept(self, request: FakeRequest, body: dict, columns: list[str], rows: list[dict]):
+    def _accept(
+        self, request: FakeRequest, body: dict, columns: list[str], rows: list[dict]
+    ) -> FakeResponse:
         outcome = self._take({"ERROR", "EXPIRED"}, request.path) or "SUCCESS"
         job = Job(
             id=str(uuid.uuid4()),

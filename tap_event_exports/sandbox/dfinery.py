@@ -22,7 +22,55 @@ from zoneinfo import ZoneInfo
 from tap_event_exports.sandbox.server import FakeRequest, FakeResponse, FakeServer
 
 EVENT_COLUMNS = sorted(
-    ["custom_012", "custom_event_p_boolean", "custom_event_p_datetime", "custom_event_p_double", "custom_event_p_double_list", "custom_event_p_long", "custom_event_p_long_list", "custom_event_p_string_list", "df_api_version", "df_correction_datetime", "df_delivery_charge", "df_discount", "df_event_datetime", "df_event_detail_log_id", "df_event_log_id", "df_event_name", "df_items_custom_012391239128", "df_items_custom_item_boolean", "df_items_custom_item_datetime", "df_items_custom_item_double", "df_items_custom_item_double_list", "df_items_custom_item_long", "df_items_custom_item_long_list", "df_items_custom_item_string", "df_items_custom_item_string_list", "df_items_df_category1", "df_items_df_category2", "df_items_df_category3", "df_items_df_category4", "df_items_df_category5", "df_items_df_discount", "df_items_df_item_id", "df_items_df_item_name", "df_items_df_price", "df_items_df_quantity", "df_keyword", "df_order_id", "df_payment_method", "df_server_datetime", "df_service_id", "df_sharing_channel", "df_sign_channel", "df_source_type", "df_total_purchase_amount", "df_total_refund_amount", "df_unified_id", "sum"]
+    [
+        "custom_012",
+        "custom_event_p_boolean",
+        "custom_event_p_datetime",
+        "custom_event_p_double",
+        "custom_event_p_double_list",
+        "custom_event_p_long",
+        "custom_event_p_long_list",
+        "custom_event_p_string_list",
+        "df_api_version",
+        "df_correction_datetime",
+        "df_delivery_charge",
+        "df_discount",
+        "df_event_datetime",
+        "df_event_detail_log_id",
+        "df_event_log_id",
+        "df_event_name",
+        "df_items_custom_012391239128",
+        "df_items_custom_item_boolean",
+        "df_items_custom_item_datetime",
+        "df_items_custom_item_double",
+        "df_items_custom_item_double_list",
+        "df_items_custom_item_long",
+        "df_items_custom_item_long_list",
+        "df_items_custom_item_string",
+        "df_items_custom_item_string_list",
+        "df_items_df_category1",
+        "df_items_df_category2",
+        "df_items_df_category3",
+        "df_items_df_category4",
+        "df_items_df_category5",
+        "df_items_df_discount",
+        "df_items_df_item_id",
+        "df_items_df_item_name",
+        "df_items_df_price",
+        "df_items_df_quantity",
+        "df_keyword",
+        "df_order_id",
+        "df_payment_method",
+        "df_server_datetime",
+        "df_service_id",
+        "df_sharing_channel",
+        "df_sign_channel",
+        "df_source_type",
+        "df_total_purchase_amount",
+        "df_total_refund_amount",
+        "df_unified_id",
+        "sum",
+    ]
 )
 SYSTEM_COLUMNS = frozenset(
     {
@@ -224,6 +272,8 @@ class DfineryFake(FakeServer):
         self.hourly_limit = hourly_limit
         self.max_concurrent = max_concurrent
         self.delay = delay
+        self.quota_reset_at: float | None = None
+        """Unix time the hourly quota resets (default: the end of the current hour)."""
         self.faults: deque[tuple[str, str, float]] = deque()
         self.bodies: list[dict] = []
         self._quota_lock = threading.Lock()
@@ -258,6 +308,8 @@ class DfineryFake(FakeServer):
     # --- rate limits -------------------------------------------------------------------------
 
     def _reset_ms(self) -> int:
+        if self.quota_reset_at is not None:
+            return int(self.quota_reset_at * 1000)
         now = time.time()
         return int((now - now % 3600 + 3600) * 1000)
 

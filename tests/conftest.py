@@ -1,0 +1,63 @@
+"""Fixtures: fake vendors on 127.0.0.1 and configs pointing at them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tap_event_exports.engine import http
+from tap_event_exports.sandbox.dfinery import DfineryFake, generate_events, generate_profiles
+from tests.harness import assert_no_secrets
+
+SEOUL = ZoneInfo("Asia/Seoul")
+DAYS = 6
+
+
+@pytest.fixture(autouse=True)
+def _no_secret_in_logs(caplog):
+    """No configured secret may reach a log record, in any test."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    assert_no_secrets(caplog.text)
+
+
+@pytest.fixture(autouse=True)
+def _quick_backoff(monkeypatch):
+    """Keep retry backoff short so fault tests run in seconds (waits the vendor asks for stay)."""
+    monkeypatch.setattr(http, "BACKOFF_BASE_SECONDS", 0.02)
+    monkeypatch.setattr(http, "BACKOFF_CAP_SECONDS", 0.1)
+
+
+def seoul_today() -> dt.date:
+    return dt.datetime.now(SEOUL).date()
+
+
+@pytest.fixture
+def dfinery():
+    """A fake Dfinery with six days of events ending today, and 25 user profiles."""
+    first = seoul_today() - dt.timedelta(days=DAYS - 1)
+    fake = DfineryFake(
+        events=generate_events(start=first, days=DAYS, per_day=30),
+        profiles=generate_profiles(25),
+        audiences={"vip": []},
+    )
+    with fake:
+        yield fake
+
+
+def dfinery_config(fake: DfineryFake, **block) -> dict:
+    first = seoul_today() - dt.timedelta(days=DAYS - 1)
+    start = dt.datetime.combine(first, dt.time(0), tzinfo=SEOUL)
+    return {
+        "start_date": start.isoformat(),
+        "max_retries": 4,
+        "dfinery": {
+            "service_id": fake.service_id,
+            "api_token": fake.token,
+            "base_url": fake.base_url,
+            **block,
+        },
+    }

@@ -1,0 +1,379 @@
+"""Dfinery end to end, against the fake Dfinery over real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections import Counter
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tap_event_exports.engine.errors import RetriesExhaustedError, VendorError
+from tap_event_exports.sandbox.dfinery import PROFILE_COLUMNS
+from tests.conftest import DAYS, SEOUL, dfinery_config, seoul_today
+from tests.harness import run_tap
+
+UTC = dt.timezone.utc
+KEY = "df_event_detail_log_id"
+
+# The contract's typing of Dfinery's documented columns, written out independently of the tap.
+NUMBERS = {
+    "df_delivery_charge",
+    "df_discount",
+    "df_total_purchase_amount",
+    "df_total_refund_amount",
+    "df_items_df_discount",
+    "df_items_df_price",
+}
+DATETIMES = {"df_event_datetime", "df_server_datetime", "df_correction_datetime"}
+
+
+def expected_datetime(text: str, tz: ZoneInfo = SEOUL) -> str:
+    match = re.fullmatch(r"(\d{4})\.(\d{1,2})\.(\d{1,2}) (\d{1,2}):(\d{2})", text)
+    if match:
+        y, mo, d, h, mi = (int(g) for g in match.groups())
+        local = dt.datetime(y, mo, d, h, mi, tzinfo=tz)
+    else:
+        local = dt.datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=tz)
+    return local.astimezone(UTC).isoformat()
+
+
+def expected_record(row: dict[str, str]) -> dict:
+    out: dict = {}
+    for column, text in row.items():
+        if text in ("", "null"):
+            out[column] = None
+        elif column in NUMBERS:
+            out[column] = Decimal(text)
+        elif column == "df_items_df_quantity":
+            out[column] = int(text)
+        elif column in DATETIMES:
+            out[column] = expected_datetime(text)
+        else:
+            out[column] = text  # custom properties stay strings
+    return out
+
+
+def by_key(records: list[dict]) -> dict[str, dict]:
+    return {r[KEY]: r for r in records}
+
+
+def all_days(fake):
+    return fake.expected_events(seoul_today() - dt.timedelta(days=DAYS - 1), seoul_today())
+
+
+def test_full_sync_returns_exactly_the_dataset_typed(dfinery):
+    run = run_tap(dfinery_config(dfinery))
+    records = run.records("dfinery_events")
+    expected = [expected_record(row) for row in all_days(dfinery)]
+    assert len(records) == len(expected) > 100
+    assert Counter(r[KEY] for r in records) == Counter(r[KEY] for r in expected)
+    assert by_key(records) == by_key(expected)
+    # spot checks of the odd corners
+    purchases = [r for r in records if r["df_event_name"] == "df_purchase"]
+    assert purchases
+    assert all(r[KEY].startswith(r["df_event_log_id"] + ":") for r in purchases)
+    big = [r for r in records if r["df_total_purchase_amount"] == Decimal("12345678901234567.25")]
+    assert big, "a long decimal must keep every digit"
+    assert any(r["df_keyword"] == 'say "hi",\nthen go' for r in records)
+    assert any(r["df_items_df_item_name"] == "한국 상품 1" for r in records)
+    assert {type(r["df_items_df_quantity"]) for r in purchases} == {int}
+
+
+def test_one_request_per_local_day_with_inclusive_dates(dfinery):
+    run_tap(dfinery_config(dfinery))
+    days = [seoul_today() - dt.timedelta(days=n) for n in range(DAYS - 1, -1, -1)]
+    assert sorted(b["from_date"] for b in dfinery.bodies) == [d.isoformat() for d in days]
+    assert all(b["from_date"] == b["to_date"] for b in dfinery.bodies)
+    assert all(b["events_condition_type"] == "all" for b in dfinery.bodies)
+
+
+def test_filters_are_sent_as_documented(dfinery):
+    config = dfinery_config(
+        dfinery,
+        events=["df_purchase"],
+        events_condition_type="include",
+        properties=["df_discount", "df_items_df_price"],
+        properties_condition_type="include",
+        window="P3D",
+    )
+    run = run_tap(config)
+    assert min(dfinery.bodies, key=lambda b: b["from_date"]) == {
+        "events": ["df_purchase"],
+        "events_condition_type": "include",
+        "properties": ["df_discount", "df_items_df_price"],
+        "properties_condition_type": "include",
+        "from_date": (seoul_today() - dt.timedelta(days=DAYS - 1)).isoformat(),
+        "to_date": (seoul_today() - dt.timedelta(days=DAYS - 3)).isoformat(),
+    }
+    records = run.records("dfinery_events")
+    assert {r["df_event_name"] for r in records} == {"df_purchase"}
+    assert "df_items_df_price" in records[0]
+    assert "df_keyword" not in records[0]
+
+
+def test_schema_types_and_unknown_columns_are_announced(dfinery):
+    run = run_tap(dfinery_config(dfinery, column_types={"custom_event_p_boolean": "boolean"}))
+    schemas = run.schemas("dfinery_events")
+    first, last = schemas[0]["schema"]["properties"], schemas[-1]["schema"]["properties"]
+    assert first["df_event_datetime"] == {"type": ["string", "null"], "format": "date-time"}
+    assert first["df_total_purchase_amount"]["type"] == ["number", "null"]
+    assert "sum" not in first  # a custom column: not known before the export shows it
+    assert last["sum"] == {"type": ["string", "null"]}
+    assert last["custom_event_p_boolean"]["type"] == ["boolean", "null"]
+    assert schemas[0]["key_properties"] == [KEY]
+    # the new SCHEMA comes before the first record that uses the new column
+    position = run.messages.index(schemas[-1])
+    first_record = next(i for i, m in enumerate(run.messages) if m["type"] == "RECORD")
+    assert position < first_record
+    records = run.records("dfinery_events")
+    assert {type(r["custom_event_p_boolean"]) for r in records} == {bool}
+
+
+def test_column_types_override_lists(dfinery):
+    run = run_tap(dfinery_config(dfinery, column_types={"custom_event_p_long_list": "array"}))
+    values = {
+        tuple(r["custom_event_p_long_list"]) if r["custom_event_p_long_list"] else None
+        for r in run.records("dfinery_events")
+    }
+    assert values == {None, ("1", "2")}
+
+
+def test_state_after_every_window_and_bookmark_never_past_now(dfinery):
+    before = dt.datetime.now(UTC)
+    run = run_tap(dfinery_config(dfinery))
+    bookmarks = [
+        s["bookmarks"]["dfinery_events"].get("replication_key_value")
+        for s in run.states()
+        if "dfinery_events" in s.get("bookmarks", {})
+    ]
+    bookmarks = [b for b in bookmarks if b]
+    assert len(set(bookmarks)) == DAYS
+    assert bookmarks == sorted(bookmarks)
+    midnights = [
+        dt.datetime.combine(seoul_today() - dt.timedelta(days=n), dt.time(0), tzinfo=SEOUL)
+        for n in range(DAYS - 2, -1, -1)
+    ]
+    assert sorted(set(bookmarks))[:-1] == [m.astimezone(UTC).isoformat() for m in midnights]
+    final = dt.datetime.fromisoformat(bookmarks[-1])
+    assert before - dt.timedelta(seconds=5) <= final <= dt.datetime.now(UTC)
+
+
+def test_each_state_covers_every_record_before_it(dfinery):
+    run = run_tap(dfinery_config(dfinery))
+    seen: set[str] = set()
+    for message in run.messages:
+        if message["type"] == "RECORD":
+            seen.add(message["record"][KEY])
+        elif message["type"] == "STATE":
+            mark = (
+                message["value"]["bookmarks"].get("dfinery_events", {}).get("replication_key_value")
+            )
+            if not mark:
+                continue
+            bound = dt.datetime.fromisoformat(mark)
+            due = {
+                r[KEY]
+                for r in all_days(dfinery)
+                if dt.datetime.fromisoformat(expected_datetime(r["df_event_datetime"])) < bound
+            }
+            assert due <= seen
+
+
+def test_incremental_run_rereads_only_the_lookback(dfinery):
+    first = run_tap(dfinery_config(dfinery))
+    dfinery.bodies.clear()
+    second = run_tap(dfinery_config(dfinery), state=first.last_state)
+    # bookmark is today (now): minus P1D lookback, rounded down to the day = yesterday and today
+    assert sorted(b["from_date"] for b in dfinery.bodies) == [
+        (seoul_today() - dt.timedelta(days=1)).isoformat(),
+        seoul_today().isoformat(),
+    ]
+    expected = {
+        r[KEY] for r in dfinery.expected_events(seoul_today() - dt.timedelta(days=1), seoul_today())
+    }
+    assert {r[KEY] for r in second.records("dfinery_events")} == expected
+    dfinery.bodies.clear()
+    run_tap(dfinery_config(dfinery, lookback="P3D"), state=second.last_state)
+    assert len(dfinery.bodies) == 4
+
+
+def test_end_date_bounds_the_run_and_its_bookmark(dfinery):
+    config = dfinery_config(dfinery)
+    end = dt.datetime.combine(seoul_today() - dt.timedelta(days=2), dt.time(0), tzinfo=SEOUL)
+    config["end_date"] = end.isoformat()
+    run = run_tap(config)
+    assert run.bookmark("dfinery_events") == end.astimezone(UTC).isoformat()
+    expected = dfinery.expected_events(
+        seoul_today() - dt.timedelta(days=DAYS - 1), seoul_today() - dt.timedelta(days=3)
+    )
+    assert {r[KEY] for r in run.records("dfinery_events")} == {r[KEY] for r in expected}
+
+
+def test_thirty_day_limit_clamps_with_a_warning_naming_the_range(dfinery, caplog):
+    config = dfinery_config(dfinery)
+    config["start_date"] = "2020-01-01T00:00:00Z"
+    run = run_tap(config)
+    earliest = seoul_today() - dt.timedelta(days=30)
+    assert min(b["from_date"] for b in dfinery.bodies) == earliest.isoformat()
+    assert len(run.records("dfinery_events")) == len(all_days(dfinery))
+    warning = next(
+        r.getMessage() for r in caplog.records if "no longer be exported" in r.getMessage()
+    )
+    assert "[2020-01-01T00:00:00+00:00, " in warning
+    midnight = dt.datetime.combine(earliest, dt.time(0), tzinfo=SEOUL).astimezone(UTC)
+    assert f"{midnight.isoformat()})" in warning
+
+
+def test_user_profiles_full_table(dfinery):
+    config = dfinery_config(dfinery, user_profiles={"identities": ["df_external_id"]})
+    run = run_tap(config)
+    records = run.records("dfinery_user_profiles")
+    assert len(records) == 25
+    assert len({r["df_unified_id"] for r in records}) == 25
+    sample = dfinery.profiles[0]
+    record = next(r for r in records if r["df_unified_id"] == sample["df_unified_id"])
+    assert record["df_push_optin"] is (sample["df_push_optin"] == "true")
+    assert record["df_external_id"] == sample["df_external_id"]
+    assert set(record) == {*PROFILE_COLUMNS, "df_external_id"}
+    body = next(
+        b for b in dfinery.bodies if "properties_condition_type" in b and "from_date" not in b
+    )
+    assert body == {
+        "properties_condition_type": "all",
+        "identities": ["df_external_id"],
+    }
+
+
+def test_user_profile_audience_is_checked_by_the_vendor(dfinery):
+    with pytest.raises(VendorError, match="invalid_parameter"):
+        run_tap(dfinery_config(dfinery, user_profiles={"audience": "nope"}))
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault", ["500", "query_error", "cut", "reset", "client_connection_closed", "429"]
+)
+def test_transient_faults_recover_with_exact_dataset(dfinery, fault):
+    dfinery.fail_next(fault, times=2, reset_in=0.3)
+    run = run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 1})
+    records = run.records("dfinery_events")
+    keys = [r[KEY] for r in records]
+    assert len(keys) == len(set(keys)), "no record may be emitted twice in one run"
+    assert set(keys) == {r[KEY] for r in all_days(dfinery)}
+    assert len(dfinery.requests_to("/export/event")) == DAYS + 2
+
+
+def test_429_waits_for_the_reset_header(dfinery):
+    dfinery.fail_next("429", reset_in=1.5)
+    started = dt.datetime.now(UTC)
+    run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 1})
+    assert (dt.datetime.now(UTC) - started).total_seconds() >= 1.2
+
+
+def test_long_rate_limit_stops_cleanly_with_state(dfinery):
+    from tap_event_exports.engine.errors import RateLimitedError
+
+    config = dfinery_config(dfinery) | {"max_concurrent_jobs": 1}
+    dfinery.hourly_limit = 3
+    dfinery.quota_reset_at = dt.datetime.now(UTC).timestamp() + 3600
+    run = run_tap(config, raise_errors=False)
+    assert isinstance(run.error, RateLimitedError)
+    assert "retry after" in str(run.error)
+    # three exports were allowed: three whole days are out, and the bookmark says so
+    assert len(run.records("dfinery_events")) == len(
+        dfinery.expected_events(
+            seoul_today() - dt.timedelta(days=DAYS - 1), seoul_today() - dt.timedelta(days=DAYS - 3)
+        )
+    )
+    fourth = dt.datetime.combine(
+        seoul_today() - dt.timedelta(days=DAYS - 4), dt.time(0), tzinfo=SEOUL
+    )
+    assert run.bookmark("dfinery_events") == fourth.astimezone(UTC).isoformat()
+
+
+def test_persistent_500_fails_naming_window_and_keeps_earlier_state(dfinery):
+    dfinery.fail_next("500", times=100)
+    config = dfinery_config(dfinery) | {"max_concurrent_jobs": 1, "max_retries": 3}
+    run = run_tap(config, raise_errors=False)
+    assert isinstance(run.error, RetriesExhaustedError)
+    first = seoul_today() - dt.timedelta(days=DAYS - 1)
+    assert f"window from_date={first} to_date={first}" in str(run.error)
+    assert "unknown_error" in str(run.error)
+    assert run.records("dfinery_events") == []
+    assert run.bookmark("dfinery_events") is None
+    assert len(dfinery.requests_to("/export/event")) == 3
+
+
+def test_mid_run_failure_keeps_the_last_complete_window(dfinery):
+    config = dfinery_config(dfinery) | {"max_concurrent_jobs": 1, "max_retries": 2}
+    run_tap(config)  # prime nothing; then fail from the third request on
+    dfinery.bodies.clear()
+    dfinery.log.clear()
+    original = dfinery.handle
+    calls = {"n": 0}
+
+    def third_fails(request):
+        if request.path.endswith("/event"):
+            calls["n"] += 1
+            if calls["n"] >= 3:
+                return __import__("tap_event_exports.sandbox.dfinery", fromlist=["fail"]).fail(
+                    500, "unknown_error"
+                )
+        return original(request)
+
+    dfinery.handle = third_fails
+    run = run_tap(config, raise_errors=False)
+    assert run.error is not None
+    second_day = seoul_today() - dt.timedelta(days=DAYS - 2)
+    bound = dt.datetime.combine(second_day + dt.timedelta(days=1), dt.time(0), tzinfo=SEOUL)
+    assert run.bookmark("dfinery_events") == bound.astimezone(UTC).isoformat()
+    expected = dfinery.expected_events(seoul_today() - dt.timedelta(days=DAYS - 1), second_day)
+    assert {r[KEY] for r in run.records("dfinery_events")} == {r[KEY] for r in expected}
+
+
+def test_bad_token_fails_fast_with_vendor_message(dfinery):
+    config = dfinery_config(dfinery)
+    config["dfinery"]["api_token"] = "tok-SECRET-123"
+    with pytest.raises(VendorError) as caught:
+        run_tap(config)
+    message = str(caught.value)
+    assert "HTTP 401 unauthorized_token" in message
+    assert "dfinery_events: window from_date=" in message
+    assert "tok-SECRET-123" not in message
+    assert len(dfinery.requests_to("/export/event")) <= 2  # one per worker, no retry storm
+
+
+def test_bearer_token_is_sent_and_never_logged(dfinery, caplog):
+    run_tap(dfinery_config(dfinery))
+    assert all(r.headers["authorization"] == f"Bearer {dfinery.token}" for r in dfinery.log)
+    assert dfinery.token not in caplog.text
+
+
+def test_concurrent_windows_overlap_and_stay_in_order(dfinery):
+    dfinery.delay = 0.3
+    run = run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 3})
+    assert dfinery.max_in_flight == 3
+    days = [
+        dt.datetime.fromisoformat(r["df_event_datetime"]).astimezone(SEOUL).date()
+        for r in run.records("dfinery_events")
+    ]
+    assert days == sorted(days)
+
+
+def test_window_logs_at_info(dfinery, caplog):
+    run_tap(dfinery_config(dfinery))
+    lines = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.INFO and "window" in r.getMessage() and " done:" in r.getMessage()
+    ]
+    assert len(lines) == DAYS
+    assert re.search(
+        r"dfinery_events: window from_date=\S+ to_date=\S+ done: \d+ rows, \d+ bytes", lines[0]
+    )
