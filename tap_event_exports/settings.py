@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 from dataclasses import dataclass, field
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from singer_sdk import typing as th
@@ -147,6 +148,8 @@ def _check(setting: Setting, value: t.Any, path: str) -> t.Any:
             _fail(path, f"must be at least {setting.minimum:g}, got {value}")
         return value
     if kind == "number":
+        if isinstance(value, Decimal):  # singer-sdk reads JSON decimals as Decimal
+            value = float(value)
         if isinstance(value, str):
             try:
                 value = float(value)

@@ -1,0 +1,95 @@
+"""``tap-event-exports-sandbox``: every fake vendor on 127.0.0.1, and a config that uses them.
+
+Starts the sandbox vendors with generated data over the last ``--days`` days, writes a ready
+config for the tap (``--config-out``, default stdout) and serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from tap_event_exports.sandbox.batch import BatchFake, generate_data
+from tap_event_exports.sandbox.dfinery import DfineryFake, generate_events, generate_profiles
+from tap_event_exports.sandbox.server import FakeServer
+
+
+def build(days: int, per_day: int, port: int = 0) -> tuple[list[FakeServer], dict]:
+    """Start the fakes; return them with a tap config pointing at them."""
+    seoul_today = dt.datetime.now(ZoneInfo("Asia/Seoul")).date()
+    first = seoul_today - dt.timedelta(days=days - 1)
+    dfinery = DfineryFake(
+        events=generate_events(start=first, days=days, per_day=per_day),
+        profiles=generate_profiles(max(10, per_day)),
+        port=port,
+    ).start()
+    utc_start = dt.datetime.combine(
+        dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=days - 1),
+        dt.time(0),
+        tzinfo=dt.timezone.utc,
+    )
+    batch = BatchFake(
+        generate_data(start=utc_start, days=days, per_day=per_day),
+        port=port + 1 if port else 0,
+    ).start()
+    start = dt.datetime.combine(first, dt.time(0), tzinfo=ZoneInfo("Asia/Seoul"))
+    config = {
+        "start_date": min(start, utc_start).isoformat(),
+        "max_concurrent_jobs": 2,
+        "poll_interval": 0.2,
+        "dfinery": {
+            "base_url": dfinery.base_url,
+            "service_id": dfinery.service_id,
+            "api_token": dfinery.token,
+            "user_profiles": {},
+        },
+        "batch": {
+            "base_url": batch.base_url,
+            "api_key": batch.api_key,
+            "rest_api_key": batch.rest_key,
+            "push_campaigns": sorted(batch.data.campaigns),
+            "transactional_groups": sorted(batch.data.transactional),
+            "in_app_campaigns": sorted(batch.data.in_app),
+            "reachability": True,
+            "userbase": True,
+        },
+    }
+    return [dfinery, batch], config
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the sandbox until interrupted."""
+    parser = argparse.ArgumentParser(prog="tap-event-exports-sandbox", description=__doc__)
+    parser.add_argument("--days", type=int, default=7, help="days of data ending today")
+    parser.add_argument("--per-day", type=int, default=200, help="events per day per source")
+    parser.add_argument("--port", type=int, default=0, help="first port (default: any free)")
+    parser.add_argument("--config-out", type=Path, help="write the tap config here")
+    args = parser.parse_args(argv)
+    servers, config = build(args.days, args.per_day, args.port)
+    text = json.dumps(config, indent=2)
+    if args.config_out:
+        args.config_out.write_text(text + "\n")
+        print(f"sandbox config written to {args.config_out}", file=sys.stderr)  # noqa: T201
+    else:
+        print(text, flush=True)  # noqa: T201
+    for server in servers:
+        print(f"{type(server).__name__} on {server.base_url}", file=sys.stderr)  # noqa: T201
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for server in servers:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
