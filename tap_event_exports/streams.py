@@ -337,7 +337,9 @@ class ExportStream(Stream):
             types = {name: column_type(properties[name]) for name in export.header}
             key = None
             if self.spec.synthetic_key:
-                scope = f"{self.name}|{partition or ''}|{window or 'snapshot'}"
+                # the window's place on the grid, not its (possibly cut short) end: stable
+                nominal = rfc3339(window.start) if window is not None else "snapshot"
+                scope = f"{self.name}|{partition or ''}|{nominal}"
                 key = (SYNTHETIC_KEY, SyntheticKeys(scope))
             mask = self.mask
             keep = None

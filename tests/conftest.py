@@ -61,3 +61,37 @@ def dfinery_config(fake: DfineryFake, **block) -> dict:
             **block,
         },
     }
+
+
+BATCH_DAYS = 5
+
+
+def utc_midnight(days_ago: int) -> dt.datetime:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    return dt.datetime.combine(
+        today - dt.timedelta(days=days_ago), dt.time(0), tzinfo=dt.timezone.utc
+    )
+
+
+@pytest.fixture
+def batch():
+    """A fake Batch with five days of events ending today; jobs take 0.1 s."""
+    from tap_event_exports.sandbox.batch import BatchFake, generate_data
+
+    data = generate_data(start=utc_midnight(BATCH_DAYS - 1), days=BATCH_DAYS, per_day=12)
+    with BatchFake(data, job_seconds=0.1) as fake:
+        yield fake
+
+
+def batch_config(fake, **block) -> dict:
+    return {
+        "start_date": utc_midnight(BATCH_DAYS - 1).isoformat(),
+        "max_retries": 4,
+        "poll_interval": 0.02,
+        "batch": {
+            "base_url": fake.base_url,
+            "api_key": fake.api_key,
+            "rest_api_key": fake.rest_key,
+            **block,
+        },
+    }

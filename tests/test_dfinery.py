@@ -98,16 +98,19 @@ def test_filters_are_sent_as_documented(dfinery):
         events_condition_type="include",
         properties=["df_discount", "df_items_df_price"],
         properties_condition_type="include",
-        window="P3D",
+        window="P2D",
     )
     run = run_tap(config)
+    # P2D windows lie on a fixed grid of two-day steps from 1970-01-01
+    start = seoul_today() - dt.timedelta(days=DAYS - 1)
+    first = start - dt.timedelta(days=(start - dt.date(1970, 1, 1)).days % 2)
     assert min(dfinery.bodies, key=lambda b: b["from_date"]) == {
         "events": ["df_purchase"],
         "events_condition_type": "include",
         "properties": ["df_discount", "df_items_df_price"],
         "properties_condition_type": "include",
-        "from_date": (seoul_today() - dt.timedelta(days=DAYS - 1)).isoformat(),
-        "to_date": (seoul_today() - dt.timedelta(days=DAYS - 3)).isoformat(),
+        "from_date": first.isoformat(),
+        "to_date": (first + dt.timedelta(days=1)).isoformat(),
     }
     records = run.records("dfinery_events")
     assert {r["df_event_name"] for r in records} == {"df_purchase"}
@@ -199,6 +202,9 @@ def test_incremental_run_rereads_only_the_lookback(dfinery):
     dfinery.bodies.clear()
     run_tap(dfinery_config(dfinery, lookback="P3D"), state=second.last_state)
     assert len(dfinery.bodies) == 4
+    dfinery.bodies.clear()
+    run_tap(dfinery_config(dfinery, lookback="PT0S"), state=second.last_state)
+    assert [b["from_date"] for b in dfinery.bodies] == [seoul_today().isoformat()]
 
 
 def test_end_date_bounds_the_run_and_its_bookmark(dfinery):

@@ -83,8 +83,9 @@ def test_multi_day_window_and_partial_tail():
         step=dt.timedelta(days=2),
         granularity=utc_days,
     )
-    assert [(w.start.day, w.end.day) for w in plan.windows] == [(1, 3), (3, 5), (5, 6)]
-    assert utc_days.inclusive_dates(plan.windows[0]) == (dt.date(2025, 1, 1), dt.date(2025, 1, 2))
+    # two-day windows lie on a grid counted from 1970-01-01 (2025-01-01 is day 20089, odd)
+    assert [(w.start.day, w.end.day) for w in plan.windows] == [(31, 2), (2, 4), (4, 6)]
+    assert utc_days.inclusive_dates(plan.windows[1]) == (dt.date(2025, 1, 2), dt.date(2025, 1, 3))
 
 
 def test_bookmark_minus_lookback_rounded_down_never_before_start_date():
@@ -176,6 +177,21 @@ def test_day_windows_across_dst_stay_on_midnight():
 def test_step_must_be_whole_days_for_day_apis():
     assert DayGranularity("UTC").check_step(dt.timedelta(hours=6)) is not None
     assert DayGranularity("UTC").check_step(dt.timedelta(days=2)) is None
+
+
+def test_windows_are_on_a_fixed_grid_whatever_the_start():
+    for start in ("2025-01-02T07:13:11+00:00", "2025-01-02T11:59:59+00:00"):
+        plan = plan_windows(
+            start_date=t(start),
+            end_date=t("2025-01-03T00:00:00+00:00"),
+            now=t("2025-02-01T00:00:00+00:00"),
+            bookmark=None,
+            lookback=dt.timedelta(0),
+            step=dt.timedelta(hours=6),
+            granularity=SecondGranularity(),
+        )
+        assert [w.start.hour for w in plan.windows][:2] in ([6, 12], [6, 12])
+        assert plan.windows[-1].end == t("2025-01-03T00:00:00+00:00")
 
 
 def test_halves():

@@ -62,6 +62,16 @@ class Granularity:
         """Move a boundary forward by ``step``."""
         return value + step
 
+    def align(self, value: dt.datetime, step: dt.timedelta) -> dt.datetime:
+        """Round down to the grid of ``step``-wide windows counted from the unix epoch.
+
+        Windows on a fixed grid are the same in every run, so a window extracted again (after a
+        lookback, or a resume) covers exactly what it covered before.
+        """
+        floored = utc(self.floor(value))
+        epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+        return epoch + (floored - epoch) // step * step
+
     def check_step(self, step: dt.timedelta) -> str | None:
         """Explain why ``step`` cannot be a window size here, or return ``None`` if it can."""
         if step <= dt.timedelta(0):
@@ -107,6 +117,12 @@ class DayGranularity(Granularity):
     def floor(self, value: dt.datetime) -> dt.datetime:  # noqa: D102
         return self.midnight(self.local_date(value))
 
+    def align(self, value: dt.datetime, step: dt.timedelta) -> dt.datetime:
+        """Round down to the grid of ``step``-day windows counted in local days from 1970-01-01."""
+        day = self.local_date(value)
+        offset = (day - dt.date(1970, 1, 1)).days % max(1, step.days)
+        return self.midnight(day - dt.timedelta(days=offset))
+
     def advance(self, value: dt.datetime, step: dt.timedelta) -> dt.datetime:
         """Move forward by whole local days, so DST changes keep windows on midnights."""
         return self.midnight(self.local_date(value) + dt.timedelta(days=step.days))
@@ -142,9 +158,10 @@ def plan_windows(
     """Plan the windows of one run.
 
     Starts at ``bookmark - lookback`` (never before ``start_date``) or at ``start_date``, rounded
-    down to the granularity; ends at ``end_date`` or ``now``, rounded up, so every window is whole
-    and a record on a boundary belongs to exactly one window. ``earliest`` is the oldest instant
-    the vendor can still serve; what is older and not yet extracted is returned as ``lost``.
+    down to the grid of ``step``-wide windows, so windows are the same in every run; ends at
+    ``end_date`` or ``now``, rounded up to the granularity, so a record on a boundary belongs to
+    exactly one window. ``earliest`` is the oldest instant the vendor can still serve: the plan
+    never starts before it, and what is older and not yet extracted is returned as ``lost``.
     """
     start_date, now = utc(start_date), utc(now)
     resume_from = start_date if bookmark is None else max(start_date, utc(bookmark))
@@ -152,12 +169,12 @@ def plan_windows(
     end = now if end_date is None else min(utc(end_date), now)
 
     lost = None
+    start = granularity.align(start, step)
     if earliest is not None and start < earliest:
         if resume_from < earliest:
             lost = Window(resume_from, min(earliest, max(end, resume_from)))
-        start = earliest
+        start = granularity.ceil(earliest)
 
-    start = granularity.floor(start)
     stop = granularity.ceil(end)
     windows: list[Window] = []
     while start < stop:

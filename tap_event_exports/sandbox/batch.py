@@ -101,7 +101,8 @@ def generate_data(
         rows = []
         for moment in moments():
             user = rng.choice(installs)
-            row = {**user, "event_date": _stamp(moment), "event_type": rng.choice(names)}
+            name = rng.choice(names)
+            row = {**user, "event_date": _stamp(moment), "event_type": OUTPUT_NAMES.get(name, name)}
             for key, choices in (extra or {}).items():
                 row[key] = rng.choice(choices)
             rows.append(row)
