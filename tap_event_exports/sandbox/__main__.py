@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> None:
     text = json.dumps(config, indent=2)
     if args.config_out:
         args.config_out.write_text(text + "\n")
-        print(f"sandbox config written to {args.config_out}", file=sys.stderr)  # noqa: T201
+        print(f"sandbox config written to {args.config_out}", file=sys.stderr)
     else:
-        print(text, flush=True)  # noqa: T201
+        print(text, flush=True)
     for server in servers:
-        print(f"{type(server).__name__} on {server.base_url}", file=sys.stderr)  # noqa: T201
+        print(f"{type(server).__name__} on {server.base_url}", file=sys.stderr)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:

@@ -1,0 +1,148 @@
+"""The HTTP policy: wait hints, retries, redirects and streaming downloads."""
+
+from __future__ import annotations
+
+import gzip
+import time
+import tracemalloc
+
+import pytest
+import requests
+
+from tap_event_exports.engine.download import download
+from tap_event_exports.engine.errors import RetriesExhaustedError, VendorError
+from tap_event_exports.engine.http import HttpPolicy, RequestSpec, header_wait
+from tap_event_exports.sandbox.server import FakeResponse, FakeServer
+
+
+def response(**headers) -> requests.Response:
+    r = requests.Response()
+    r.status_code = 429
+    r.headers.update(headers)
+    return r
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"x-ratelimit-reset": "1700000030000"}, 30.0),  # unix milliseconds (Dfinery's examples)
+        ({"X-Rate-Limit-Reset": "1700000045"}, 45.0),  # unix seconds (Dfinery's table)
+        ({"X-Rate-Limit-Reset": "12"}, 12.0),  # seconds from now
+        ({"Retry-After": "7"}, 7.0),
+        ({"Retry-After": "Tue, 14 Nov 2023 22:14:00 GMT"}, 40.0),
+        ({}, None),
+    ],
+)
+def test_header_wait(headers, expected):
+    assert header_wait(response(**headers), now=1_700_000_000) == expected
+
+
+class Dialect:
+    name = "fakevendor"
+
+    def authenticate(self, request):
+        request.headers["Authorization"] = "Bearer s3cret-token"
+
+    def error_message(self, response):
+        return response.text[:50]
+
+    def wait_hint(self, response):
+        return None
+
+    def body_failure(self, body):
+        if isinstance(body, dict) and body.get("result") == "fail":
+            return body["message"] == "try_again", body["message"]
+        return None
+
+
+class Script(FakeServer):
+    def __init__(self, answers):
+        super().__init__()
+        self.answers = list(answers)
+
+    def handle(self, request):
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        return answer(request) if callable(answer) else answer
+
+
+def policy(server, retries=4) -> HttpPolicy:
+    return HttpPolicy(Dialect(), timeout=2, max_retries=retries, base_url=server.base_url)
+
+
+def test_retries_then_succeeds_and_fails_fast_on_400():
+    ok = FakeResponse(200, b"a,b\n1,2\n")
+    with Script([FakeResponse(500, b"boom"), FakeResponse(502, b""), ok]) as server:
+        got = download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w")
+        assert open(got.path, "rb").read() == b"a,b\n1,2\n"
+        got.discard()
+        assert len(server.log) == 3
+    with Script([FakeResponse(400, b"bad field")]) as server:
+        with pytest.raises(VendorError, match="fakevendor: w: HTTP 400 bad field"):
+            download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w")
+        assert len(server.log) == 1
+
+
+def test_json_failure_body_on_200_is_an_error():
+    body = b'{"result":"fail","message":"try_again"}'
+    with Script([FakeResponse(200, body), FakeResponse(200, b"a\n1\n")]) as server:
+        got = download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w")
+        assert open(got.path, "rb").read() == b"a\n1\n"
+    with Script([FakeResponse(200, b'{"result":"fail","message":"nope"}')]) as server:
+        with pytest.raises(VendorError, match="fakevendor: w: nope"):
+            download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w")
+
+
+def test_timeouts_and_resets_are_retried_up_to_max_retries():
+    def slow(_request):
+        time.sleep(3)
+        return FakeResponse(200, b"late")
+
+    with Script([FakeResponse(close_before_response=True), slow]) as server, pytest.raises(
+        RetriesExhaustedError, match=r"gave up after 2 attempts \(max_retries\)"
+    ):
+        download(
+            policy(server, retries=2), RequestSpec("GET", server.base_url + "/x"), what="w"
+        )
+
+
+def test_credentials_never_follow_a_redirect_to_another_host():
+    seen = {}
+
+    def storage(request):
+        seen["auth"] = request.headers.get("authorization")
+        return FakeResponse(200, b"a\n1\n")
+
+    with Script([storage]) as server:
+
+        def api(request):
+            if request.path == "/file":
+                seen["api_auth"] = request.headers.get("authorization")
+                return FakeResponse(302, b"", {"Location": f"http://localhost:{server.port}/s"})
+            return storage(request)
+
+        server.answers = [api]
+        got = download(policy(server), RequestSpec("GET", server.base_url + "/file"), what="w")
+        assert open(got.path, "rb").read() == b"a\n1\n"
+    assert seen == {"api_auth": "Bearer s3cret-token", "auth": None}
+
+
+def test_cut_gzip_is_downloaded_again_and_gzip_is_inflated():
+    data = gzip.compress(b"a\n" + b"12345\n" * 20000)
+    cut = FakeResponse(200, data, cut_after=len(data) // 2)
+    truncated_without_length = FakeResponse(200, [data[: len(data) - 40]])
+    with Script([cut, truncated_without_length, FakeResponse(200, data)]) as server:
+        got = download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w")
+        assert open(got.path, "rb").read() == b"a\n" + b"12345\n" * 20000
+        assert len(server.log) == 3
+
+
+def test_download_memory_stays_flat():
+    chunk = b"x" * 65536 + b"\n"
+    with Script([FakeResponse(200, [chunk] * 600)]) as server:  # ~40 MB, chunked
+        tracemalloc.start()
+        got = download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert got.bytes_written == len(chunk) * 600
+        got.discard()
+    assert peak < 4 * 1024 * 1024

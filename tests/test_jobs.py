@@ -1,0 +1,157 @@
+"""The export job engine on its own: recreate, split, resume and the ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+
+from tap_event_exports.engine.http import HttpPolicy
+from tap_event_exports.engine.jobs import JobFailedError, JobLedger, JobRunner, JobStatus, Phase
+from tap_event_exports.engine.windows import DayGranularity, Window
+
+UTC = dt.timezone.utc
+
+
+def day(n: int) -> dt.datetime:
+    return dt.datetime(2025, 1, 1, tzinfo=UTC) + dt.timedelta(days=n)
+
+
+class ScriptedJobs:
+    """Jobs whose fate is decided by a function of their window."""
+
+    vendor = "scripted"
+
+    def __init__(self, fate):
+        self.fate = fate
+        self.created: list[Window | None] = []
+        self.windows: dict[str, Window | None] = {}
+        self.polls: dict[str, int] = {}
+
+    def create(self, window, partition):
+        job_id = f"job-{len(self.created)}"
+        self.created.append(window)
+        self.windows[job_id] = window
+        return job_id
+
+    def status(self, job_id, partition):
+        self.polls[job_id] = self.polls.get(job_id, 0) + 1
+        if self.polls[job_id] < 2:
+            return JobStatus(Phase.RUNNING, progress="50%")
+        return self.fate(job_id, self.windows.get(job_id))
+
+
+class NoDialect:
+    name = "scripted"
+
+
+def runner(jobs, **kw) -> JobRunner:
+    policy = HttpPolicy(NoDialect(), timeout=1, max_retries=1, base_url="http://127.0.0.1:9")
+    return JobRunner(
+        jobs,
+        policy,
+        stream="s",
+        poll_interval=0.001,
+        max_poll_time=kw.pop("max_poll_time", 5),
+        granularity=DayGranularity("UTC"),
+        **kw,
+    )
+
+
+def test_too_large_windows_split_down_to_what_the_vendor_accepts():
+    def fate(job_id, window):
+        if window.end - window.start > dt.timedelta(days=1):
+            return JobStatus(Phase.TOO_LARGE, message="Too many lines in export")
+        return JobStatus(Phase.DONE)
+
+    jobs = ScriptedJobs(fate)
+    state: dict = {}
+    ledger = JobLedger(state)
+    assert runner(jobs).fetch(Window(day(0), day(4)), None, ledger) == []
+    created = [(w.start.day, w.end.day) for w in jobs.created]
+    assert created == [(1, 5), (1, 3), (1, 2), (2, 3), (3, 5), (3, 4), (4, 5)]
+    assert state["pending_jobs"]["2025-01-01T00:00:00+00:00/2025-01-05T00:00:00+00:00"] == {
+        "split": True
+    }
+    # a later run resumes from the ledger: the split is remembered, finished pieces are polled
+    again = ScriptedJobs(fate)
+    again.windows = dict(jobs.windows)
+    runner(again).fetch(Window(day(0), day(4)), None, JobLedger(state))
+    assert again.created == []
+    ledger.drop_within(Window(day(0), day(4)))
+    assert state["pending_jobs"] == {}
+
+
+def test_one_unit_too_large_fails_clearly():
+    jobs = ScriptedJobs(lambda j, w: JobStatus(Phase.TOO_LARGE, message="Too many lines"))
+    with pytest.raises(JobFailedError, match=r"job job-0 is too large .* cannot be split further"):
+        runner(jobs).fetch(Window(day(0), day(1)), None, JobLedger({}))
+
+
+def test_retriable_failures_recreate_a_bounded_number_of_times():
+    jobs = ScriptedJobs(lambda j, w: JobStatus(Phase.RETRY, message="Error occurred"))
+    with pytest.raises(
+        JobFailedError, match=r"job job-3 retry again after 3 new jobs: Error occurred"
+    ):
+        runner(jobs).fetch(Window(day(0), day(1)), None, JobLedger({}))
+    assert len(jobs.created) == 4
+
+    flaky = ScriptedJobs(
+        lambda j, w: JobStatus(Phase.RETRY) if j == "job-0" else JobStatus(Phase.DONE)
+    )
+    runner(flaky).fetch(Window(day(0), day(1)), None, JobLedger({}))
+    assert len(flaky.created) == 2
+
+
+def test_resumed_job_is_polled_not_created():
+    jobs = ScriptedJobs(lambda j, w: JobStatus(Phase.DONE))
+    window = Window(day(0), day(1))
+    state = {"pending_jobs": {JobLedger.key(window): {"job": "job-77"}}}
+    runner(jobs).fetch(window, None, JobLedger(state))
+    assert jobs.created == []
+    assert jobs.polls == {"job-77": 2}
+
+
+def test_expired_resumed_job_is_recreated():
+    jobs = ScriptedJobs(
+        lambda j, w: JobStatus(Phase.EXPIRED) if j == "old" else JobStatus(Phase.DONE)
+    )
+    window = Window(day(0), day(1))
+    state = {"pending_jobs": {JobLedger.key(window): {"job": "old"}}}
+    runner(jobs).fetch(window, None, JobLedger(state))
+    assert jobs.created == [window]
+    assert state["pending_jobs"][JobLedger.key(window)] == {"job": "job-0"}
+
+
+def test_max_poll_time_names_the_job():
+    jobs = ScriptedJobs(lambda j, w: JobStatus(Phase.RUNNING))
+    with pytest.raises(
+        JobFailedError, match=r"scripted: s: window .*: job job-0 still not finished"
+    ):
+        runner(jobs, max_poll_time=0.05).fetch(Window(day(0), day(1)), None, JobLedger({}))
+
+
+def test_ledger_is_replaced_never_mutated_in_place():
+    state: dict = {}
+    ledger = JobLedger(state)
+    before = state["pending_jobs"]
+    ledger.put(Window(day(0), day(1)), {"job": "a"})
+    assert before == {}
+    assert state["pending_jobs"] is not before
+
+    def writer(n):
+        for i in range(200):
+            ledger.put(Window(day(n), day(n + 1)), {"job": f"{n}-{i}"})
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {v["job"] for v in state["pending_jobs"].values()} >= {
+        "0-199",
+        "1-199",
+        "2-199",
+        "3-199",
+    }
