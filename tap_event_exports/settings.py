@@ -65,7 +65,7 @@ def _jsonschema_type(setting: Setting) -> th.JSONTypeHelper:
         return th.ObjectType(*(to_property(f) for f in setting.fields), additional_properties=False)
     if kind == "object-list":
         return th.ArrayType(th.ObjectType(*(to_property(f) for f in setting.fields)))
-    return th.CustomType({})
+    return th.CustomType({"type": ["object", "null"]})
 
 
 def to_property(setting: Setting) -> th.Property:

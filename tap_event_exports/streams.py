@@ -78,6 +78,8 @@ class ExportSpec:
     column_types: dict[str, str] = field(default_factory=dict)
     jobs: bool = False
     """Whether fetching creates export jobs whose ids are kept in state until used."""
+    cancel: Callable[[str], None] | None = None
+    """Cancel a vendor job by id (for jobs left in state that no window will resume)."""
 
     def schema(self) -> dict:
         """The stream's JSON schema: built-in columns, user overrides, key and partitions."""
@@ -267,6 +269,8 @@ class ExportStream(Stream):
         )
 
         ledger = self._ledger(partition)
+        if ledger is not None:
+            self._cancel_stale(ledger, plan.windows, label)
 
         def fetch(window: Window) -> tuple[list[Download], float]:
             started = time.monotonic()
@@ -280,6 +284,28 @@ class ExportStream(Stream):
             name=self.name,
             discard=lambda result: [download.discard() for download in result[0]],
         )
+        try:
+            yield from self._emit_windows(results, state, ledger, partition, write_messages)
+        except BaseException:
+            # Stop the workers, then record what they created: pending jobs are resumed by the
+            # next run, so none is left behind unknown (and none needs cancelling).
+            results.close()
+            if write_messages:
+                self._checkpoint()
+            raise
+
+    def _emit_windows(
+        self,
+        results: Iterator[tuple[Window, tuple[list[Download], float]]],
+        state: dict,
+        ledger: JobLedger | None,
+        partition: dict | None,
+        write_messages: bool,
+    ) -> Iterator[dict]:
+        windowing = self.spec.windowing
+        assert windowing is not None  # noqa: S101 - windowed streams only
+        label = self._label(partition)
+        now = self.runtime.now
         for window, (downloads, started) in results:
             rows = size = 0
             try:
@@ -306,6 +332,19 @@ class ExportStream(Stream):
                 time.monotonic() - started,
                 rfc3339(bookmark),
             )
+
+    def _cancel_stale(self, ledger: JobLedger, planned: list[Window], label: str) -> None:
+        """Cancel (where the vendor can) and forget jobs that no planned window will resume."""
+        stale = ledger.stale(planned)
+        for key, entry in stale.items():
+            job = entry.get("job")
+            if job and self.spec.cancel is not None:
+                try:
+                    self.spec.cancel(job)
+                    self.window_log.info("%s: canceled job %s of window %s", label, job, key)
+                except Exception as exc:
+                    self.window_log.info("%s: could not cancel job %s: %s", label, job, exc)
+        ledger.forget(stale)
 
     def _label(self, partition: dict | None) -> str:
         if not partition:

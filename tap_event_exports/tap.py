@@ -25,13 +25,14 @@ from tap_event_exports.settings import (
 from tap_event_exports.streams import ExportStream, Runtime
 from tap_event_exports.vendors.batch import Batch
 from tap_event_exports.vendors.dfinery import Dfinery
+from tap_event_exports.vendors.mytracker import MyTracker
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
     from tap_event_exports.vendors.base import Provider
 
-PROVIDERS: tuple[Provider, ...] = (Dfinery(), Batch())
+PROVIDERS: tuple[Provider, ...] = (Dfinery(), MyTracker(), Batch())
 
 
 def config_schema() -> dict:

@@ -95,3 +95,52 @@ def batch_config(fake, **block) -> dict:
             **block,
         },
     }
+
+
+MYTRACKER_DAYS = 4
+INSTALL_SELECTORS = [
+    "tsEvent",
+    "tsInstall",
+    "idApp",
+    "idAppTitle",
+    "idCountry",
+    "SDKKey",
+    "dtEvent",
+]
+CUSTOM_SELECTORS = ["tsEvent", "idApp", "eventName", "params.name", "params.value", "revenue"]
+
+
+@pytest.fixture
+def mytracker():
+    """A fake myTracker with four days of installs and custom events ending today."""
+    from tap_event_exports.sandbox.mytracker import MyTrackerFake, generate_rows
+
+    start = utc_midnight(MYTRACKER_DAYS - 1)
+    rows = {
+        event: generate_rows(event, start=start, days=MYTRACKER_DAYS, per_day=25)
+        for event in ("installs", "customEvents")
+    }
+    with MyTrackerFake(rows, job_seconds=0.1, part_rows=30) as fake:
+        yield fake
+
+
+def mytracker_config(fake, **block) -> dict:
+    return {
+        "start_date": utc_midnight(MYTRACKER_DAYS - 1).isoformat(),
+        "max_retries": 4,
+        "poll_interval": 0.02,
+        "mytracker": {
+            "base_url": fake.base_url,
+            "api_user_id": fake.user_id,
+            "api_secret_key": fake.secret,
+            "exports": [
+                {"event": "installs", "selectors": INSTALL_SELECTORS},
+                {
+                    "event": "customEvents",
+                    "selectors": CUSTOM_SELECTORS,
+                    "filters": {"eventName": ["level_up", "tutorial"], "idApp": [1, 454]},
+                },
+            ],
+            **block,
+        },
+    }

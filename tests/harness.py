@@ -138,7 +138,7 @@ def write_json(path: Path, value: t.Any) -> Path:
     return path
 
 
-SECRETS = ("dfn-export-token", "batch-rest-key", "tok-SECRET-123")
+SECRETS = ("dfn-export-token", "batch-rest-key", "tok-SECRET-123", "mytracker-secret-key")
 """Every secret the tests configure; none may ever be printed or logged."""
 
 

@@ -97,12 +97,11 @@ def test_timeouts_and_resets_are_retried_up_to_max_retries():
         time.sleep(3)
         return FakeResponse(200, b"late")
 
-    with Script([FakeResponse(close_before_response=True), slow]) as server, pytest.raises(
-        RetriesExhaustedError, match=r"gave up after 2 attempts \(max_retries\)"
+    with (
+        Script([FakeResponse(close_before_response=True), slow]) as server,
+        pytest.raises(RetriesExhaustedError, match=r"gave up after 2 attempts \(max_retries\)"),
     ):
-        download(
-            policy(server, retries=2), RequestSpec("GET", server.base_url + "/x"), what="w"
-        )
+        download(policy(server, retries=2), RequestSpec("GET", server.base_url + "/x"), what="w")
 
 
 def test_credentials_never_follow_a_redirect_to_another_host():

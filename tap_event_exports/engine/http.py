@@ -232,7 +232,12 @@ class HttpPolicy:
             return
         message = self.dialect.error_message(response)
         response.close()
-        if status in RETRIABLE_STATUSES or status in getattr(self.dialect, "retry_statuses", ()):
+        vendor_says = getattr(self.dialect, "retriable", None)
+        if (
+            status in RETRIABLE_STATUSES
+            or status in getattr(self.dialect, "retry_statuses", ())
+            or (vendor_says is not None and vendor_says(response, message))
+        ):
             wait = self.dialect.wait_hint(response)
             if wait is None:
                 wait = header_wait(response)

@@ -9,6 +9,7 @@ that a job a stopped run left behind is resumed by the next one instead of creat
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import logging
 import threading
@@ -106,6 +107,24 @@ class JobLedger:
         with self._lock:
             self._state[self.KEY] = {**self._state[self.KEY], self.key(window): entry}
 
+    def stale(self, planned: list[Window]) -> dict[str, dict]:
+        """Entries no planned window will resume (a changed ``window`` or ``start_date``)."""
+        spans = [(rfc3339(w.start), rfc3339(w.end)) for w in planned]
+        out = {}
+        for key, entry in self._state[self.KEY].items():
+            start, _, end = key.partition("/")
+            if key != "snapshot" and not any(s <= start and end <= e for s, e in spans):
+                out[key] = entry
+        return out
+
+    def forget(self, keys: t.Iterable[str]) -> None:
+        """Remove entries by key."""
+        with self._lock:
+            drop = set(keys)
+            self._state[self.KEY] = {
+                k: v for k, v in self._state[self.KEY].items() if k not in drop
+            }
+
     def drop_within(self, window: Window | None) -> None:
         """Forget a finished window and any pieces it was split into."""
         with self._lock:
@@ -136,8 +155,13 @@ class JobRunner:
         granularity: Granularity | None = None,
         describe: t.Callable[[Window], str] = str,
         max_recreate: int = MAX_RECREATE,
+        min_split: dt.timedelta | None = None,
     ) -> None:
-        """``granularity`` is where too-large windows may be split; ``None``: never split."""
+        """Run jobs of one stream.
+
+        ``granularity`` is where too-large windows may be split (``None``: never split), and
+        ``min_split`` the smallest window a split may produce.
+        """
         self.jobs = jobs
         self.policy = policy
         self.stream = stream
@@ -146,6 +170,7 @@ class JobRunner:
         self.granularity = granularity
         self.describe = describe
         self.max_recreate = max_recreate
+        self.min_split = min_split
 
     def fetch(
         self, window: Window | None, partition: dict | None, ledger: JobLedger
@@ -161,7 +186,10 @@ class JobRunner:
         status, job_id = self._finish(window, partition, ledger)
         if status.phase is Phase.TOO_LARGE:
             halves = window.halves(self.granularity) if window and self.granularity else None
+            if halves and self.min_split and halves[0].end - halves[0].start < self.min_split:
+                halves = None
             if halves is None:
+                ledger.forget([JobLedger.key(window)])
                 msg = (
                     f"{self._where(window, partition)}: job {job_id} is too large for the vendor "
                     f"and the window cannot be split further: {status.message}"
@@ -209,10 +237,12 @@ class JobRunner:
             if status.phase in {Phase.DONE, Phase.TOO_LARGE}:
                 return status, job_id
             if status.phase is Phase.FAILED:
+                ledger.forget([JobLedger.key(window)])  # a failed job is never to be resumed
                 msg = f"{where}: job {job_id} failed: {status.message}"
                 raise JobFailedError(msg)
             recreated += 1
             if recreated > self.max_recreate:
+                ledger.forget([JobLedger.key(window)])
                 msg = (
                     f"{where}: job {job_id} {status.phase.value} again after {self.max_recreate} "
                     f"new jobs: {status.message}"

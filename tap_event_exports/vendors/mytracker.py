@@ -1,0 +1,408 @@
+"""myTracker Raw Data Export API: signed asynchronous exports delivered as gzipped CSV parts.
+
+``POST /api/raw/v1/export/create.json`` (parameters in the query string, every request signed
+with AuthHMAC) returns ``idRawExport``; ``GET get.json?idRawExport=`` walks ``In progress`` to
+``Success!`` with ``files: [{link, timestampExpires}]``, one ``*.N.csv.gz`` part per link.
+``User error occurred`` ("Too many lines in export") means the window must be smaller.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import re
+import threading
+import time
+import typing as t
+import urllib.parse
+
+from tap_event_exports.engine.errors import VendorError
+from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
+from tap_event_exports.engine.jobs import JobRunner, JobStatus, Phase
+from tap_event_exports.engine.windows import SecondGranularity, Window, utc
+from tap_event_exports.settings import Setting, provider_common
+from tap_event_exports.streams import ExportSpec, Windowing
+
+if t.TYPE_CHECKING:
+    import requests
+
+    from tap_event_exports.engine.download import Download
+    from tap_event_exports.engine.jobs import JobLedger
+    from tap_event_exports.streams import Runtime
+
+BASE_URL = "https://tracker.my.com"
+API = "/api/raw/v1/export"
+MIN_SPLIT = dt.timedelta(hours=1)
+"""Windows are halved on "Too many lines" down to this size; below, the export fails clearly."""
+RATE_LIMITS = ((10, 1.0), (100, 60.0), (1000, 3600.0))
+"""Requests per API user: 10 a second, 100 a minute, 1000 an hour (documented quotas)."""
+ARRAY_ONLY = frozenset({"eventName"})
+"""Parameters the API takes only array-based (``eventName[]=a&eventName[]=b``)."""
+CREATE_PARAMETERS = (
+    "idApp",
+    "SDKKey",
+    "idAccount",
+    "idAd",
+    "idCampaign",
+    "idCountry",
+    "idProject",
+    "idPartner",
+    "isVerified",
+    "idPurchaseType",
+    "eventName",
+    "eventNameInvert",
+    "availabilityTsFrom",
+    "availabilityTsTo",
+    "rooted",
+    "idAdMediator",
+    "idSegment",
+)
+
+
+def sign(method: str, url: str, body: bytes | str | None, user_id: str, secret: str) -> str:
+    """The ``Authorization`` header of a request, as myTracker's documentation computes it."""
+    if isinstance(body, bytes):
+        body = body.decode()
+    baseline = "&".join(
+        (
+            method.upper(),
+            urllib.parse.quote(url, safe="~"),
+            urllib.parse.quote(body or "", safe="~"),
+        )
+    )
+    digest = hmac.new(secret.encode(), baseline.encode(), hashlib.sha1).digest()
+    return f"AuthHMAC {user_id}:{base64.b64encode(digest).decode()}"
+
+
+def selector_type(name: str) -> str:
+    """The column type of a known selector: timestamps, ids, titles and list parameters."""
+    if name in {"params.name", "params.value"}:
+        return "array"
+    if "ISOAlpha" in name or name in {
+        "SDKKey",
+        "dtEvent",
+        "eventName",
+        "eventValue",
+        "customUserId",
+    }:
+        return "string"
+    if re.fullmatch(r"ts[A-Z]\w*", name):
+        return "date-time"
+    if name.endswith("Title") or name.endswith("Name"):
+        return "string"
+    if re.fullmatch(r"id[A-Z]\w*", name) and not name.startswith("idfa"):
+        return "integer"
+    if name.startswith("count") or name.startswith("screen") or name in {"dpi", "xdpi", "ydpi"}:
+        return "number"
+    if name in {"adTrackingEnabled", "bluetoothEnabled", "rooted"}:
+        return "integer"
+    return "string"
+
+
+def stream_name(event: str) -> str:
+    """``customEvents`` → ``mytracker_custom_events``."""
+    snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", event).lower()
+    return "mytracker_" + re.sub(r"[^a-z0-9]+", "_", snake).strip("_")
+
+
+class RateLimiter:
+    """Keeps requests under several "N per T seconds" limits at once (sliding windows).
+
+    Each window is kept 10% (at least 0.1 s) longer than the vendor's, so requests that travel
+    at different speeds still arrive within the quota.
+    """
+
+    def __init__(self, limits: tuple[tuple[int, float], ...], stop: threading.Event) -> None:
+        """``limits``: (count, seconds) pairs."""
+        self.limits = tuple((count, seconds + max(0.1, seconds * 0.1)) for count, seconds in limits)
+        self.stop = stop
+        self._sent: list[float] = []
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Wait until one more request fits every limit."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                longest = max(seconds for _, seconds in self.limits)
+                self._sent = [s for s in self._sent if now - s < longest]
+                wait = 0.0
+                for count, seconds in self.limits:
+                    recent = [s for s in self._sent if now - s < seconds]
+                    if len(recent) >= count:
+                        wait = max(wait, recent[-count] + seconds - now)
+                if wait <= 0:
+                    self._sent.append(now)
+                    return
+            if self.stop.wait(wait):
+                return
+
+
+class MyTrackerDialect:
+    """How myTracker signs requests and words its errors."""
+
+    name = "mytracker"
+
+    def __init__(self, user_id: str, secret: str, limiter: RateLimiter) -> None:
+        """Sign with the API user id and secret key; pace requests with ``limiter``."""
+        self._user_id = user_id
+        self._secret = secret
+        self._limiter = limiter
+
+    def authenticate(self, request: requests.PreparedRequest) -> None:  # noqa: D102
+        self._limiter.acquire()
+        request.headers["Authorization"] = sign(
+            request.method or "GET", request.url or "", request.body, self._user_id, self._secret
+        )
+
+    def error_message(self, response: requests.Response) -> str:  # noqa: D102
+        body = json_body(response)
+        if isinstance(body, dict):
+            data = body.get("data") if isinstance(body.get("data"), dict) else {}
+            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            detail = error.get("detail")
+            message = body.get("message") or ""
+            return f"{message}: {detail}" if detail else str(message)
+        return response.reason or ""
+
+    def wait_hint(self, response: requests.Response) -> float | None:
+        """The longest ``resetInSecond`` among the exceeded quotas of a 429 body."""
+        body = json_body(response)
+        try:
+            quotas = body["data"]["error"]["info"]["quotas"]
+        except (KeyError, TypeError):
+            return None
+        waits = [
+            float(q.get("resetInSecond", 0))
+            for q in quotas
+            if isinstance(q, dict) and q.get("exceeded")
+        ]
+        return max(waits) if waits else None
+
+    def retriable(self, response: requests.Response, message: str) -> bool:
+        """The export queue is full: wait for room rather than fail."""
+        return "Maximum number of simultaneous requests" in message
+
+    def body_failure(self, body: t.Any) -> tuple[bool, str] | None:  # noqa: D102
+        if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] >= 400:
+            data = body.get("data") if isinstance(body.get("data"), dict) else {}
+            detail = (data.get("error") or {}).get("detail") if data else None
+            return body["code"] >= 500, f"{body['code']} {body.get('message', '')} {detail or ''}"
+        return None
+
+
+class MyTrackerJobs:
+    """Raw data export requests as export jobs."""
+
+    vendor = "mytracker"
+
+    def __init__(
+        self, policy: HttpPolicy, base: str, stream: str, parameters: t.Callable[[Window], list]
+    ) -> None:
+        """``parameters`` gives the create call's query of a window."""
+        self.policy = policy
+        self.base = base
+        self.stream = stream
+        self.parameters = parameters
+
+    def create(self, window: Window | None, partition: dict | None) -> str:  # noqa: D102
+        assert window is not None  # noqa: S101 - windowed streams only
+        spec = RequestSpec("POST", f"{self.base}{API}/create.json", params=self.parameters(window))
+        body = json_body(self.policy.request(spec, what=f"{self.stream}: create raw export"))
+        try:
+            return str(body["data"]["idRawExport"])
+        except (KeyError, TypeError):
+            msg = f"mytracker: {self.stream}: no idRawExport in the answer: {str(body)[:200]}"
+            raise VendorError(msg) from None
+
+    def status(self, job_id: str, partition: dict | None) -> JobStatus:  # noqa: D102
+        spec = RequestSpec("GET", f"{self.base}{API}/get.json", params={"idRawExport": job_id})
+        try:
+            response = self.policy.request(spec, what=f"{self.stream}: raw export {job_id}")
+        except VendorError as exc:
+            if "HTTP 404" in str(exc):
+                return JobStatus(Phase.EXPIRED, message="raw export not found")
+            raise
+        data = (json_body(response) or {}).get("data") or {}
+        state = str(data.get("status", ""))
+        if state == "In progress":
+            return JobStatus(Phase.RUNNING, progress=str(data.get("progress", "")))
+        if state.startswith("Success"):
+            files = sorted(data.get("files") or [], key=_part_number)
+            now = time.time()
+            if any(float(f.get("timestampExpires") or now + 1) <= now for f in files):
+                return JobStatus(Phase.EXPIRED, message="the export's file links expired")
+            return JobStatus(Phase.DONE, files=[RequestSpec("GET", f["link"]) for f in files])
+        detail = str(data.get("errorMessage") or data.get("error") or state)
+        if state == "Error occurred":
+            return JobStatus(Phase.RETRY, message=detail)
+        if state == "User error occurred" and re.search(r"too (many lines|much)", detail, re.I):
+            return JobStatus(Phase.TOO_LARGE, message=detail)
+        if state == "Canceled by user":
+            return JobStatus(Phase.FAILED, message="the export was canceled by a user")
+        return JobStatus(Phase.FAILED, message=f"{state}: {detail}")
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel an export that no later run will resume."""
+        spec = RequestSpec("GET", f"{self.base}{API}/cancel.json", params={"idRawExport": job_id})
+        self.policy.request(spec, what=f"{self.stream}: cancel raw export {job_id}")
+
+
+def _part_number(file: dict) -> int:
+    match = re.search(r"\.(\d+)\.csv(\.gz)?$", urllib.parse.urlsplit(file.get("link", "")).path)
+    return int(match.group(1)) if match else 0
+
+
+def _list_value(value: t.Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+EXPORT_SETTINGS = (
+    Setting("event", "string", "Event to export (Events dictionary): installs...", required=True),
+    Setting("selectors", "string-list", "Fields to export (Selectors dictionary).", required=True),
+    Setting(
+        "filters",
+        "any",
+        "Other create parameters: idApp, SDKKey, idCampaign, eventName, eventNameInvert, ...",
+    ),
+)
+
+
+class MyTracker:
+    """The myTracker provider."""
+
+    key = "mytracker"
+    title = "myTracker"
+    description = "myTracker Raw Data Export API: signed asynchronous exports of raw events."
+    settings: tuple[Setting, ...] = (
+        *provider_common(base_url=BASE_URL, window="P1D", lookback="P1D"),
+        Setting("api_user_id", "string", "API User ID (profile → API Credentials).", required=True),
+        Setting(
+            "api_secret_key",
+            "secret",
+            "API Secret Key; every request is signed with it (AuthHMAC).",
+            required=True,
+        ),
+        Setting(
+            "exports",
+            "object-list",
+            "Exports, one stream each.",
+            required=True,
+            fields=EXPORT_SETTINGS,
+        ),
+        Setting("timezone", "timezone", "Timezone sent with every export.", default="UTC"),
+        Setting(
+            "column_types",
+            "column-types",
+            "Type of any column: string, integer, number, boolean, date-time or array.",
+        ),
+    )
+
+    def check(self, block: dict[str, t.Any]) -> None:
+        """Cross-field rules."""
+        from tap_event_exports.settings import _fail  # noqa: PLC0415
+
+        names = [stream_name(e["event"]) for e in block["exports"]]
+        for index, export in enumerate(block["exports"]):
+            filters = export["filters"] or {}
+            if not isinstance(filters, dict):
+                _fail(f"mytracker.exports[{index}].filters", "must be an object")
+            unknown = sorted(set(filters) - set(CREATE_PARAMETERS))
+            if unknown:
+                _fail(
+                    f"mytracker.exports[{index}].filters.{unknown[0]}",
+                    f"unknown create parameter (known: {', '.join(CREATE_PARAMETERS)})",
+                )
+            if names.count(names[index]) > 1:
+                _fail(f"mytracker.exports[{index}].event", f"{export['event']} is listed twice")
+
+    def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
+        """One stream per export."""
+        self.check(block)
+        settings = runtime.settings
+        limiter = RateLimiter(RATE_LIMITS, runtime.stop)
+        policy = HttpPolicy(
+            MyTrackerDialect(block["api_user_id"], block["api_secret_key"], limiter),
+            timeout=settings.request_timeout,
+            max_retries=settings.max_retries,
+            stop=runtime.stop,
+            base_url=block["base_url"],
+        )
+        base = block["base_url"].rstrip("/")
+        granularity = SecondGranularity()
+        timezone = block["timezone"]
+
+        def describe(window: Window) -> str:
+            last = window.end - granularity.unit
+            return f"tsFrom={int(window.start.timestamp())} tsTo={int(last.timestamp())}"
+
+        streams = []
+        for export in block["exports"]:
+            name = stream_name(export["event"])
+            filters = export["filters"] or {}
+
+            def parameters(window: Window, export: dict = export, filters: dict = filters) -> list:
+                query: list[tuple[str, str]] = [
+                    ("event", export["event"]),
+                    ("selectors", ",".join(export["selectors"])),
+                    ("tsFrom", str(int(utc(window.start).timestamp()))),
+                    ("tsTo", str(int(utc(window.end - granularity.unit).timestamp()))),
+                    ("timezone", timezone),
+                ]
+                for key, value in filters.items():
+                    if key in ARRAY_ONLY:
+                        query.extend((f"{key}[]", v) for v in _list_value(value))
+                    elif isinstance(value, list):
+                        query.append((key, ",".join(str(v) for v in value)))
+                    else:
+                        query.append((key, str(value)))
+                return query
+
+            jobs = MyTrackerJobs(policy, base, name, parameters)
+            runner = JobRunner(
+                jobs,
+                policy,
+                stream=name,
+                poll_interval=settings.poll_interval,
+                max_poll_time=settings.max_poll_time,
+                granularity=granularity,
+                describe=describe,
+                min_split=MIN_SPLIT,
+            )
+
+            def fetch(
+                window: Window | None,
+                partition: dict | None,
+                ledger: JobLedger | None,
+                runner: JobRunner = runner,
+            ) -> list[Download]:
+                assert ledger is not None  # noqa: S101 - jobs=True below
+                return runner.fetch(window, partition, ledger)
+
+            columns = {selector: selector_type(selector) for selector in export["selectors"]}
+            streams.append(
+                ExportSpec(
+                    name=name,
+                    vendor="mytracker",
+                    columns=columns,
+                    primary_keys=("_record_id",),
+                    fetch=fetch,
+                    timezone=timezone,
+                    windowing=Windowing(
+                        granularity=granularity,
+                        step=block["window"],
+                        lookback=block["lookback"],
+                        describe=describe,
+                    ),
+                    replication_key="tsEvent" if "tsEvent" in columns else None,
+                    synthetic_key=True,
+                    column_types=block["column_types"] or {},
+                    jobs=True,
+                    cancel=jobs.cancel,
+                )
+            )
+        return streams
