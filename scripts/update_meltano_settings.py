@@ -18,6 +18,7 @@ PATH = Path(__file__).resolve().parent.parent / "meltano.yml"
 
 
 def main() -> None:
+    """Regenerate and write the settings list."""
     project = yaml.safe_load(PATH.read_text())
     settings = meltano_settings(GLOBAL_SETTINGS)
     for provider in PROVIDERS:
