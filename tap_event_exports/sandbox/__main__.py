@@ -17,7 +17,11 @@ from zoneinfo import ZoneInfo
 
 from tap_event_exports.sandbox.batch import BatchFake, generate_data
 from tap_event_exports.sandbox.dfinery import DfineryFake, generate_events, generate_profiles
+from tap_event_exports.sandbox.mytracker import MyTrackerFake, generate_rows
 from tap_event_exports.sandbox.server import FakeServer
+
+SANDBOX_INSTALLS = ["tsEvent", "tsInstall", "idApp", "idAppTitle", "idCountry", "SDKKey"]
+SANDBOX_CUSTOM_EVENTS = ["tsEvent", "idApp", "eventName", "params.name", "params.value"]
 
 
 def build(days: int, per_day: int, port: int = 0) -> tuple[list[FakeServer], dict]:
@@ -38,6 +42,14 @@ def build(days: int, per_day: int, port: int = 0) -> tuple[list[FakeServer], dic
         generate_data(start=utc_start, days=days, per_day=per_day),
         port=port + 1 if port else 0,
     ).start()
+    mytracker = MyTrackerFake(
+        {
+            event: generate_rows(event, start=utc_start, days=days, per_day=per_day)
+            for event in ("installs", "customEvents")
+        },
+        part_rows=max(100, per_day),
+        port=port + 2 if port else 0,
+    ).start()
     start = dt.datetime.combine(first, dt.time(0), tzinfo=ZoneInfo("Asia/Seoul"))
     config = {
         "start_date": min(start, utc_start).isoformat(),
@@ -48,6 +60,15 @@ def build(days: int, per_day: int, port: int = 0) -> tuple[list[FakeServer], dic
             "service_id": dfinery.service_id,
             "api_token": dfinery.token,
             "user_profiles": {},
+        },
+        "mytracker": {
+            "base_url": mytracker.base_url,
+            "api_user_id": mytracker.user_id,
+            "api_secret_key": mytracker.secret,
+            "exports": [
+                {"event": "installs", "selectors": SANDBOX_INSTALLS},
+                {"event": "customEvents", "selectors": SANDBOX_CUSTOM_EVENTS},
+            ],
         },
         "batch": {
             "base_url": batch.base_url,
@@ -60,7 +81,7 @@ def build(days: int, per_day: int, port: int = 0) -> tuple[list[FakeServer], dic
             "userbase": True,
         },
     }
-    return [dfinery, batch], config
+    return [dfinery, mytracker, batch], config
 
 
 def main(argv: list[str] | None = None) -> None:
