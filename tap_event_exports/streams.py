@@ -96,6 +96,14 @@ class ExportSpec:
 
 
 @dataclass
+class Tally:
+    """Rows and bytes of one window, for its log line."""
+
+    rows: int = 0
+    size: int = 0
+
+
+@dataclass
 class Runtime:
     """What every stream of a run shares."""
 
@@ -210,16 +218,9 @@ class ExportStream(Stream):
         started = time.monotonic()
         ledger = self._ledger(partition)
         downloads = self.spec.fetch(None, partition, ledger)
-        rows = size = 0
-        try:
-            for download in downloads:
-                size += download.bytes_received
-                for record in self._read(download, None, partition, write_messages):
-                    rows += 1
-                    yield record
-        finally:
-            for download in downloads:
-                download.discard()
+        tally = Tally()
+        yield from self._read_all(downloads, None, partition, write_messages, tally)
+        rows, size = tally.rows, tally.size
         if ledger is not None:
             ledger.drop_within(None)
             if write_messages:
@@ -307,16 +308,9 @@ class ExportStream(Stream):
         label = self._label(partition)
         now = self.runtime.now
         for window, (downloads, started) in results:
-            rows = size = 0
-            try:
-                for download in downloads:
-                    size += download.bytes_received
-                    for record in self._read(download, window, partition, write_messages):
-                        rows += 1
-                        yield record
-            finally:
-                for download in downloads:
-                    download.discard()
+            tally = Tally()
+            yield from self._read_all(downloads, window, partition, write_messages, tally)
+            rows, size = tally.rows, tally.size
             bookmark = min(window.end, utc(now))
             advance_bookmark(state, replication_key=self.replication_key or "", value=bookmark)
             if ledger is not None:
@@ -353,6 +347,25 @@ class ExportStream(Stream):
 
     # --- records -----------------------------------------------------------------------------
 
+    def _read_all(
+        self,
+        downloads: list[Download],
+        window: Window | None,
+        partition: dict | None,
+        write_messages: bool,
+        tally: Tally,
+    ) -> Iterator[dict]:
+        """The records of a window's files, in order; every file is deleted afterwards."""
+        try:
+            for download in downloads:
+                tally.size += download.bytes_received
+                for record in self._read(download, window, partition, write_messages):
+                    tally.rows += 1
+                    yield record
+        finally:
+            for download in downloads:
+                download.discard()
+
     def _read(
         self,
         download: Download,
@@ -366,43 +379,40 @@ class ExportStream(Stream):
             if window is not None and self.spec.windowing
             else ""
         )
-        try:
-            export = CsvExport(download.path, delimiter=self.spec.delimiter, what=what)
-            if not export.header:
-                export.close()
-                return
-            self._learn_columns(export.header, write_messages)
-            properties = self.schema["properties"]
-            types = {name: column_type(properties[name]) for name in export.header}
-            key = None
-            if self.spec.synthetic_key:
-                # the window's place on the grid, not its (possibly cut short) end: stable
-                nominal = rfc3339(window.start) if window is not None else "snapshot"
-                scope = f"{self.name}|{partition or ''}|{nominal}"
-                key = (SYNTHETIC_KEY, SyntheticKeys(scope))
-            mask = self.mask
-            keep = None
-            if any(not mask[("properties", name)] for name in export.header):
-                keep = lambda name: mask[("properties", name)]  # noqa: E731
-            if self._writer is not None:
-                self._writer.stamp(dt.datetime.now(dt.timezone.utc))
-            limit = self.ABORT_AT_RECORD_COUNT
-            emit = self._emit
-            for index, record in enumerate(
-                export.records(
-                    types,
-                    timezone=self.spec.timezone,
-                    keep=keep,
-                    extra=dict(partition) if partition else None,
-                    key=key,
-                )
-            ):
-                if limit is not None:
-                    self._check_max_record_limit(index)
-                emit(record, write_messages)
-                yield record
-        finally:
-            download.discard()
+        export = CsvExport(download.path, delimiter=self.spec.delimiter, what=what)
+        if not export.header:
+            export.close()
+            return
+        self._learn_columns(export.header, write_messages)
+        properties = self.schema["properties"]
+        types = {name: column_type(properties[name]) for name in export.header}
+        key = None
+        if self.spec.synthetic_key:
+            # the window's place on the grid, not its (possibly cut short) end: stable
+            nominal = rfc3339(window.start) if window is not None else "snapshot"
+            scope = f"{self.name}|{partition or ''}|{nominal}"
+            key = (SYNTHETIC_KEY, SyntheticKeys(scope))
+        mask = self.mask
+        keep = None
+        if any(not mask[("properties", name)] for name in export.header):
+            keep = lambda name: mask[("properties", name)]  # noqa: E731
+        if self._writer is not None:
+            self._writer.stamp(dt.datetime.now(dt.timezone.utc))
+        limit = self.ABORT_AT_RECORD_COUNT
+        emit = self._emit
+        for index, record in enumerate(
+            export.records(
+                types,
+                timezone=self.spec.timezone,
+                keep=keep,
+                extra=dict(partition) if partition else None,
+                key=key,
+            )
+        ):
+            if limit is not None:
+                self._check_max_record_limit(index)
+            emit(record, write_messages)
+            yield record
 
     def _learn_columns(self, header: list[str], write_messages: bool) -> None:
         """Add columns the schema does not know yet, and announce them with a new SCHEMA."""

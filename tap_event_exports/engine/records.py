@@ -298,16 +298,9 @@ class CsvExport:
         rows = self._rows
         try:
             while True:
-                try:
-                    row = next(rows)
-                except StopIteration:
+                row = self._next_row()
+                if row is None:
                     return
-                except UnicodeDecodeError as exc:
-                    msg = f"{self.what}: line {rows.line_num + 1} is not valid UTF-8 ({exc.reason})"
-                    raise DataError(msg) from None
-                except (csv.Error, EOFError, OSError) as exc:
-                    msg = f"{self.what}: malformed CSV near line {rows.line_num}: {exc}"
-                    raise DataError(msg) from None
                 if len(row) != width:
                     if not row:
                         continue  # blank line
