@@ -20,7 +20,8 @@ from singer_sdk.mapper import SameRecordTransform
 
 from tap_event_exports.emit import FastRecordWriter
 from tap_event_exports.engine.concurrency import ordered_prefetch
-from tap_event_exports.engine.jobs import JobLedger
+from tap_event_exports.engine.http import HttpPolicy
+from tap_event_exports.engine.jobs import JobLedger, JobRunner
 from tap_event_exports.engine.records import (
     CsvExport,
     SyntheticKeys,
@@ -37,6 +38,8 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
 
     from tap_event_exports.engine.download import Download
+    from tap_event_exports.engine.http import VendorDialect
+    from tap_event_exports.engine.jobs import ExportJobs
     from tap_event_exports.settings import GlobalSettings
 
 SYNTHETIC_KEY = "_record_id"
@@ -110,6 +113,29 @@ class Runtime:
     settings: GlobalSettings
     stop: threading.Event
     now: dt.datetime
+
+    def http(self, dialect: VendorDialect, base_url: str) -> HttpPolicy:
+        """A provider's HTTP policy under the run's timeout, retries and stop signal."""
+        return HttpPolicy(
+            dialect,
+            timeout=self.settings.request_timeout,
+            max_retries=self.settings.max_retries,
+            stop=self.stop,
+            base_url=base_url,
+        )
+
+    def jobs(
+        self, jobs: ExportJobs, policy: HttpPolicy, stream: str, **options: t.Any
+    ) -> JobRunner:
+        """A stream's export job runner under the run's polling settings."""
+        return JobRunner(
+            jobs,
+            policy,
+            stream=stream,
+            poll_interval=self.settings.poll_interval,
+            max_poll_time=self.settings.max_poll_time,
+            **options,
+        )
 
 
 class ExportStream(Stream):

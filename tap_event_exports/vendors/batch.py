@@ -13,7 +13,7 @@ import typing as t
 
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
-from tap_event_exports.engine.jobs import JobRunner, JobStatus, Phase
+from tap_event_exports.engine.jobs import JobStatus, Phase
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
 from tap_event_exports.settings import Setting, provider_common
 from tap_event_exports.streams import ExportSpec, Windowing
@@ -214,14 +214,7 @@ class Batch:
 
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """The Batch streams a validated block enables."""
-        settings = runtime.settings
-        policy = HttpPolicy(
-            BatchDialect(block["rest_api_key"]),
-            timeout=settings.request_timeout,
-            max_retries=settings.max_retries,
-            stop=runtime.stop,
-            base_url=block["base_url"],
-        )
+        policy = runtime.http(BatchDialect(block["rest_api_key"]), block["base_url"])
         base = f"{block['base_url'].rstrip('/')}/1.0/{block['api_key']}"
         granularity = SecondGranularity()
         ids = block["ids"]
@@ -256,12 +249,10 @@ class Batch:
             replication_key: str | None = None,
         ) -> ExportSpec:
             jobs = BatchJobs(policy, base, route, payload, name)
-            runner = JobRunner(
+            runner = runtime.jobs(
                 jobs,
                 policy,
-                stream=name,
-                poll_interval=settings.poll_interval,
-                max_poll_time=settings.max_poll_time,
+                name,
                 describe=describe,
             )
 

@@ -11,7 +11,7 @@ import datetime as dt
 import typing as t
 
 from tap_event_exports.engine.download import download
-from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
+from tap_event_exports.engine.http import RequestSpec, json_body
 from tap_event_exports.engine.windows import DayGranularity, Window
 from tap_event_exports.settings import Setting, provider_common
 from tap_event_exports.streams import ExportSpec, Windowing
@@ -206,13 +206,7 @@ class Dfinery:
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """The Dfinery streams a validated block enables."""
         self.check(block)
-        policy = HttpPolicy(
-            DfineryDialect(block["api_token"]),
-            timeout=runtime.settings.request_timeout,
-            max_retries=runtime.settings.max_retries,
-            stop=runtime.stop,
-            base_url=block["base_url"],
-        )
+        policy = runtime.http(DfineryDialect(block["api_token"]), block["base_url"])
         base = block["base_url"].rstrip("/")
         service = {"service_id": block["service_id"]}
         granularity = DayGranularity(block["timezone"])

@@ -323,14 +323,10 @@ class MyTracker:
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """One stream per export."""
         self.check(block)
-        settings = runtime.settings
         limiter = RateLimiter(RATE_LIMITS, runtime.stop)
-        policy = HttpPolicy(
+        policy = runtime.http(
             MyTrackerDialect(block["api_user_id"], block["api_secret_key"], limiter),
-            timeout=settings.request_timeout,
-            max_retries=settings.max_retries,
-            stop=runtime.stop,
-            base_url=block["base_url"],
+            block["base_url"],
         )
         base = block["base_url"].rstrip("/")
         granularity = SecondGranularity()
@@ -363,12 +359,10 @@ class MyTracker:
                 return query
 
             jobs = MyTrackerJobs(policy, base, name, parameters)
-            runner = JobRunner(
+            runner = runtime.jobs(
                 jobs,
                 policy,
-                stream=name,
-                poll_interval=settings.poll_interval,
-                max_poll_time=settings.max_poll_time,
+                name,
                 granularity=granularity,
                 describe=describe,
                 min_split=MIN_SPLIT,
