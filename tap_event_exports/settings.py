@@ -65,7 +65,7 @@ def _jsonschema_type(setting: Setting) -> th.JSONTypeHelper:
         return th.ObjectType(*(to_property(f) for f in setting.fields), additional_properties=False)
     if kind == "object-list":
         return th.ArrayType(th.ObjectType(*(to_property(f) for f in setting.fields)))
-    return th.CustomType({"type": ["object", "null"]})
+    return th.CustomType({})  # any JSON value
 
 
 def to_property(setting: Setting) -> th.Property:

@@ -79,6 +79,8 @@ class ExportSpec:
     synthetic_key: bool = False
     partitions: list[dict] | None = None
     column_types: dict[str, str] = field(default_factory=dict)
+    key_fallback: bool = False
+    """Use the synthetic key when an export lacks the primary key column (Keen's ``keen.id``)."""
     jobs: bool = False
     """Whether fetching creates export jobs whose ids are kept in state until used."""
     cancel: Callable[[str], None] | None = None
@@ -155,6 +157,7 @@ class ExportStream(Stream):
             # No time column to name, but still incremental: the bookmark is the window end.
             self.forced_replication_method = "INCREMENTAL"
         self._writer: FastRecordWriter | None = None
+        self._synthetic = spec.synthetic_key
         self.window_log = logging.getLogger(f"tap_event_exports.{spec.vendor}")
 
     @property
@@ -410,10 +413,16 @@ class ExportStream(Stream):
             export.close()
             return
         self._learn_columns(export.header, write_messages)
+        if (
+            self.spec.key_fallback
+            and not self._synthetic
+            and self.primary_keys[0] not in export.header
+        ):
+            self._fall_back_to_synthetic_key(write_messages)
         properties = self.schema["properties"]
         types = {name: column_type(properties[name]) for name in export.header}
         key = None
-        if self.spec.synthetic_key:
+        if self._synthetic:
             # the window's place on the grid, not its (possibly cut short) end: stable
             nominal = rfc3339(window.start) if window is not None else "snapshot"
             scope = f"{self.name}|{partition or ''}|{nominal}"
@@ -454,6 +463,23 @@ class ExportStream(Stream):
             ", ".join(unknown),
             ", ".join(column_type(properties[n]) for n in unknown),
         )
+        self._announce_schema(write_messages)
+
+    def _fall_back_to_synthetic_key(self, write_messages: bool) -> None:
+        """The export has no vendor id column: key records by ``_record_id`` from now on."""
+        self.logger.warning(
+            "%s: the export has no %s column; records are keyed by %s instead",
+            self.name,
+            self.primary_keys[0],
+            SYNTHETIC_KEY,
+        )
+        self._synthetic = True
+        self.schema["properties"][SYNTHETIC_KEY] = property_schema("string")
+        self.primary_keys = [SYNTHETIC_KEY]
+        self._announce_schema(write_messages)
+
+    def _announce_schema(self, write_messages: bool) -> None:
+        """Re-register a changed schema with the mapper and send it before the next record."""
         if self._tap.mapper is not None:
             self._tap.mapper.register_raw_stream_schema(self.name, self.schema, self.primary_keys)
             self._stream_maps = self._tap.mapper.stream_maps[self.name]

@@ -25,6 +25,7 @@ from tap_event_exports.settings import (
 from tap_event_exports.streams import ExportStream, Runtime
 from tap_event_exports.vendors.batch import Batch
 from tap_event_exports.vendors.dfinery import Dfinery
+from tap_event_exports.vendors.keen import Keen
 from tap_event_exports.vendors.mytracker import MyTracker
 
 if t.TYPE_CHECKING:
@@ -32,7 +33,7 @@ if t.TYPE_CHECKING:
 
     from tap_event_exports.vendors.base import Provider
 
-PROVIDERS: tuple[Provider, ...] = (Dfinery(), MyTracker(), Batch())
+PROVIDERS: tuple[Provider, ...] = (Dfinery(), Keen(), MyTracker(), Batch())
 
 
 def config_schema() -> dict:

@@ -144,3 +144,36 @@ def mytracker_config(fake, **block) -> dict:
             **block,
         },
     }
+
+
+KEEN_DAYS = 3
+KEEN_COLLECTIONS = ("Purchases v2", "pageviews")
+
+
+@pytest.fixture
+def keen():
+    """A fake Keen project with two collections over three days ending today."""
+    from tap_event_exports.sandbox.keen import KeenFake, generate_events
+
+    start = utc_midnight(KEEN_DAYS - 1)
+    collections = {
+        name: generate_events(name, start=start, days=KEEN_DAYS, per_day=30)
+        for name in KEEN_COLLECTIONS
+    }
+    with KeenFake(collections, job_seconds=0.1) as fake:
+        yield fake
+
+
+def keen_config(fake, **block) -> dict:
+    return {
+        "start_date": utc_midnight(KEEN_DAYS - 1).isoformat(),
+        "max_retries": 4,
+        "poll_interval": 0.02,
+        "keen": {
+            "base_url": fake.base_url,
+            "project_id": fake.project_id,
+            "api_key": fake.api_key,
+            "collections": list(KEEN_COLLECTIONS),
+            **block,
+        },
+    }

@@ -138,7 +138,13 @@ def write_json(path: Path, value: t.Any) -> Path:
     return path
 
 
-SECRETS = ("dfn-export-token", "batch-rest-key", "tok-SECRET-123", "mytracker-secret-key")
+SECRETS = (
+    "dfn-export-token",
+    "batch-rest-key",
+    "tok-SECRET-123",
+    "mytracker-secret-key",
+    "keen-read-key-0123456789",
+)
 """Every secret the tests configure; none may ever be printed or logged."""
 
 

@@ -31,7 +31,12 @@ def test_every_setting_is_declared_with_its_kind():
 def test_secrets_are_sensitive_and_plugin_needs_no_hub():
     plugin = extractor()
     sensitive = {s["name"] for s in plugin["settings"] if s.get("sensitive")}
-    assert sensitive == {"dfinery.api_token", "batch.rest_api_key", "mytracker.api_secret_key"}
+    assert sensitive == {
+        "dfinery.api_token",
+        "keen.api_key",
+        "batch.rest_api_key",
+        "mytracker.api_secret_key",
+    }
     assert plugin["namespace"] == "tap_event_exports"
     assert plugin["pip_url"] == "-e ."
     assert {"state", "catalog", "discover", "about", "stream-maps"} <= set(plugin["capabilities"])

@@ -26,6 +26,7 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("tap_event_exports.download")
 
 CHUNK_SIZE = 1 << 16
+SNIFF_LIMIT = 1 << 16
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -126,14 +127,20 @@ def download(
 def _json_body_or_data(
     policy: HttpPolicy, first: bytes, rest: t.Iterator[bytes], *, what: str
 ) -> bytes:
-    """A body that opens with ``{`` is JSON, not CSV: raise the error it stands for, if any.
+    """A small body that opens with ``{`` may be a JSON error: raise it if it is one.
 
-    Some vendors answer HTTP 200 with a JSON failure body where a file was expected.
+    Some vendors answer HTTP 200 with a JSON failure body where a file was expected. Only a
+    body that ends within :data:`SNIFF_LIMIT` bytes is inspected; a larger one is data, and the
+    bytes read so far are handed back to be written like the rest.
     """
-    body = first + b"".join(rest)
+    body = bytearray(first)
+    for chunk in rest:
+        body += chunk
+        if len(body) > SNIFF_LIMIT:
+            return bytes(body)
     try:
         parsed = json.loads(body)
     except ValueError:
-        return body
+        return bytes(body)
     policy.check_body(parsed, what=what)
-    return body
+    return bytes(body)

@@ -227,9 +227,7 @@ class HttpPolicy:
         """Map a response's status to success, a retriable failure or a vendor error."""
         status = response.status_code
         if 200 <= status < 300:
-            if "json" in response.headers.get("Content-Type", "").lower():
-                self.check_body(json_body(response), what=what)
-            return
+            return  # bodies are checked by whoever reads them: request() or download()
         message = self.dialect.error_message(response)
         response.close()
         vendor_says = getattr(self.dialect, "retriable", None)
@@ -309,6 +307,8 @@ class HttpPolicy:
                 _ = response.content
             finally:
                 response.close()
+            if "json" in response.headers.get("Content-Type", "").lower():
+                self.check_body(json_body(response), what=what)
             return response
 
         return self.retrying(attempt, what=what)

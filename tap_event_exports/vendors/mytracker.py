@@ -22,6 +22,7 @@ from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
 from tap_event_exports.engine.jobs import JobRunner, JobStatus, Phase
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
+from tap_event_exports.naming import snake_case
 from tap_event_exports.settings import Setting, provider_common
 from tap_event_exports.streams import ExportSpec, Windowing
 
@@ -103,8 +104,7 @@ def selector_type(name: str) -> str:
 
 def stream_name(event: str) -> str:
     """``customEvents`` → ``mytracker_custom_events``."""
-    snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", event).lower()
-    return "mytracker_" + re.sub(r"[^a-z0-9]+", "_", snake).strip("_")
+    return f"mytracker_{snake_case(event)}"
 
 
 class RateLimiter:

@@ -1,0 +1,335 @@
+"""A fake of Keen IO's extraction APIs, as documented.
+
+2.0: ``POST /2.0/projects/<id>/<collection>/_extract`` → ``{"_id", "status": "not started"}``;
+``GET …/_extract/<id>`` until ``complete`` with a ``results_url`` on another host name (the
+key must not go there). 3.0: ``GET /3.0/projects/<id>/queries/extraction`` → ``{"result": [...]}``
+capped at ``result_cap`` events. Filters and absolute timeframes apply as Keen documents them;
+errors are ``{"message", "error_code"}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import math
+import random
+import threading
+import time
+import urllib.parse
+from collections import deque
+from dataclasses import dataclass
+
+from tap_event_exports.engine.jsonrows import flatten, render
+from tap_event_exports.sandbox.server import FakeRequest, FakeResponse, FakeServer
+
+UTC = dt.timezone.utc
+MISSING = object()
+
+
+def keen_error(status: int, code: str, message: str, **headers: str) -> FakeResponse:
+    """A Keen error answer."""
+    return FakeResponse.json(status, {"message": message, "error_code": code}, **headers)
+
+
+def generate_events(
+    collection: str, *, start: dt.datetime, days: int, per_day: int, seed: int = 9
+) -> list[dict]:
+    """Nested events as Keen stores them, with ``keen.id``, ``keen.timestamp`` and friends."""
+    rng = random.Random(f"{seed}-{collection}")
+    events = []
+    for day in range(days):
+        for _ in range(per_day):
+            moment = start + dt.timedelta(days=day, seconds=rng.randrange(86400))
+            moment = moment.replace(microsecond=rng.randrange(1000) * 1000)
+            stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            event = {
+                "keen": {
+                    "id": f"{rng.getrandbits(96):024x}",
+                    "timestamp": stamp,
+                    "created_at": stamp,
+                },
+                "user": {
+                    "email": f"user{rng.randrange(50)}@example.com",
+                    "id": rng.randrange(1000),
+                },
+                "item": {
+                    "price": rng.choice([3.5, 10, 99.99, 0.1]),
+                    "name": rng.choice(["Tea", "Café", 'A "quoted", item']),
+                },
+                "premium": rng.choice([True, False]),
+                "tags": rng.choice([[], ["a"], ["a", "b"]]),
+                "geo": {"coordinates": [rng.uniform(-0.2, 0.2), 51.5 + rng.uniform(-0.2, 0.2)]},
+            }
+            if rng.random() < 0.2:
+                del event["premium"]
+            if rng.random() < 0.1:
+                event["item"]["note"] = "line one\nline two"
+            events.append(event)
+    events.sort(key=lambda e: e["keen"]["timestamp"])
+    return events
+
+
+def lookup(event: dict, path: str) -> object:
+    """The value at a dotted property path, or ``MISSING``."""
+    value: object = event
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return MISSING
+        value = value[part]
+    return value
+
+
+def _miles(a: list[float], b: list[float]) -> float:
+    lon1, lat1, lon2, lat2 = map(math.radians, (a[0], a[1], b[0], b[1]))
+    h = (
+        math.sin((lat2 - lat1) / 2) ** 2
+        + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    )
+    return 3958.8 * 2 * math.asin(math.sqrt(h))
+
+
+def matches(event: dict, rule: dict) -> bool:
+    """Whether an event passes one filter, with Keen's operators."""
+    value = lookup(event, rule["property_name"])
+    operator, target = rule["operator"], rule.get("property_value")
+    if operator == "exists":
+        return (value is not MISSING) == bool(target)
+    if value is MISSING:
+        return operator == "ne"
+    try:
+        if operator == "eq":
+            return value == target
+        if operator == "ne":
+            return value != target
+        if operator == "lt":
+            return value < target
+        if operator == "lte":
+            return value <= target
+        if operator == "gt":
+            return value > target
+        if operator == "gte":
+            return value >= target
+        if operator == "in":
+            return value in target
+        if operator == "contains":
+            return isinstance(value, str) and target in value
+        if operator == "not_contains":
+            return isinstance(value, str) and target not in value
+        if operator == "within":
+            point = value.get("coordinates") if isinstance(value, dict) else value
+            return _miles(point, target["coordinates"]) <= target["max_distance_miles"]
+    except TypeError:
+        return False
+    raise ValueError(operator)
+
+
+def to_csv(events: list[dict]) -> bytes:
+    """Events as an extraction file: flat dotted columns, in sorted order."""
+    rows = [flatten(e) for e in events]
+    header = sorted({k for row in rows for k in row})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([render(row.get(name)) for name in header])
+    return out.getvalue().encode()
+
+
+@dataclass
+class Extraction:
+    """A 2.0 extraction job."""
+
+    id: str
+    events: list[dict]
+    created: float
+    duration: float
+    failed: bool = False
+
+
+class KeenFake(FakeServer):
+    """Keen IO's extraction APIs on 127.0.0.1, with switches for its failure modes."""
+
+    def __init__(
+        self,
+        collections: dict[str, list[dict]],
+        *,
+        project_id: str = "5f0c0ffee0000000000000aa",
+        api_key: str = "keen-read-key-0123456789",
+        job_seconds: float = 0.2,
+        result_cap: int = 100_000,
+        port: int = 0,
+    ) -> None:
+        """Serve ``collections``; queries return at most ``result_cap`` events."""
+        super().__init__(port=port)
+        self.collections = collections
+        self.project_id = project_id
+        self.api_key = api_key
+        self.job_seconds = job_seconds
+        self.result_cap = result_cap
+        self.extractions: dict[str, Extraction] = {}
+        self.faults: deque[str] = deque()
+        self.key_leaks: list[str] = []
+        self.timeframes: list[dict] = []
+        self._serial = 0
+        self._lock2 = threading.Lock()
+
+    def fail_next(self, kind: str, times: int = 1) -> None:
+        """Make the next matching step fail.
+
+        Kinds: ``429`` (rate limited, Retry-After 1), ``500``, ``cut`` (results file cut
+        mid-body), ``error`` (next extraction ends in status ``error``).
+        """
+        for _ in range(times):
+            self.faults.append(kind)
+
+    def _take(self, kind: str) -> bool:
+        with self._lock2:
+            if kind in self.faults:
+                self.faults.remove(kind)
+                return True
+        return False
+
+    # --- filtering ---------------------------------------------------------------------------
+
+    def select(self, collection: str, filters: list[dict], frame: dict | None) -> list[dict]:
+        """The events of a collection that pass ``filters`` within an absolute timeframe."""
+        events = self.collections.get(collection, [])
+        if frame is not None:
+            start = dt.datetime.fromisoformat(frame["start"].replace("Z", "+00:00"))
+            end = dt.datetime.fromisoformat(frame["end"].replace("Z", "+00:00"))
+            events = [
+                e
+                for e in events
+                if start
+                <= dt.datetime.fromisoformat(e["keen"]["timestamp"].replace("Z", "+00:00"))
+                < end
+            ]
+        return [e for e in events if all(matches(e, rule) for rule in filters)]
+
+    def _arguments(
+        self, filters: object, frame: object
+    ) -> tuple[list[dict], dict | None] | FakeResponse:
+        if not isinstance(filters, list) or not all(
+            isinstance(f, dict) and {"property_name", "operator"} <= set(f) for f in filters
+        ):
+            return keen_error(400, "InvalidFilterError", "filters must be a list of filter objects")
+        for rule in filters:
+            if rule["operator"] not in {
+                "eq",
+                "ne",
+                "lt",
+                "lte",
+                "gt",
+                "gte",
+                "exists",
+                "in",
+                "contains",
+                "not_contains",
+                "within",
+            }:
+                return keen_error(400, "InvalidFilterError", f"unknown operator {rule['operator']}")
+        if frame is None:
+            return filters, None
+        if not isinstance(frame, dict) or not {"start", "end"} <= set(frame):
+            return keen_error(
+                400, "TimeframeDefinitionError", "timeframe must be an absolute {start, end}"
+            )
+        self.timeframes.append(frame)
+        return filters, frame
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def handle(self, request: FakeRequest) -> FakeResponse | None:  # noqa: D102
+        if request.path.startswith("/keen-results/"):
+            return self._results(request)
+        if self._take("429"):
+            return keen_error(
+                429, "TooManyRequestsError", "Rate limit exceeded", **{"Retry-After": "1"}
+            )
+        if self._take("500"):
+            return keen_error(500, "InternalServerError", "An unknown error occurred")
+        key = request.headers.get("authorization") or request.arg("api_key")
+        if key != self.api_key:
+            return keen_error(
+                401, "InvalidApiKeyError", "The API key is not valid for this project"
+            )
+        prefix2 = f"/2.0/projects/{self.project_id}/"
+        if request.path.startswith(prefix2):
+            return self._extract(request, request.path[len(prefix2) :])
+        if request.path == f"/3.0/projects/{self.project_id}/queries/extraction":
+            return self._query(request)
+        return keen_error(404, "ResourceNotFoundError", f"no resource at {request.path}")
+
+    def _extract(self, request: FakeRequest, route: str) -> FakeResponse:
+        collection_part, _, rest = route.partition("/")
+        collection = urllib.parse.unquote(collection_part)
+        if request.method == "POST" and rest in {"_extract", "_extracts"}:
+            try:
+                body = request.json()
+            except ValueError:
+                return keen_error(400, "InvalidJsonError", "the body is not JSON")
+            if not isinstance(body, dict) or "filters" not in body:
+                return keen_error(400, "MissingRequiredPropertyError", "filters is required")
+            parsed = self._arguments(body["filters"], body.get("timeframe"))
+            if isinstance(parsed, FakeResponse):
+                return parsed
+            failed = self._take("error")
+            with self._lock2:
+                self._serial += 1
+                job = Extraction(
+                    id=f"{self._serial:024x}",
+                    events=self.select(collection, *parsed),
+                    created=time.monotonic(),
+                    duration=self.job_seconds,
+                    failed=failed,
+                )
+                self.extractions[job.id] = job
+            return FakeResponse.json(200, {"_id": job.id, "status": "not started"})
+        if request.method == "GET" and rest.startswith("_extract/"):
+            job = self.extractions.get(rest.split("/", 1)[1])
+            if job is None:
+                return keen_error(404, "ResourceNotFoundError", "no such extraction")
+            elapsed = time.monotonic() - job.created
+            if elapsed < job.duration:
+                status = "not started" if elapsed < job.duration / 3 else "in progress"
+                return FakeResponse.json(200, {"_id": job.id, "status": status})
+            if job.failed:
+                return FakeResponse.json(
+                    200, {"_id": job.id, "status": "error", "message": "extraction failed"}
+                )
+            url = f"http://localhost:{self.port}/keen-results/{job.id}.csv?X-Amz-Expires=3600"
+            return FakeResponse.json(200, {"_id": job.id, "status": "complete", "results_url": url})
+        return keen_error(404, "ResourceNotFoundError", f"no resource at {request.path}")
+
+    def _results(self, request: FakeRequest) -> FakeResponse:
+        if "authorization" in request.headers:
+            self.key_leaks.append(request.url)
+        job = self.extractions.get(request.path.rsplit("/", 1)[-1].removesuffix(".csv"))
+        if job is None:
+            return FakeResponse(403, b"<Error><Code>AccessDenied</Code></Error>")
+        data = to_csv(job.events)
+        if self._take("cut"):
+            return FakeResponse(200, data, {"Content-Type": "text/csv"}, cut_after=len(data) // 2)
+        return FakeResponse(200, data, {"Content-Type": "text/csv"})
+
+    def _query(self, request: FakeRequest) -> FakeResponse:
+        collection = request.arg("event_collection")
+        if not collection:
+            return keen_error(400, "MissingRequiredPropertyError", "event_collection is required")
+        try:
+            filters = json.loads(request.arg("filters") or "[]")
+            frame = json.loads(request.arg("timeframe")) if request.arg("timeframe") else None
+        except ValueError:
+            return keen_error(400, "InvalidParameterError", "filters and timeframe must be JSON")
+        parsed = self._arguments(filters, frame)
+        if isinstance(parsed, FakeResponse):
+            return parsed
+        events = self.select(collection, *parsed)[: self.result_cap]
+        body = json.dumps({"result": events}).encode()
+        return FakeResponse(
+            200,
+            [body[i : i + 65536] for i in range(0, len(body), 65536)],
+            {"Content-Type": "application/json"},
+        )

@@ -1,0 +1,263 @@
+"""Keen IO end to end in both API modes, against the fake Keen over real HTTP."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from tap_event_exports.engine.errors import VendorError
+from tap_event_exports.engine.jobs import JobFailedError
+from tap_event_exports.sandbox.keen import matches
+from tap_event_exports.vendors import keen as keen_vendor
+from tests.conftest import keen_config
+from tests.harness import parse_lines, run_tap, tap_command
+
+UTC = dt.timezone.utc
+
+
+def expected_record(event: dict) -> dict:
+    """Flat, dotted, and typed as the contract says (keen times as RFC 3339 UTC, rest text)."""
+    out: dict = {}
+
+    def walk(value, path):
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk(inner, f"{path}.{key}" if path else key)
+            return
+        if path in {"keen.timestamp", "keen.created_at"}:
+            out[path] = (
+                dt.datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).isoformat()
+            )
+        elif value is None or value == []:
+            out[path] = None if value is None else "[]"
+        elif isinstance(value, bool):
+            out[path] = "true" if value else "false"
+        elif isinstance(value, list):
+            out[path] = json.dumps(value, separators=(",", ":"))
+        else:
+            out[path] = str(value)
+
+    walk(event, "")
+    return out
+
+
+def canonical(records):
+    return Counter(
+        json.dumps({k: v for k, v in r.items() if v is not None}, sort_keys=True) for r in records
+    )
+
+
+def bound_of(run, stream):
+    return dt.datetime.fromisoformat(run.last_state["bookmarks"][stream]["replication_key_value"])
+
+
+def expected_for(fake, collection, bound, filters=()):
+    events = fake.select(collection, list(filters), None)
+    keep = [
+        e
+        for e in events
+        if dt.datetime.fromisoformat(e["keen"]["timestamp"].replace("Z", "+00:00")) < bound
+    ]
+    return [expected_record(e) for e in keep]
+
+
+@pytest.mark.parametrize("api", ["extract", "query"])
+def test_exact_dataset_in_both_modes(keen, api):
+    run = run_tap(keen_config(keen, api=api))
+    for collection, stream in (
+        ("Purchases v2", "keen_purchases_v2"),
+        ("pageviews", "keen_pageviews"),
+    ):
+        records = run.records(stream)
+        assert canonical(records) == canonical(
+            expected_for(keen, collection, bound_of(run, stream))
+        )
+        assert len({r["keen.id"] for r in records}) == len(records)
+    schema = run.schemas("keen_pageviews")[0]
+    assert schema["key_properties"] == ["keen.id"]
+    assert schema["schema"]["properties"]["keen.timestamp"]["format"] == "date-time"
+    assert keen.key_leaks == [], "the results_url must never receive the API key"
+
+
+def test_both_modes_give_the_same_records(keen):
+    extract = run_tap(keen_config(keen, api="extract"))
+    query = run_tap(keen_config(keen, api="query"))
+    for stream in ("keen_purchases_v2", "keen_pageviews"):
+        bound = min(bound_of(extract, stream), bound_of(query, stream))
+
+        def upto(records, bound=bound):
+            return [r for r in records if dt.datetime.fromisoformat(r["keen.timestamp"]) < bound]
+
+        assert canonical(upto(extract.records(stream))) == canonical(upto(query.records(stream)))
+
+
+def test_windows_are_absolute_utc_timeframes_with_filters_passed_through(keen):
+    filters = [{"property_name": "item.price", "operator": "gte", "property_value": 10}]
+    run = run_tap(keen_config(keen, api="query", filters=filters))
+    frames = keen.timeframes
+    assert frames[0]["start"].endswith("+00:00")
+    starts = sorted({f["start"] for f in frames})
+    assert all(dt.datetime.fromisoformat(s).time() == dt.time(0) for s in starts)
+    query = next(r for r in keen.log if r.path.endswith("/queries/extraction"))
+    assert json.loads(query.arg("filters")) == filters
+    assert query.headers["authorization"] == keen.api_key
+    records = run.records("keen_pageviews")
+    assert records
+    assert all(float(r["item.price"]) >= 10 for r in records)
+
+
+@pytest.mark.parametrize(
+    ("rule", "passes", "fails"),
+    [
+        ({"operator": "eq", "property_value": 3}, {"a": 3}, {"a": 4}),
+        ({"operator": "ne", "property_value": 3}, {"a": 4}, {"a": 3}),
+        ({"operator": "lt", "property_value": 3}, {"a": 2}, {"a": 3}),
+        ({"operator": "lte", "property_value": 3}, {"a": 3}, {"a": 4}),
+        ({"operator": "gt", "property_value": 3}, {"a": 4}, {"a": 3}),
+        ({"operator": "gte", "property_value": 3}, {"a": 3}, {"a": 2}),
+        ({"operator": "exists", "property_value": True}, {"a": None}, {"b": 1}),
+        ({"operator": "exists", "property_value": False}, {"b": 1}, {"a": 1}),
+        ({"operator": "in", "property_value": [1, 2]}, {"a": 2}, {"a": 3}),
+        ({"operator": "contains", "property_value": "ea"}, {"a": "tea"}, {"a": "coffee"}),
+        ({"operator": "not_contains", "property_value": "ea"}, {"a": "coffee"}, {"a": "tea"}),
+        (
+            {
+                "operator": "within",
+                "property_value": {"coordinates": [0, 51.5], "max_distance_miles": 10},
+            },
+            {"a": {"coordinates": [0.01, 51.51]}},
+            {"a": {"coordinates": [2.35, 48.85]}},
+        ),
+    ],
+)
+def test_fake_applies_keen_filter_operators(rule, passes, fails):
+    rule = {"property_name": "a", **rule}
+    assert matches(passes, rule)
+    assert not matches(fails, rule)
+
+
+def test_nested_filter_paths(keen):
+    filters = [
+        {"property_name": "user.email", "operator": "eq", "property_value": "user7@example.com"}
+    ]
+    run = run_tap(keen_config(keen, api="extract", filters=filters))
+    records = run.records("keen_purchases_v2")
+    assert records
+    assert {r["user.email"] for r in records} == {"user7@example.com"}
+
+
+def test_query_split_on_cap_loses_nothing(keen, monkeypatch):
+    keen.result_cap = 20
+    monkeypatch.setattr(keen_vendor, "QUERY_RESULT_CAP", 20)
+    run = run_tap(keen_config(keen, api="query"))
+    for collection, stream in (
+        ("Purchases v2", "keen_purchases_v2"),
+        ("pageviews", "keen_pageviews"),
+    ):
+        assert canonical(run.records(stream)) == canonical(
+            expected_for(keen, collection, bound_of(run, stream))
+        )
+    spans = {
+        dt.datetime.fromisoformat(f["end"]) - dt.datetime.fromisoformat(f["start"])
+        for f in keen.timeframes
+    }
+    assert min(spans) < dt.timedelta(hours=12), "capped windows were split and queried again"
+
+
+def test_resume_pending_extraction_after_stop(keen, tmp_path):
+    keen.job_seconds = 3.0
+    config = keen_config(keen, collections=["pageviews"]) | {
+        "max_concurrent_jobs": 1,
+        "poll_interval": 0.2,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "out.jsonl"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [*tap_command(), "--config", str(path)], stdout=sink, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while not keen.extractions and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    messages, _ = parse_lines(out.read_bytes())
+    state = [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    pending = state["bookmarks"]["keen_pageviews"]["pending_jobs"]
+    assert len(pending) == 1
+    job = next(iter(pending.values()))["job"]
+    created = len(keen.extractions)
+    keen.job_seconds = 0.05
+    seen = len(keen.log)
+    run = run_tap(config, state=state)
+    polled = [r for r in keen.log[seen:] if r.path.endswith(f"/_extract/{job}")]
+    assert polled, "the pending extraction was polled, not created again"
+    posts = [r for r in keen.log[seen:] if r.method == "POST"]
+    window_start = next(iter(pending)).split("/")[0]
+    assert all(r.json()["timeframe"]["start"] != window_start for r in posts)
+    assert len(keen.extractions) == created + len(posts)
+    assert run.last_state["bookmarks"]["keen_pageviews"]["pending_jobs"] == {}
+    assert canonical(run.records("keen_pageviews")) == canonical(
+        expected_for(keen, "pageviews", bound_of(run, "keen_pageviews"))
+    )
+
+
+def test_errors_carry_keens_message(keen):
+    config = keen_config(keen)
+    config["keen"]["api_key"] = "tok-SECRET-123"
+    with pytest.raises(VendorError, match="HTTP 401 InvalidApiKeyError: The API key is not valid"):
+        run_tap(config)
+
+
+@pytest.mark.parametrize("api", ["extract", "query"])
+def test_429_and_500_and_cut_download_recover(keen, api):
+    keen.fail_next("429")
+    keen.fail_next("500")
+    keen.fail_next("cut")
+    started = time.monotonic()
+    run = run_tap(keen_config(keen, api=api) | {"max_concurrent_jobs": 1})
+    assert time.monotonic() - started >= 1.0, "Retry-After was honoured"
+    records = run.records("keen_pageviews")
+    assert len(records) == len({r["keen.id"] for r in records})
+    assert canonical(records) == canonical(
+        expected_for(keen, "pageviews", bound_of(run, "keen_pageviews"))
+    )
+
+
+def test_extraction_that_never_completes_names_the_job(keen):
+    keen.job_seconds = 60
+    config = keen_config(keen, collections=["pageviews"]) | {
+        "max_poll_time": 1,
+        "max_concurrent_jobs": 1,
+    }
+    with pytest.raises(
+        JobFailedError,
+        match=r"keen: keen_pageviews: window timeframe=.*: job [0-9a-f]{24} still not finished",
+    ):
+        run_tap(config)
+
+
+def test_extraction_error_status_fails_clearly(keen):
+    keen.fail_next("error")
+    config = keen_config(keen, collections=["pageviews"]) | {"max_concurrent_jobs": 1}
+    with pytest.raises(JobFailedError, match=r"job [0-9a-f]{24} failed: extraction failed"):
+        run_tap(config)
+
+
+def test_events_without_keen_id_get_the_synthetic_key(keen):
+    for event in keen.collections["pageviews"]:
+        del event["keen"]["id"]
+    run = run_tap(keen_config(keen, collections=["pageviews"]))
+    schemas = run.schemas("keen_pageviews")
+    assert schemas[-1]["key_properties"] == ["_record_id"]
+    keys = [r["_record_id"] for r in run.records("keen_pageviews")]
+    assert keys
+    assert len(keys) == len(set(keys))
