@@ -13,8 +13,10 @@ import logging
 import time
 import typing as t
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from singer_sdk import Stream
+from singer_sdk.batch import Batcher
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
@@ -36,6 +38,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from singer_sdk import Tap
+    from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
     from tap_event_exports.engine.download import Download
     from tap_event_exports.engine.http import VendorDialect
@@ -140,6 +143,13 @@ class Runtime:
         )
 
 
+def _doubles(record: dict) -> dict:
+    for name, value in record.items():
+        if isinstance(value, Decimal):
+            record[name] = float(value)
+    return record
+
+
 class ExportStream(Stream):
     """A stream of records read from vendor export files."""
 
@@ -177,6 +187,21 @@ class ExportStream(Stream):
     def get_records(self, context: dict | None) -> Iterator[dict]:
         """Every record of the run, without writing messages (used by BATCH and tests)."""
         yield from self._export(context, write_messages=False)
+
+    def get_batches(
+        self, batch_config: BatchConfig, context: dict | None = None
+    ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
+        """BATCH files of the stream's records, window by window (bookmarks as for RECORDs).
+
+        Parquet columns are inferred per file by pyarrow, which cannot mix ``Decimal`` with
+        ``float``: long decimals are written as doubles there (JSONL keeps every digit).
+        """
+        batcher = Batcher(tap_name=self.tap_name, stream_name=self.name, batch_config=batch_config)
+        records: Iterator[dict] = self._sync_records(context, write_messages=False)
+        if batch_config.encoding.format == "parquet":
+            records = (_doubles(record) for record in records)
+        for manifest in batcher.get_batches(records=records):
+            yield batch_config.encoding, manifest
 
     # --- the sync loop ----------------------------------------------------------------------
 
