@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import subprocess
 
@@ -38,7 +39,9 @@ def test_shards_as_separate_processes_equal_one_run(dfinery, tmp_path):
 
     whole = launch("whole", config(bounds[0], None))
     cuts = [bounds[0], bounds[2], bounds[4], None]  # three shards: 2 days, 2 days, the rest
-    shards = [launch(f"shard{i}", config(a, b)) for i, (a, b) in enumerate(zip(cuts, cuts[1:]))]
+    shards = [
+        launch(f"shard{i}", config(a, b)) for i, (a, b) in enumerate(itertools.pairwise(cuts))
+    ]
 
     def keys(proc):
         out, _ = proc.communicate(timeout=120)
