@@ -105,10 +105,17 @@ class ExportSpec:
 
 @dataclass
 class Tally:
-    """Rows and bytes of one window, for its log line."""
+    """Rows and bytes of a window (or a whole stream), for the log."""
 
     rows: int = 0
     size: int = 0
+    windows: int = 0
+
+    def add(self, other: Tally) -> None:
+        """Count a finished window in a stream's total."""
+        self.rows += other.rows
+        self.size += other.size
+        self.windows += 1
 
 
 @dataclass
@@ -168,6 +175,7 @@ class ExportStream(Stream):
             self.forced_replication_method = "INCREMENTAL"
         self._writer: FastRecordWriter | None = None
         self._synthetic = spec.synthetic_key
+        self._total = Tally()
         self.window_log = logging.getLogger(f"tap_event_exports.{spec.vendor}")
 
     @property
@@ -216,6 +224,8 @@ class ExportStream(Stream):
         counter = self.get_record_counter()
         timer = self.get_sync_timer()
         self._writer = self._fast_writer() if write_messages and self.selected else None
+        self._total = Tally()
+        started = time.monotonic()
         with counter, timer:
             for partition in contexts:
                 counter.with_context(partition or {})
@@ -227,6 +237,15 @@ class ExportStream(Stream):
             self._writer.flush()
         if write_messages:
             self._write_state_message()
+        self.window_log.info(
+            "%s: finished: %d records from %d %s, %d bytes downloaded, %.1fs",
+            self.name,
+            self._total.rows,
+            self._total.windows,
+            "window(s)" if self.spec.windowing else "snapshot(s)",
+            self._total.size,
+            time.monotonic() - started,
+        )
 
     def _fast_writer(self) -> FastRecordWriter | None:
         maps = self.stream_maps
@@ -274,6 +293,7 @@ class ExportStream(Stream):
         downloads = self.spec.fetch(None, partition, ledger)
         tally = Tally()
         yield from self._read_all(downloads, None, partition, write_messages, tally)
+        self._total.add(tally)
         rows, size = tally.rows, tally.size
         if ledger is not None:
             ledger.drop_within(None)
@@ -364,6 +384,7 @@ class ExportStream(Stream):
         for window, (downloads, started) in results:
             tally = Tally()
             yield from self._read_all(downloads, window, partition, write_messages, tally)
+            self._total.add(tally)
             rows, size = tally.rows, tally.size
             bookmark = min(window.end, utc(now))
             advance_bookmark(state, replication_key=self.replication_key or "", value=bookmark)

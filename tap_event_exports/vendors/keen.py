@@ -146,7 +146,12 @@ class Keen:
         ),
         Setting("collections", "string-list", "Event collections, one stream each.", required=True),
         Setting(
-            "filters", "object-list", "Filters applied to every extraction.", fields=FILTER_SETTINGS
+            "filters",
+            "object-list",
+            "Filters applied to every extraction: list of {property_name, operator, "
+            "property_value}; operators eq, ne, lt, lte, gt, gte, exists, in, contains, "
+            "not_contains, within.",
+            fields=FILTER_SETTINGS,
         ),
         Setting(
             "api",
