@@ -20,6 +20,7 @@ from tests.harness import run_tap, tap_command
 ROOT = Path(__file__).resolve().parent.parent
 MELTANO = os.environ.get("E2E_MELTANO")
 PG_BIN = os.environ.get("E2E_PG_BIN")
+PG_PORT = os.environ.get("E2E_PG_PORT", "55432")
 SANDBOX_PORT = 18081  # the ports meltano.yml's sandbox environment points at
 
 pytestmark = pytest.mark.skipif(not MELTANO, reason="Meltano not set up (bash scripts/test does)")
@@ -80,6 +81,7 @@ def test_meltano_run_into_postgres_resumes_and_picks_up_new_data(sandbox, tmp_pa
         "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
         "DEMO_START_DATE": config["start_date"],
         "TARGET_POSTGRES_PASSWORD": "eco",
+        "TARGET_POSTGRES_PORT": PG_PORT,
         "TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema,
     }
 
@@ -90,7 +92,7 @@ def test_meltano_run_into_postgres_resumes_and_picks_up_new_data(sandbox, tmp_pa
                 "-h",
                 "127.0.0.1",
                 "-p",
-                "55432",
+                PG_PORT,
                 "-U",
                 "eco",
                 "-d",
