@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
+import json
 import sys
 import threading
 import typing as t
@@ -14,6 +16,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_event_exports.engine.errors import ConfigError, TapError
+from tap_event_exports.engine.state import StateError
 from tap_event_exports.redaction import protect, redact
 from tap_event_exports.settings import (
     GLOBAL_SETTINGS,
@@ -83,6 +86,20 @@ def parse_config(
     return settings, blocks
 
 
+def _json_file(handle: t.IO[str] | None, what: str) -> t.IO[str] | None:
+    """Read a state or catalog file, refusing one that is not JSON with a one-line error."""
+    if handle is None:
+        return None
+    text = handle.read()
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        name = getattr(handle, "name", what)
+        msg = f"{what}: {name} is not valid JSON ({exc})"
+        raise ConfigError(msg) from None
+    return io.StringIO(text)
+
+
 def one_line_errors(func: Callable[..., t.Any]) -> Callable[..., t.Any]:
     """Report the tap's own errors as one line on stderr and exit 1, without a traceback."""
 
@@ -114,6 +131,7 @@ class TapEventExports(Tap):
         self.stop = threading.Event()
         self._runtime: Runtime | None = None
         super().__init__(*args, **kwargs)
+        self._check_catalog()
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Validate with one-line messages first; the JSON schema check follows."""
@@ -151,5 +169,64 @@ class TapEventExports(Tap):
         self._state_writer.write_state(self.state)
         sys.exit(128 + signum)
 
-    invoke = classmethod(one_line_errors(Tap.invoke.__func__))  # type: ignore[attr-defined]
+    def load_state(self, state: dict[str, t.Any]) -> None:
+        """Load a STATE, converting the flat layout of older taps and refusing what is not one.
+
+        ``{"stream": "2025-01-01T00:00:00Z"}`` (no ``bookmarks`` object) becomes that stream's
+        bookmark; anything else without ``bookmarks`` is an error, not a silent full re-sync.
+        """
+        if not isinstance(state, dict):
+            msg = f"state: must be a JSON object, got {type(state).__name__}"
+            raise StateError(msg)
+        if state and "bookmarks" not in state:
+            if all(isinstance(v, str) for v in state.values()):
+                state = {"bookmarks": {k: {"replication_key_value": v} for k, v in state.items()}}
+                self.logger.warning("state: converted a flat (older) layout to bookmarks")
+            else:
+                msg = "state: no 'bookmarks' object; this is not a STATE this tap wrote"
+                raise StateError(msg)
+        bookmarks = state.get("bookmarks", {})
+        if not isinstance(bookmarks, dict):
+            msg = "state: 'bookmarks' must be an object of streams"
+            raise StateError(msg)
+        for stream, value in bookmarks.items():
+            if not isinstance(value, dict):
+                msg = f"state: bookmarks of stream '{stream}' must be an object"
+                raise StateError(msg)
+        super().load_state(state)
+
+    def _check_catalog(self) -> None:
+        """Every stream a catalog names must be one this config has."""
+        if self.input_catalog is None:
+            return
+        unknown = sorted(
+            entry.tap_stream_id
+            for entry in self.input_catalog.streams
+            if entry.tap_stream_id not in self.streams
+        )
+        if unknown:
+            known = ", ".join(sorted(self.streams)) or "none"
+            msg = f"catalog: stream {unknown[0]!r} is not one this config has (streams: {known})"
+            raise ConfigError(msg)
+
+    @classmethod
+    @one_line_errors
+    def invoke(  # type: ignore[override]
+        cls,
+        *,
+        about: bool = False,
+        about_format: str | None = None,
+        config: t.Any = None,
+        state: t.IO[str] | None = None,
+        catalog: t.IO[str] | None = None,
+    ) -> None:
+        """Run the tap, with state and catalog files checked first (one-line errors)."""
+        super().invoke(
+            about=about,
+            about_format=about_format,
+            config=config,
+            state=_json_file(state, "state"),
+            catalog=_json_file(catalog, "catalog"),
+        )
+
     cb_discover = classmethod(one_line_errors(Tap.cb_discover.__func__))  # type: ignore[attr-defined]

@@ -113,3 +113,52 @@ def test_discover_reports_bad_provider_block_in_one_line():
     assert run.returncode == 1
     assert "config: dfinery.window: must be a whole number of days" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+BAD_FILES = [
+    ("state", "{not json", "state: "),
+    ("state", '{"bookmarks": []}', "state: 'bookmarks' must be an object of streams"),
+    (
+        "state",
+        '{"bookmarks": {"dfinery_events": "2025-01-01"}}',
+        "state: bookmarks of stream 'dfinery_events' must be an object",
+    ),
+    ("state", '{"dfinery_events": {"x": 1}}', "state: no 'bookmarks' object"),
+    (
+        "state",
+        '{"bookmarks": {"dfinery_events": {"replication_key_value": "last tuesday"}}}',
+        "state: bookmark of stream 'dfinery_events' is not an RFC 3339 date-time",
+    ),
+    ("catalog", "[1, 2", "catalog: "),
+    (
+        "catalog",
+        '{"streams": [{"tap_stream_id": "dfinery_evnts", "stream": "dfinery_evnts", "schema": {}, "metadata": []}]}',
+        "catalog: stream 'dfinery_evnts' is not one this config has",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "expected"), BAD_FILES, ids=[c[2][:40] for c in BAD_FILES]
+)
+def test_bad_state_and_catalog_files(tmp_path, kind, text, expected):
+    path = tmp_path / f"{kind}.json"
+    path.write_text(text)
+    run = run_cli([f"--{kind}", str(path)], config=GOOD, timeout=60)
+    assert run.returncode == 1, run.stderr
+    errors = [line for line in run.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1
+    assert expected in errors[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_flat_state_of_older_taps_is_converted(dfinery):
+    from tests.conftest import dfinery_config
+    from tests.harness import run_tap
+
+    config = dfinery_config(dfinery)
+    first = run_tap(config)
+    mark = first.bookmark("dfinery_events")
+    dfinery.bodies.clear()
+    run_tap(config, state={"dfinery_events": mark})
+    assert len(dfinery.bodies) == 2  # resumed from the bookmark: lookback day and today
