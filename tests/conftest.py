@@ -177,3 +177,18 @@ def keen_config(fake, **block) -> dict:
             **block,
         },
     }
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the fault matrix (faults x vendors -> outcome) when its tests ran."""
+    from tests.test_fault_matrix import FAULTS, MATRIX, VENDORS
+
+    if not MATRIX:
+        return
+    vendors = list(VENDORS)
+    width = max(len(f) for f in FAULTS) + 2
+    terminalreporter.write_sep("-", "fault matrix (fault x vendor -> outcome)")
+    terminalreporter.write_line("".ljust(width) + "".join(v.ljust(16) for v in vendors))
+    for fault in FAULTS:
+        cells = [MATRIX.get((v, fault), "NOT RUN / FAILED") for v in vendors]
+        terminalreporter.write_line(fault.ljust(width) + "".join(c.ljust(16) for c in cells))

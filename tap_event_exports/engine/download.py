@@ -88,6 +88,10 @@ def download(
     def attempt() -> Download:
         started = time.monotonic()
         response = policy.send_once(spec, what=what)
+        if "text/html" in response.headers.get("Content-Type", "").lower():
+            response.close()
+            msg = "an HTML page where an export file was expected (a proxy or gateway answering?)"
+            raise RetriableError(msg)
         handle, path = tempfile.mkstemp(prefix="tap-event-exports-", suffix=".csv", dir=directory)
         received = written = 0
         inflater: _Inflater | None = None

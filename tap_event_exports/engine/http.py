@@ -307,7 +307,11 @@ class HttpPolicy:
                 _ = response.content
             finally:
                 response.close()
-            if "json" in response.headers.get("Content-Type", "").lower():
+            kind = response.headers.get("Content-Type", "").lower()
+            if "html" in kind:
+                msg = "an HTML page where JSON was expected (a proxy or gateway answering?)"
+                raise RetriableError(msg)
+            if "json" in kind:
                 self.check_body(json_body(response), what=what)
             return response
 

@@ -207,7 +207,7 @@ class JobRunner:
             return self.fetch(halves[0], partition, ledger) + self.fetch(
                 halves[1], partition, ledger
             )
-        what = f"{self._where(window, partition)}: job {job_id}"
+        what = f"{self._place(window, partition)}: job {job_id}"
         downloads: list[Download] = []
         try:
             for number, spec in enumerate(status.files):
@@ -284,11 +284,14 @@ class JobRunner:
             interval = min(interval * POLL_GROWTH, max(POLL_CAP_SECONDS, self.poll_interval))
 
     def _where(self, window: Window | None, partition: dict | None) -> str:
+        return f"{self.jobs.vendor}: {self._place(window, partition)}"
+
+    def _place(self, window: Window | None, partition: dict | None) -> str:
         label = self.stream
         if partition:
             label += "[" + ", ".join(f"{k}={v}" for k, v in partition.items()) + "]"
         place = f"window {self._show(window)}" if window is not None else "snapshot"
-        return f"{self.jobs.vendor}: {label}: {place}"
+        return f"{label}: {place}"
 
     def _show(self, window: Window | None) -> str:
         return self.describe(window) if window is not None else "snapshot"

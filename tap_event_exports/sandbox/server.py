@@ -7,11 +7,16 @@ answering, or after part of the body.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import json
 import socket
 import threading
+import time
 import typing as t
 import urllib.parse
+from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -65,6 +70,86 @@ class FakeResponse:
         )
 
 
+HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body>Bad Gateway</body></html>"
+
+
+@dataclass
+class Fault:
+    """A vendor-neutral fault injected into the answer to a matching request.
+
+    Kinds: ``500`` (an error status), ``429`` (with ``Retry-After: 1``), ``reset`` (no answer),
+    ``slow`` (answer after ``delay`` seconds), ``html-503`` / ``html-200`` (a proxy's HTML page
+    where JSON or CSV was expected), ``cut`` (the body stops half-way), ``gzip-cut`` (the last
+    bytes of a gzip body are missing, sent chunked so nothing announces the length), ``ragged``
+    (a CSV row gains a field), ``bad-utf8`` (a CSV row gets invalid UTF-8), ``new-column``
+    (the CSV gains a column).
+    """
+
+    kind: str
+    path: str = ""
+    delay: float = 0.0
+
+    def before(self, fake: FakeServer) -> FakeResponse | None:
+        """An answer that replaces the vendor's, or ``None`` to let it answer."""
+        kind = self.kind
+        if kind == "500":
+            return FakeResponse(
+                500, b'{"message": "internal error"}', {"Content-Type": "application/json"}
+            )
+        if kind == "429":
+            body = b'{"message": "rate limited", "code": 429}'
+            return FakeResponse(429, body, {"Content-Type": "application/json", "Retry-After": "1"})
+        if kind == "reset":
+            return FakeResponse(close_before_response=True)
+        if kind == "403":
+            return FakeResponse(403, b"<Error><Code>AccessDenied</Code></Error>")
+        if kind == "html-503":
+            return FakeResponse(503, HTML_PAGE, {"Content-Type": "text/html"})
+        if kind == "html-200":
+            return FakeResponse(200, HTML_PAGE, {"Content-Type": "text/html"})
+        if kind == "slow":
+            time.sleep(self.delay)
+        return None
+
+    def after(self, response: FakeResponse) -> FakeResponse | None:
+        """The vendor's answer, damaged as the fault says (``None``: nothing to damage)."""
+        if self.kind not in {"cut", "gzip-cut", "ragged", "bad-utf8", "new-column"}:
+            return response
+        if not isinstance(response.body, (bytes, bytearray)) or response.status != 200:
+            return None
+        body = bytes(response.body)
+        if self.kind == "cut":
+            response.cut_after = len(body) // 2
+        elif self.kind == "gzip-cut" and body[:2] == b"\x1f\x8b":
+            response.body = [body[: len(body) - 30]]
+        elif self.kind in {"ragged", "bad-utf8", "new-column"}:
+            response.body = _damage_csv(body, self.kind)
+        return response
+
+
+def _damage_csv(body: bytes, kind: str) -> bytes:
+    packed = body[:2] == b"\x1f\x8b"
+    text = gzip.decompress(body) if packed else body
+    header = text.split(b"\n", 1)[0]
+    delimiter = ";" if b";" in header and b"," not in header else ","
+    if kind == "new-column":
+        rows = list(csv.reader(io.StringIO(text.decode(), newline=""), delimiter=delimiter))
+        out = io.StringIO()
+        writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+        for number, row in enumerate(rows):
+            writer.writerow([*row, "added_column" if number == 0 else "new"])
+        text = out.getvalue().encode()
+    else:
+        # the last line always ends a record, so the damage lands outside any quoted field
+        lines = text.rstrip(b"\r\n").split(b"\n")
+        if len(lines) < 2:
+            return body
+        tail = lines[-1].rstrip(b"\r")
+        lines[-1] = tail + (delimiter.encode() + b"extra" if kind == "ragged" else b"\xff\xfe")
+        text = b"\n".join(lines) + b"\n"
+    return gzip.compress(text) if packed else text
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
@@ -89,12 +174,21 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.server.fake
         fake.record(request)
         try:
-            try:
-                response = fake.handle(request)
-            except Exception as exc:
-                response = FakeResponse(500, f"fake server error: {exc!r}".encode())
+            fault = fake.injected_fault(request)
+            response = fault.before(fake) if fault else None
             if response is None:
-                response = FakeResponse.json(404, {"message": "not found"})
+                try:
+                    response = fake.handle(request)
+                except Exception as exc:
+                    response = FakeResponse(500, f"fake server error: {exc!r}".encode())
+                if response is None:
+                    response = FakeResponse.json(404, {"message": "not found"})
+                if fault:
+                    damaged = fault.after(response)
+                    if damaged is None:
+                        fake.requeue(fault)  # nothing to damage here: keep it for the next one
+                    else:
+                        response = damaged
             self._write(response)
         finally:
             fake.done()
@@ -158,6 +252,7 @@ class FakeServer:
         self.log: list[FakeRequest] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self._faults: deque[Fault] = deque()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -216,3 +311,24 @@ class FakeServer:
     def handle(self, request: FakeRequest) -> FakeResponse | None:
         """Answer one request (``None``: 404)."""
         raise NotImplementedError
+
+    # --- vendor-neutral faults ---------------------------------------------------------------
+
+    def inject(self, kind: str, *, times: int = 1, path: str = "", delay: float = 0.0) -> None:
+        """Damage the answers to the next ``times`` requests whose path contains ``path``."""
+        with self._lock:
+            self._faults.extend(Fault(kind, path, delay) for _ in range(times))
+
+    def requeue(self, fault: Fault) -> None:
+        """Put a fault back, first in line."""
+        with self._lock:
+            self._faults.appendleft(fault)
+
+    def injected_fault(self, request: FakeRequest) -> Fault | None:
+        """Take the next injected fault that matches a request."""
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if fault.path in request.path:
+                    del self._faults[index]
+                    return fault
+        return None
