@@ -183,8 +183,17 @@ def pytest_terminal_summary(terminalreporter):
     """Print the fault matrix (faults x vendors -> outcome) when its tests ran."""
     from tests.test_fault_matrix import FAULTS, MATRIX, VENDORS
 
-    if not MATRIX:
-        return
+    if MATRIX:
+        _print_matrix(terminalreporter, FAULTS, MATRIX, VENDORS)
+    from tests.test_resume import FIGURES
+
+    if FIGURES:
+        terminalreporter.write_sep("-", "kill-anywhere resume")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
+def _print_matrix(terminalreporter, FAULTS, MATRIX, VENDORS):
     vendors = list(VENDORS)
     width = max(len(f) for f in FAULTS) + 2
     terminalreporter.write_sep("-", "fault matrix (fault x vendor -> outcome)")
