@@ -78,6 +78,19 @@ FAULTS = {
     "bad UTF-8": ("bad-utf8", 1, "file", FAILS),
     "header changes between windows": ("new-column", 1, "file", RECOVERS),
     "expired result link": ("403", 1, "file", RECOVERS),
+    "vendor's own 429 (reset header / quota body)": ("vendor-429", 1, "vendor", RECOVERS),
+    "job ends in the vendor's error state": ("vendor-job-error", 1, "vendor", None),
+}
+
+# Faults only the vendor's own fake can produce: (switch, argument) per vendor, and the outcome
+# the vendor's documentation implies (a job error myTracker calls retryable is recreated).
+VENDOR_FAULTS = {
+    ("dfinery", "vendor-429"): (("429",), {"reset_in": 1.0}, RECOVERS),
+    ("mytracker", "vendor-429"): (("429",), {}, RECOVERS),
+    ("keen", "vendor-429"): (("429",), {}, RECOVERS),
+    ("batch", "vendor-job-error"): (("ERROR",), {}, FAILS),
+    ("mytracker", "vendor-job-error"): (("Error occurred",), {}, RECOVERS),
+    ("keen", "vendor-job-error"): (("error",), {}, FAILS),
 }
 
 MATRIX: dict[tuple[str, str], str] = {}
@@ -95,7 +108,9 @@ def content(records: list[dict]) -> Counter:
 
 
 def applicable(vendor: str, fault: str) -> bool:
-    target = FAULTS[fault][2]
+    kind, _times, target, _outcome = FAULTS[fault]
+    if target == "vendor":
+        return (vendor, kind) in VENDOR_FAULTS
     if target == "status" and VENDORS[vendor][5] is None:
         return False  # Dfinery answers synchronously: no status to poll
     if fault == "truncated gzip":
@@ -119,7 +134,12 @@ def test_fault(request, vendor, fault):
     assert expected
     kind, times, target, outcome = FAULTS[fault]
     fake.log.clear()
-    fake.inject(kind, times=times, path=file_path if target == "file" else status_path, delay=2.5)
+    if target == "vendor":
+        args, kwargs, outcome = VENDOR_FAULTS[(vendor, kind)]
+        fake.fail_next(*args, **kwargs)
+    else:
+        path = file_path if target == "file" else status_path
+        fake.inject(kind, times=times, path=path, delay=2.5)
     run = run_tap(config, raise_errors=False)
     records = run.records(stream)
     keys = [r[key] for r in records]
