@@ -35,7 +35,7 @@ def batch_case():
     from tap_event_exports.sandbox.batch import BatchFake, generate_data
 
     data = generate_data(start=utc_midnight(DAYS), days=DAYS, per_day=10)
-    fake = BatchFake(data, job_seconds=0.3)
+    fake = BatchFake(data, job_seconds=0.45)
     block = {"api_key": fake.api_key, "rest_api_key": fake.rest_key, "reachability": True}
     return fake, utc_midnight(DAYS), "batch", block, "batch_reachability_events", "_record_id"
 
