@@ -152,3 +152,28 @@ def assert_no_secrets(*texts: str) -> None:
     for text in texts:
         for secret in SECRETS:
             assert secret not in text, f"a configured secret leaked: {text[:300]}"
+
+
+def run_until_sigterm(config: dict, tmp_path: Path, ready: t.Callable[[], bool]) -> dict:
+    """Start the tap as a process, stop it with SIGTERM once ``ready()``; return its last STATE.
+
+    The run must end with exit code 143 (stopped by a signal) and a STATE message.
+    """
+    import signal
+    import time
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "out.jsonl"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [*tap_command(), "--config", str(path)], stdout=sink, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 20
+        while not ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
+    messages, _ = parse_lines(out.read_bytes())
+    return [m["value"] for m in messages if m["type"] == "STATE"][-1]

@@ -5,9 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import signal
-import subprocess
-import time
 from collections import Counter
 
 import pytest
@@ -15,7 +12,7 @@ import pytest
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.jobs import JobFailedError
 from tests.conftest import BATCH_DAYS, batch_config, utc_midnight
-from tests.harness import parse_lines, run_tap, tap_command
+from tests.harness import run_tap, run_until_sigterm
 
 UTC = dt.timezone.utc
 IDS = ["install_id", "custom_id", "advertising_id"]
@@ -218,21 +215,7 @@ def test_stopped_run_resumes_the_same_jobs(batch, tmp_path):
         "max_concurrent_jobs": 2,
         "poll_interval": 0.2,
     }
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    out = tmp_path / "out.jsonl"
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(
-            [*tap_command(), "--config", str(path)], stdout=sink, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 20
-        while len(batch.jobs) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
-    messages, _ = parse_lines(out.read_bytes())
-    state = [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    state = run_until_sigterm(config, tmp_path, lambda: len(batch.jobs) >= 2)
     pending = state["bookmarks"]["batch_reachability_events"]["pending_jobs"]
     assert len(pending) == 2
     created_before = set(batch.jobs)

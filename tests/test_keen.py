@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
-import subprocess
 import time
 from collections import Counter
 
@@ -16,7 +14,7 @@ from tap_event_exports.engine.jobs import JobFailedError
 from tap_event_exports.sandbox.keen import matches
 from tap_event_exports.vendors import keen as keen_vendor
 from tests.conftest import keen_config
-from tests.harness import parse_lines, run_tap, tap_command
+from tests.harness import run_tap, run_until_sigterm
 
 UTC = dt.timezone.utc
 
@@ -176,21 +174,7 @@ def test_resume_pending_extraction_after_stop(keen, tmp_path):
         "max_concurrent_jobs": 1,
         "poll_interval": 0.2,
     }
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    out = tmp_path / "out.jsonl"
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(
-            [*tap_command(), "--config", str(path)], stdout=sink, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 20
-        while not keen.extractions and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
-    messages, _ = parse_lines(out.read_bytes())
-    state = [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    state = run_until_sigterm(config, tmp_path, lambda: bool(keen.extractions))
     pending = state["bookmarks"]["keen_pageviews"]["pending_jobs"]
     assert len(pending) == 1
     job = next(iter(pending.values()))["job"]

@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import json
-import signal
-import subprocess
 import time
 from collections import Counter
 
@@ -16,7 +14,7 @@ from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.jobs import JobFailedError
 from tap_event_exports.vendors.mytracker import selector_type, sign, stream_name
 from tests.conftest import CUSTOM_SELECTORS, INSTALL_SELECTORS, mytracker_config
-from tests.harness import parse_lines, run_tap, tap_command
+from tests.harness import run_tap, run_until_sigterm
 
 UTC = dt.timezone.utc
 
@@ -189,21 +187,7 @@ def test_wrong_secret_fails_fast_with_403(mytracker):
 def test_stopped_run_resumes_the_same_export(mytracker, tmp_path):
     mytracker.job_seconds = 3.0
     config = mytracker_config(mytracker) | {"max_concurrent_jobs": 1, "poll_interval": 0.2}
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config))
-    out = tmp_path / "out.jsonl"
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(
-            [*tap_command(), "--config", str(path)], stdout=sink, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 20
-        while not mytracker.exports and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 128 + signal.SIGTERM
-    messages, _ = parse_lines(out.read_bytes())
-    state = [m["value"] for m in messages if m["type"] == "STATE"][-1]
+    state = run_until_sigterm(config, tmp_path, lambda: bool(mytracker.exports))
     pending = {
         (stream, window): entry["job"]
         for stream in ("mytracker_installs", "mytracker_custom_events")
