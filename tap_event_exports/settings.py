@@ -85,7 +85,7 @@ def meltano_settings(settings: t.Sequence[Setting], prefix: str = "") -> list[di
     kinds = {
         "secret": "string",
         "integer": "integer",
-        "number": "integer",
+        "number": "decimal",
         "boolean": "boolean",
         "date-time": "date_iso8601",
         "enum": "options",
