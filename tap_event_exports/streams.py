@@ -9,18 +9,19 @@ point resumes from its last STATE and re-extracts at most the windows that were 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 import typing as t
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from singer_sdk import Stream
-from singer_sdk.batch import Batcher
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
+from tap_event_exports.batch_files import BatchFiles
 from tap_event_exports.emit import FastRecordWriter
+from tap_event_exports.engine.columnar import ColumnarCsv, NotColumnar
 from tap_event_exports.engine.concurrency import ordered_prefetch
 from tap_event_exports.engine.http import HttpPolicy
 from tap_event_exports.engine.jobs import JobLedger, JobRunner
@@ -46,6 +47,8 @@ if t.TYPE_CHECKING:
     from tap_event_exports.settings import GlobalSettings
 
 SYNTHETIC_KEY = "_record_id"
+ROWS_PER_WRITE = 50_000
+"""Rows written between record-counter updates on the fast paths."""
 
 
 @dataclass
@@ -150,13 +153,6 @@ class Runtime:
         )
 
 
-def _doubles(record: dict) -> dict:
-    for name, value in record.items():
-        if isinstance(value, Decimal):
-            record[name] = float(value)
-    return record
-
-
 class ExportStream(Stream):
     """A stream of records read from vendor export files."""
 
@@ -174,6 +170,8 @@ class ExportStream(Stream):
             # No time column to name, but still incremental: the bookmark is the window end.
             self.forced_replication_method = "INCREMENTAL"
         self._writer: FastRecordWriter | None = None
+        self._batches: BatchFiles | None = None
+        self._counter: t.Any = None
         self._synthetic = spec.synthetic_key
         self._total = Tally()
         self.window_log = logging.getLogger(f"tap_event_exports.{spec.vendor}")
@@ -199,17 +197,18 @@ class ExportStream(Stream):
     def get_batches(
         self, batch_config: BatchConfig, context: dict | None = None
     ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
-        """BATCH files of the stream's records, window by window (bookmarks as for RECORDs).
+        """BATCH files of the stream's records, closed window by window (see ``batch_files``).
 
-        Parquet columns are inferred per file by pyarrow, which cannot mix ``Decimal`` with
-        ``float``: long decimals are written as doubles there (JSONL keeps every digit).
+        Each manifest is yielded after its window's bookmark has moved, so the STATE the SDK
+        writes after the BATCH message covers exactly the files announced so far.
         """
-        batcher = Batcher(tap_name=self.tap_name, stream_name=self.name, batch_config=batch_config)
-        records: Iterator[dict] = self._sync_records(context, write_messages=False)
-        if batch_config.encoding.format == "parquet":
-            records = (_doubles(record) for record in records)
-        for manifest in batcher.get_batches(records=records):
-            yield batch_config.encoding, manifest
+        self._batches = BatchFiles(batch_config, tap_name=self.tap_name, stream_name=self.name)
+        try:
+            for manifest in self._sync_records(context, write_messages=False):
+                yield batch_config.encoding, manifest
+        finally:
+            self._batches.abort()
+            self._batches = None
 
     # --- the sync loop ----------------------------------------------------------------------
 
@@ -226,13 +225,13 @@ class ExportStream(Stream):
         self._writer = self._fast_writer() if write_messages and self.selected else None
         self._total = Tally()
         started = time.monotonic()
+        self._counter = counter
         with counter, timer:
             for partition in contexts:
                 counter.with_context(partition or {})
                 timer.with_context(partition or {})
-                for record in self._export(partition, write_messages=write_messages):
-                    counter.increment()
-                    yield record
+                yield from self._export(partition, write_messages=write_messages)
+        self._counter = None
         if self._writer is not None:
             self._writer.flush()
         if write_messages:
@@ -299,6 +298,8 @@ class ExportStream(Stream):
             ledger.drop_within(None)
             if write_messages:
                 self._checkpoint()
+        if self._batches is not None and (files := self._batches.finish()):
+            yield files
         self.window_log.info(
             "%s: snapshot done: %d rows, %d bytes, %.1fs",
             self.name,
@@ -392,6 +393,8 @@ class ExportStream(Stream):
                 ledger.drop_within(window)
             if write_messages:
                 self._checkpoint()
+            if self._batches is not None and (files := self._batches.finish()):
+                yield files
             self.window_log.info(
                 "%s: window %s done: %d rows, %d bytes, %.1fs; bookmark %s",
                 label,
@@ -434,9 +437,7 @@ class ExportStream(Stream):
         try:
             for download in downloads:
                 tally.size += download.bytes_received
-                for record in self._read(download, window, partition, write_messages):
-                    tally.rows += 1
-                    yield record
+                yield from self._read(download, window, partition, write_messages, tally)
         finally:
             for download in downloads:
                 download.discard()
@@ -447,7 +448,9 @@ class ExportStream(Stream):
         window: Window | None,
         partition: dict | None,
         write_messages: bool,
+        tally: Tally,
     ) -> Iterator[dict]:
+        """Deliver one file's records: to the fast writer, to BATCH files, or as dicts."""
         label = self._label(partition)
         what = f"{self.spec.vendor}: {label}" + (
             f": window {self.spec.windowing.describe(window)}"
@@ -477,23 +480,73 @@ class ExportStream(Stream):
         keep = None
         if any(not mask[("properties", name)] for name in export.header):
             keep = lambda name: mask[("properties", name)]  # noqa: E731
-        if self._writer is not None:
-            self._writer.stamp(dt.datetime.now(dt.timezone.utc))
+        extra = dict(partition) if partition else None
+        timezone = self.spec.timezone
+        if self._batches is not None:
+            self._write_batch_files(export, types, keep, extra, key, tally)
+            return
+        names, rows = export.rows(types, timezone=timezone, keep=keep, extra=extra, key=key)
+        writer = self._writer
+        if writer is not None and self.ABORT_AT_RECORD_COUNT is None:
+            writer.stamp(dt.datetime.now(dt.timezone.utc))
+            writer.columns(names)
+            while count := writer.write_rows(itertools.islice(rows, ROWS_PER_WRITE)):
+                self._count(tally, count)
+            return
+        if writer is not None:
+            writer.stamp(dt.datetime.now(dt.timezone.utc))
         limit = self.ABORT_AT_RECORD_COUNT
         emit = self._emit
-        for index, record in enumerate(
-            export.records(
-                types,
-                timezone=self.spec.timezone,
-                keep=keep,
-                extra=dict(partition) if partition else None,
-                key=key,
-            )
-        ):
+        for values in rows:
             if limit is not None:
-                self._check_max_record_limit(index)
+                self._check_max_record_limit(self._total.rows + tally.rows)
+            record = dict(zip(names, values, strict=True))
             emit(record, write_messages)
+            self._count(tally, 1)
             yield record
+
+    def _count(self, tally: Tally, rows: int) -> None:
+        tally.rows += rows
+        if self._counter is not None:
+            self._counter.increment(rows)
+
+    def _write_batch_files(  # noqa: PLR0917 - the parts of one file's read
+        self,
+        export: CsvExport,
+        types: dict[str, str],
+        keep: Callable[[str], bool] | None,
+        extra: dict | None,
+        key: tuple[str, SyntheticKeys] | None,
+        tally: Tally,
+    ) -> None:
+        """Write one file's records to BATCH files; parquet goes columnar where it can."""
+        batches = self._batches
+        assert batches is not None  # noqa: S101 - BATCH mode only
+        timezone = self.spec.timezone
+        skip = 0
+        if batches.format == "parquet" and key is None:
+            export.close()
+            columnar = ColumnarCsv(
+                export.path, export.header, delimiter=self.spec.delimiter, timezone=timezone
+            )
+            try:
+                for batch in columnar.batches(types, keep=keep, extra=extra):
+                    self._count(tally, batches.write_batch(batch))
+            except NotColumnar as exc:
+                self.logger.info(
+                    "%s: %s; the rest of the file goes through the record reader",
+                    export.what,
+                    exc,
+                )
+                skip = exc.done
+            else:
+                return
+            export = CsvExport(export.path, delimiter=self.spec.delimiter, what=export.what)
+        names, rows = export.rows(types, timezone=timezone, keep=keep, extra=extra, key=key)
+        if skip:
+            rows = itertools.islice(rows, skip, None)
+        kinds = [column_type(self.schema["properties"][name]) for name in names]
+        self._count(tally, batches.write_rows(names, kinds, rows))
 
     def _learn_columns(self, header: list[str], write_messages: bool) -> None:
         """Add columns the schema does not know yet, and announce them with a new SCHEMA."""

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import gzip
 import json
+from decimal import Decimal
 from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
 import pytest
 
+from tap_event_exports.engine import columnar
 from tests.conftest import dfinery_config
 from tests.harness import run_tap
 
 KEY = "df_event_detail_log_id"
+
+
+def as_doubles(record: dict) -> dict:
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in record.items()}
 
 
 def read_batch_files(message: dict) -> list[dict]:
@@ -44,9 +50,8 @@ def test_batch_files_hold_every_record_and_state_advances(dfinery, tmp_path, enc
     rows = [row for message in batches for row in read_batch_files(message)]
     expected = plain.records("dfinery_events")
     assert sorted(r[KEY] for r in rows) == sorted(r[KEY] for r in expected)
-    by_key = {r[KEY]: r for r in expected}
-    sample = rows[len(rows) // 2]
-    assert sample["df_event_datetime"] == by_key[sample[KEY]]["df_event_datetime"]
+    # every value of every record, typed as in RECORD messages (parquet numbers are doubles)
+    assert {r[KEY]: as_doubles(r) for r in rows} == {r[KEY]: as_doubles(r) for r in expected}
 
     # bookmarks are window ends, as in a RECORD run (the last one is the run's own start time)
     def window_marks(r):
@@ -79,3 +84,27 @@ def test_batch_files_hold_every_record_and_state_advances(dfinery, tmp_path, enc
             if mark:
                 due = {r[KEY] for r in expected if r["df_event_datetime"] < mark}
                 assert due <= announced
+
+
+def test_parquet_continues_with_the_record_reader_past_odd_values(
+    dfinery, tmp_path, caplog, monkeypatch
+):
+    """A value the bulk typing does not take ("+3" for an integer) mid-file: nothing is lost."""
+    monkeypatch.setattr(columnar, "BLOCK_SIZE", 4096)  # several batches per file
+    plain = run_tap(dfinery_config(dfinery))
+    middle = len(dfinery.events) // 2
+    dfinery.events[middle]["df_items_df_quantity"] = "+3"
+    config = dfinery_config(dfinery) | {
+        "batch_config": {
+            "encoding": {"format": "parquet", "compression": "none"},
+            "storage": {"root": f"file://{tmp_path}"},
+        }
+    }
+    run = run_tap(config)
+    assert any("goes through the record reader" in r.getMessage() for r in caplog.records)
+    batches = [m for m in run.messages if m["type"] == "BATCH" and m["stream"] == "dfinery_events"]
+    rows = [row for message in batches for row in read_batch_files(message)]
+    expected = {r[KEY]: as_doubles(r) for r in plain.records("dfinery_events")}
+    expected[dfinery.events[middle]["df_event_detail_log_id"]]["df_items_df_quantity"] = 3
+    assert len(rows) == len(expected)
+    assert {r[KEY]: as_doubles(r) for r in rows} == expected

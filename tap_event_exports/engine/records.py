@@ -29,7 +29,8 @@ if t.TYPE_CHECKING:
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 COLUMN_TYPES = ("string", "integer", "number", "boolean", "date-time", "array")
-NULLS = frozenset({"", "null"})
+_NULL_OR_SELF = {"": None, "null": None}.get
+"""``_NULL_OR_SELF(v, v)``: ``None`` for the null spellings, else the value itself (in C)."""
 UTC = dt.timezone.utc
 
 
@@ -130,6 +131,8 @@ class DateTimeReader:
         """Naive values are local times in ``timezone``."""
         self.tz = ZoneInfo(timezone)
         self._cache: dict[str, str] = {}
+        self.cached = self._cache.get
+        """The converted value of a value seen before, else ``None`` (a fast path for loops)."""
 
     def __call__(self, value: str) -> str:
         """Convert one value (raises ``ValueError`` when it is not a date-time)."""
@@ -236,6 +239,7 @@ class CsvExport:
     def __init__(self, path: str, *, delimiter: str = ",", what: str) -> None:
         """Open ``path`` (UTF-8, optional BOM, any line ends) and read its header."""
         self.what = what
+        self.path = path
         self.delimiter = delimiter
         raw: t.BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
         if raw.read(2) == b"\x1f\x8b":
@@ -269,7 +273,7 @@ class CsvExport:
         """Release the file."""
         self._text.close()
 
-    def records(
+    def rows(
         self,
         types: dict[str, str],
         *,
@@ -277,8 +281,8 @@ class CsvExport:
         keep: Callable[[str], bool] | None = None,
         extra: dict[str, t.Any] | None = None,
         key: tuple[str, SyntheticKeys] | None = None,
-    ) -> Iterator[dict[str, t.Any]]:
-        """Yield typed records.
+    ) -> tuple[list[str], Iterator[list[t.Any]]]:
+        """The record column names, and an iterator of typed value lists in that order.
 
         Args:
             types: column type per header name (every header name must be present).
@@ -288,26 +292,38 @@ class CsvExport:
             key: name and generator of a synthetic key column.
         """
         header = self.header
-        width = len(header)
         picked = [i for i, name in enumerate(header) if keep is None or keep(name)]
         names = [header[i] for i in picked]
-        subset = len(picked) != width
         typed = []
         for position, index in enumerate(picked):
             convert = converter_for(types[header[index]], timezone)
             if convert is not None:
-                typed.append((position, convert, header[index]))
+                cached = convert.cached if isinstance(convert, DateTimeReader) else None
+                typed.append((position, convert, header[index], cached))
         if key is not None:
             names.append(key[0])
         if extra:
             names.extend(extra)
+        return names, self._typed_rows(picked, typed, types, extra, key)
+
+    def _typed_rows(
+        self,
+        picked: list[int],
+        typed: list[tuple[int, Callable[[str], t.Any], str, Callable[[str], t.Any] | None]],
+        types: dict[str, str],
+        extra: dict[str, t.Any] | None,
+        key: tuple[str, SyntheticKeys] | None,
+    ) -> Iterator[list[t.Any]]:
+        width = len(self.header)
+        subset = len(picked) != width
         extra_values = list(extra.values()) if extra else []
         keyer = key[1] if key is not None else None
-        nulls = NULLS
+        nulls = _NULL_OR_SELF
         rows = self._rows
+        next_row = self._next_row
         try:
             while True:
-                row = self._next_row()
+                row = next_row()
                 if row is None:
                     return
                 if len(row) != width:
@@ -319,10 +335,15 @@ class CsvExport:
                     )
                     raise DataError(msg)
                 source = [row[i] for i in picked] if subset else row
-                values = [None if v in nulls else v for v in source]
-                for position, convert, name in typed:
+                values = list(map(nulls, source, source))
+                for position, convert, name, cached in typed:
                     value = values[position]
                     if value is not None:
+                        if cached is not None:  # the cache, read without a call frame
+                            hit = cached(value)
+                            if hit is not None:
+                                values[position] = hit
+                                continue
                         try:
                             values[position] = convert(value)
                         except (ValueError, KeyError, SyntaxError, InvalidOperation):
@@ -334,6 +355,20 @@ class CsvExport:
                     values.append(keyer(row))
                 if extra_values:
                     values.extend(extra_values)
-                yield dict(zip(names, values, strict=True))
+                yield values
         finally:
             self.close()
+
+    def records(
+        self,
+        types: dict[str, str],
+        *,
+        timezone: str,
+        keep: Callable[[str], bool] | None = None,
+        extra: dict[str, t.Any] | None = None,
+        key: tuple[str, SyntheticKeys] | None = None,
+    ) -> Iterator[dict[str, t.Any]]:
+        """Yield typed records (dicts); the arguments are those of :meth:`rows`."""
+        names, rows = self.rows(types, timezone=timezone, keep=keep, extra=extra, key=key)
+        for values in rows:
+            yield dict(zip(names, values, strict=True))

@@ -1,0 +1,147 @@
+"""BATCH files (singer-sdk ``batch_config``), written so that STATE never runs ahead of them.
+
+singer-sdk's own batcher fills ``batch_size`` chunks from the record stream regardless of
+windows, so a STATE written after a BATCH message can cover records still waiting in the next
+chunk, and it keeps each chunk in memory as Python dicts. Here files are written as records
+arrive, closed at every window end (and every ``batch_size`` rows), and announced only once
+closed: the STATE that follows a BATCH message covers exactly the windows in its files. JSONL
+lines are encoded like RECORD messages; parquet is written batch by batch from Arrow columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import itertools
+import typing as t
+from uuid import uuid4
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tap_event_exports.emit import LineWriter
+from tap_event_exports.engine.columnar import rows_to_batch
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from singer_sdk.helpers._batch import BatchConfig
+
+DEFAULT_BATCH_SIZE = 100_000
+ROWS_PER_CHUNK = 10_000
+JSONL_GZIP_LEVEL = 6
+"""zlib's default level: files about as small as level 9, written several times faster."""
+
+
+class BatchFiles:
+    """The BATCH files of one stream in one run."""
+
+    def __init__(self, batch_config: BatchConfig, *, tap_name: str, stream_name: str) -> None:
+        """Write files under ``batch_config.storage`` in its encoding."""
+        self.config = batch_config
+        self.format = batch_config.encoding.format
+        if self.format not in ("jsonl", "parquet"):
+            msg = f"batch_config: encoding format {self.format!r} is not jsonl or parquet"
+            raise ValueError(msg)
+        self.gzip = batch_config.encoding.compression == "gzip"
+        self.limit = batch_config.batch_size or DEFAULT_BATCH_SIZE
+        self._sync_id = f"{tap_name}--{stream_name}-{uuid4()}"
+        self._files = 0
+        self._stack: contextlib.ExitStack | None = None
+        self._lines: LineWriter | None = None
+        self._parquet: pq.ParquetWriter | None = None
+        self._rows_in_file = 0
+        self._closed: list[str] = []
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write_rows(self, names: list[str], kinds: list[str], rows: Iterator[list[t.Any]]) -> int:
+        """Write typed value rows (``kinds`` are the columns' types); returns how many."""
+        total = 0
+        while True:
+            chunk = list(itertools.islice(rows, min(self._room(), ROWS_PER_CHUNK)))
+            if not chunk:
+                return total
+            if self.format == "parquet":
+                self._write_table(rows_to_batch(names, kinds, chunk))
+            else:
+                lines = self._jsonl()
+                lines.columns(names)
+                lines.write_rows(chunk)
+                self._rows_in_file += len(chunk)
+            total += len(chunk)
+
+    def write_batch(self, batch: pa.RecordBatch) -> int:
+        """Write an Arrow batch (parquet only); returns its row count."""
+        rows = batch.num_rows
+        while batch.num_rows:
+            room = self._room()
+            self._write_table(batch.slice(0, room))
+            batch = batch.slice(room)
+        return rows
+
+    def finish(self) -> list[str]:
+        """Close the open file (a window ended); the URLs of the files closed since last time."""
+        self._close_file()
+        closed, self._closed = self._closed, []
+        return closed
+
+    def abort(self) -> None:
+        """Close without announcing the open file (its window did not finish)."""
+        if self._stack is not None:
+            with contextlib.suppress(Exception):
+                self._stack.close()
+        self._stack = self._lines = self._parquet = None
+
+    # --- files --------------------------------------------------------------------------------
+
+    def _room(self) -> int:
+        if self._rows_in_file >= self.limit:
+            self._close_file()
+        return self.limit - self._rows_in_file
+
+    def _write_table(self, batch: pa.RecordBatch) -> None:
+        if self._parquet is not None and batch.schema != self._parquet.schema:
+            try:
+                batch = batch.cast(self._parquet.schema)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+                self._close_file()  # a list column changed item type: a file of its own
+        if self._parquet is None:
+            compression = "gzip" if self.gzip else "snappy"
+            self._parquet = pq.ParquetWriter(
+                self._open("parquet.gz" if self.gzip else "parquet"),
+                batch.schema,
+                compression=compression,
+            )
+        self._parquet.write_batch(batch)
+        self._rows_in_file += batch.num_rows
+
+    def _jsonl(self) -> LineWriter:
+        if self._lines is None:
+            target = self._open("json.gz" if self.gzip else "json")
+            if self.gzip:
+                assert self._stack is not None  # noqa: S101 - opened above
+                target = self._stack.enter_context(
+                    gzip.GzipFile(fileobj=target, mode="wb", compresslevel=JSONL_GZIP_LEVEL)
+                )
+            self._lines = LineWriter(target)
+        return self._lines
+
+    def _open(self, suffix: str) -> t.BinaryIO:
+        self._files += 1
+        prefix = self.config.storage.prefix or ""
+        self._filename = f"{prefix}{self._sync_id}-{self._files}.{suffix}"
+        self._stack = contextlib.ExitStack()
+        return self._stack.enter_context(self.config.storage.open(self._filename, "wb"))
+
+    def _close_file(self) -> None:
+        if self._stack is None:
+            return
+        if self._lines is not None:
+            self._lines.flush()
+        if self._parquet is not None:
+            self._parquet.close()
+        self._stack.close()
+        self._closed.append(self.config.storage.get_url(self._filename))
+        self._stack = self._lines = self._parquet = None
+        self._rows_in_file = 0

@@ -1,0 +1,192 @@
+"""CSV export files to typed Arrow batches, for parquet output with no per-row Python.
+
+pyarrow's CSV reader parses a file block by block (C++, constant memory), keeping every value as
+text with the null spellings (empty, ``null``) read as nulls. Columns are then typed in bulk:
+strings pass through, integers, numbers and booleans are checked against the forms the record
+reader accepts and cast by Arrow kernels, and date-times and lists are converted once per
+distinct value by the record reader's own converters (exports repeat timestamps and lists
+endlessly). Anything outside those forms stops the columnar reader with :class:`NotColumnar`,
+and the caller continues the file from that batch with the record reader, which either types
+the value or names the line that is wrong: both readers always give the same values.
+"""
+
+from __future__ import annotations
+
+import json
+import typing as t
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from tap_event_exports.engine.records import converter_for
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+BLOCK_SIZE = 1 << 22
+INTEGER = r"^-?[0-9]{1,18}$"
+NUMBER = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?$"
+TRUE = pa.array(["true", "1", "t"])
+FALSE = pa.array(["false", "0", "f"])
+ARROW_TYPES = {
+    "string": pa.string(),
+    "integer": pa.int64(),
+    "number": pa.float64(),
+    "boolean": pa.bool_(),
+    "date-time": pa.string(),  # RFC 3339 text, as in RECORD messages
+}
+
+
+class NotColumnar(Exception):
+    """The columnar reader cannot type a batch; ``done`` rows were delivered before it."""
+
+    def __init__(self, done: int, reason: str) -> None:
+        """Say how far the file was delivered and why the rest is not columnar."""
+        super().__init__(reason)
+        self.done = done
+
+
+def arrow_type(kind: str) -> pa.DataType | None:
+    """The Arrow type of a column type; ``None`` for lists (inferred from their items)."""
+    return ARROW_TYPES.get(kind)
+
+
+def rows_to_batch(names: list[str], kinds: list[str], rows: list[list[t.Any]]) -> pa.RecordBatch:
+    """Typed value rows of the record reader as an Arrow batch with the columnar reader's types."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    arrays = []
+    for kind, column in zip(kinds, columns, strict=True):
+        if kind == "array":
+            arrays.append(_list_array(column))
+            continue
+        values = column
+        if kind == "number":  # long decimals: parquet columns are doubles
+            values = tuple(float(v) if isinstance(v, Decimal) else v for v in column)
+        arrays.append(pa.array(values, arrow_type(kind)))
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _list_array(values: t.Sequence[t.Any]) -> pa.Array:
+    """Lists with their items' type; lists mixing item types get their items as JSON text."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        texts = [
+            None if items is None else [i if isinstance(i, str) else json.dumps(i) for i in items]
+            for items in values
+        ]
+        array = pa.array(texts, pa.list_(pa.string()))
+    return array.cast(pa.list_(pa.string())) if array.type == pa.null() else array
+
+
+class ColumnarCsv:
+    """One downloaded CSV file read as typed Arrow batches."""
+
+    def __init__(self, path: str, header: list[str], *, delimiter: str, timezone: str) -> None:
+        """``header`` is the file's header as the record reader read it (names stripped)."""
+        self.path = path
+        self.header = header
+        self.delimiter = delimiter
+        self.timezone = timezone
+
+    def batches(
+        self,
+        types: dict[str, str],
+        *,
+        keep: Callable[[str], bool] | None = None,
+        extra: dict[str, t.Any] | None = None,
+    ) -> Iterator[pa.RecordBatch]:
+        """Typed batches of the selected columns plus constant ``extra`` columns.
+
+        Raises :class:`NotColumnar` (with the number of rows delivered) at the first batch it
+        cannot type exactly as the record reader would.
+        """
+        names = [name for name in self.header if keep is None or keep(name)]
+        converters = {
+            name: converter_for(types[name], self.timezone)
+            for name in names
+            if types[name] in ("date-time", "array")
+        }
+        done = 0
+        reader = self._open()
+        while True:
+            try:
+                raw = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as exc:
+                raise NotColumnar(done, f"CSV: {exc}") from None
+            arrays = []
+            for name in names:
+                kind = types[name]
+                column = raw.column(name)
+                typed = _typed(column, kind, converters.get(name))
+                if typed is None:
+                    raise NotColumnar(done, f"column {name!r} has values outside the {kind} forms")
+                arrays.append(typed)
+            for value in (extra or {}).values():
+                arrays.append(pa.array([value] * raw.num_rows, pa.string()))
+            yield pa.RecordBatch.from_arrays(arrays, names=names + list(extra or {}))
+            done += raw.num_rows
+
+    def _open(self) -> pa.RecordBatchReader:
+        with open(self.path, "rb") as probe:
+            gzipped = probe.read(2) == b"\x1f\x8b"
+        source = pa.input_stream(self.path, compression="gzip" if gzipped else None)
+        return pcsv.open_csv(
+            source,
+            read_options=pcsv.ReadOptions(
+                column_names=self.header, skip_rows=1, block_size=BLOCK_SIZE
+            ),
+            parse_options=pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
+            convert_options=pcsv.ConvertOptions(
+                column_types=dict.fromkeys(self.header, pa.string()),
+                null_values=["", "null"],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+
+
+def _typed(column: pa.Array, kind: str, convert: Callable[[str], t.Any] | None) -> pa.Array | None:
+    """A text column typed as ``kind``; ``None`` when a value is outside the bulk forms."""
+    if kind == "string":
+        return column
+    present = len(column) - column.null_count
+    if present == 0:
+        if kind == "array":
+            return _list_array([None] * len(column))
+        return column.cast(arrow_type(kind))
+    if kind in ("integer", "number"):
+        form = INTEGER if kind == "integer" else NUMBER
+        if pc.sum(pc.match_substring_regex(column, form)).as_py() != present:
+            return None
+        try:
+            return column.cast(arrow_type(kind))
+        except pa.ArrowInvalid:  # out of range
+            return None
+    if kind == "boolean":
+        lowered = pc.utf8_lower(pc.utf8_trim_whitespace(column))
+        truth = pc.is_in(lowered, TRUE)
+        if pc.sum(truth).as_py() + pc.sum(pc.is_in(lowered, FALSE)).as_py() != present:
+            return None
+        return pc.if_else(pc.is_null(column), pa.scalar(None, pa.bool_()), truth)
+    assert convert is not None  # noqa: S101 - date-time and array columns have converters
+    return _per_distinct_value(column, kind, convert)
+
+
+def _per_distinct_value(
+    column: pa.Array, kind: str, convert: Callable[[str], t.Any]
+) -> pa.Array | None:
+    """Convert each distinct value once with the record reader's converter, then spread."""
+    encoded = pc.dictionary_encode(column)
+    converted = []
+    for value in encoded.dictionary.to_pylist():
+        try:
+            converted.append(convert(value))
+        except (ValueError, KeyError, SyntaxError, ArithmeticError):
+            return None
+    values = _list_array(converted) if kind == "array" else pa.array(converted, pa.string())
+    return values.take(encoded.indices)

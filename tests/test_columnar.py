@@ -1,0 +1,122 @@
+"""The columnar reader (parquet BATCH path) gives exactly the values of the record reader."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from tap_event_exports.engine import columnar
+from tap_event_exports.engine.columnar import ColumnarCsv, NotColumnar, rows_to_batch
+from tap_event_exports.engine.errors import DataError
+from tap_event_exports.engine.records import CsvExport
+
+TYPES = {
+    "s": "string",
+    "i": "integer",
+    "n": "number",
+    "b": "boolean",
+    "d": "date-time",
+    "l": "array",
+}
+ROWS = [
+    # every column's null spellings, quoted delimiters and newlines, both Dfinery date forms
+    '"x, ""y""\r\nz",12,12.50,TRUE,2025.1.6 10:35,"[""1"",""2""]"',
+    "null,-7,1e5,false,2025-01-06 10:38:10.036,\"['a', 'b']\"",
+    ",0,,f,,null",
+    "plain,,123456789012345678.123,1,2025-10-26 02:30:00,[]",
+    # an ambiguous local time (Berlin, the autumn change): the earlier instant, as in Python
+    'é ü,9007199254740993,0.1,T ,2025-10-26T02:30:00Z,"[1, 2]"',
+]
+
+
+def write_csv(tmp_path, rows, name="f.csv", header="s,i,n,b,d,l"):
+    path = tmp_path / name
+    path.write_bytes(("\ufeff" + header + "\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    return str(path)
+
+
+def record_reader_batch(path, types, timezone, **kw):
+    export = CsvExport(path, what="test")
+    names, rows = export.rows(types, timezone=timezone, **kw)
+    rows = list(rows)
+    kinds = [types.get(name, "string") for name in names]
+    return rows_to_batch(names, kinds, rows)
+
+
+def columnar_batch(path, types, timezone, **kw):
+    export = CsvExport(path, what="test")
+    export.close()
+    reader = ColumnarCsv(path, export.header, delimiter=",", timezone=timezone)
+    return pa.Table.from_batches(list(reader.batches(types, **kw)))
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Europe/Berlin", "Asia/Seoul"])
+def test_columnar_equals_record_reader(tmp_path, timezone):
+    path = write_csv(tmp_path, ROWS)
+    expected = record_reader_batch(path, TYPES, timezone)
+    table = columnar_batch(path, TYPES, timezone)
+    assert table.schema == expected.schema
+    assert table.to_pylist() == expected.to_pylist()
+    first = table.to_pylist()[0]
+    assert first["s"] == 'x, "y"\r\nz'
+    assert first["i"] == 12
+    assert first["b"] is True
+    assert first["l"] == ["1", "2"]
+    if timezone == "Asia/Seoul":
+        assert first["d"] == "2025-01-06T01:35:00+00:00"
+    if timezone == "Europe/Berlin":
+        # 02:30 happens twice that night; Python's fold=0 reading is the summer-time one
+        assert table.to_pylist()[3]["d"] == "2025-10-26T00:30:00+00:00"
+
+
+def test_selection_and_partition_columns(tmp_path):
+    path = write_csv(tmp_path, ROWS)
+
+    def keep(name):
+        return name in ("i", "d")
+
+    extra = {"token": "t-1"}
+    expected = record_reader_batch(path, TYPES, "UTC", keep=keep, extra=extra)
+    table = columnar_batch(path, TYPES, "UTC", keep=keep, extra=extra)
+    assert table.column_names == ["i", "d", "token"]
+    assert table.to_pylist() == expected.to_pylist()
+
+
+@pytest.mark.parametrize(
+    ("kind", "odd"),
+    [
+        ("integer", "+5"),  # int() reads it; the bulk form does not
+        ("integer", "12.0"),
+        ("number", ".5"),
+        ("boolean", "yes"),
+        ("integer", "99999999999999999999"),  # beyond 64 bits
+    ],
+)
+def test_values_outside_the_bulk_forms_stop_the_columnar_reader(tmp_path, monkeypatch, kind, odd):
+    monkeypatch.setattr(columnar, "BLOCK_SIZE", 64)
+    good = {"integer": "7", "number": "7.5", "boolean": "true"}[kind]
+    rows = [f"r{n},{good}" for n in range(40)] + [f"odd,{odd}"] + [f"r,{good}"] * 5
+    path = write_csv(tmp_path, rows, header="s,v")
+    reader = ColumnarCsv(path, ["s", "v"], delimiter=",", timezone="UTC")
+    sizes: list[int] = []
+
+    def drain():
+        for batch in reader.batches({"s": "string", "v": kind}):
+            sizes.append(batch.num_rows)
+
+    with pytest.raises(NotColumnar) as stopped:
+        drain()
+    delivered = sum(sizes)
+    assert stopped.value.done == delivered
+    assert 0 < delivered <= 40, "batches before the odd value were delivered"
+
+
+def test_a_ragged_row_stops_it_and_the_record_reader_names_the_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(columnar, "BLOCK_SIZE", 64)
+    rows = [f"r{n},{n}" for n in range(30)] + ["r30,30,extra"]
+    path = write_csv(tmp_path, rows, header="s,v")
+    reader = ColumnarCsv(path, ["s", "v"], delimiter=",", timezone="UTC")
+    with pytest.raises(NotColumnar):
+        list(reader.batches({"s": "string", "v": "integer"}))
+    with pytest.raises(DataError, match="line 32 has 3 fields, the header has 2"):
+        record_reader_batch(path, {"s": "string", "v": "integer"}, "UTC")
