@@ -29,6 +29,8 @@ if t.TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 100_000
 ROWS_PER_CHUNK = 10_000
+ROW_GROUP_ROWS = 8192
+"""Parquet rows per row group: batches are gathered to this size (readers dislike tiny groups)."""
 JSONL_GZIP_LEVEL = 6
 """zlib's default level: files about as small as level 9, written several times faster."""
 
@@ -51,6 +53,8 @@ class BatchFiles:
         self._lines: LineWriter | None = None
         self._parquet: pq.ParquetWriter | None = None
         self._rows_in_file = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
         self._closed: list[str] = []
 
     # --- writing ------------------------------------------------------------------------------
@@ -92,6 +96,8 @@ class BatchFiles:
             with contextlib.suppress(Exception):
                 self._stack.close()
         self._stack = self._lines = self._parquet = None
+        self._pending = []
+        self._pending_rows = 0
 
     # --- files --------------------------------------------------------------------------------
 
@@ -113,8 +119,18 @@ class BatchFiles:
                 batch.schema,
                 compression=compression,
             )
-        self._parquet.write_batch(batch)
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
         self._rows_in_file += batch.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._write_row_group()
+
+    def _write_row_group(self) -> None:
+        if self._pending and self._parquet is not None:
+            table = pa.Table.from_batches(self._pending)
+            self._parquet.write_table(table, row_group_size=max(1, table.num_rows))
+        self._pending = []
+        self._pending_rows = 0
 
     def _jsonl(self) -> LineWriter:
         if self._lines is None:
@@ -140,6 +156,7 @@ class BatchFiles:
         if self._lines is not None:
             self._lines.flush()
         if self._parquet is not None:
+            self._write_row_group()
             self._parquet.close()
         self._stack.close()
         self._closed.append(self.config.storage.get_url(self._filename))

@@ -19,9 +19,7 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
-from tap_event_exports.batch_files import BatchFiles
 from tap_event_exports.emit import FastRecordWriter
-from tap_event_exports.engine.columnar import ColumnarCsv, NotColumnar
 from tap_event_exports.engine.concurrency import ordered_prefetch
 from tap_event_exports.engine.http import HttpPolicy
 from tap_event_exports.engine.jobs import JobLedger, JobRunner
@@ -41,6 +39,7 @@ if t.TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
+    from tap_event_exports.batch_files import BatchFiles
     from tap_event_exports.engine.download import Download
     from tap_event_exports.engine.http import VendorDialect
     from tap_event_exports.engine.jobs import ExportJobs
@@ -202,6 +201,8 @@ class ExportStream(Stream):
         Each manifest is yielded after its window's bookmark has moved, so the STATE the SDK
         writes after the BATCH message covers exactly the files announced so far.
         """
+        from tap_event_exports.batch_files import BatchFiles  # noqa: PLC0415 - pyarrow, BATCH only
+
         self._batches = BatchFiles(batch_config, tap_name=self.tap_name, stream_name=self.name)
         try:
             for manifest in self._sync_records(context, write_messages=False):
@@ -525,6 +526,11 @@ class ExportStream(Stream):
         timezone = self.spec.timezone
         skip = 0
         if batches.format == "parquet" and key is None:
+            from tap_event_exports.engine.columnar import (  # noqa: PLC0415 - pyarrow, parquet only
+                ColumnarCsv,
+                NotColumnar,
+            )
+
             export.close()
             columnar = ColumnarCsv(
                 export.path, export.header, delimiter=self.spec.delimiter, timezone=timezone

@@ -98,8 +98,15 @@ def to_number(value: str) -> int | float | Decimal:
     return decimal
 
 
+_QUOTED = r"(?:'[^'\\\n\r]*'|\"[^\"\\\n\r]*\")"
+_SIMPLE_LIST = re.compile(rf"\[\s*(?:{_QUOTED}\s*(?:,\s*{_QUOTED}\s*)*,?\s*)?\]")
+_SIMPLE_ITEM = re.compile(r"'([^'\\\n\r]*)'|\"([^\"\\\n\r]*)\"")
+
+
 def to_array(value: str) -> list:
     """A list from JSON (``["1","2"]``) or Python-literal (``['a','b']``) text."""
+    if _SIMPLE_LIST.fullmatch(value):  # quoted strings without escapes: read them directly
+        return [single or double for single, double in _SIMPLE_ITEM.findall(value)]
     try:
         parsed = json.loads(value)
     except ValueError:
@@ -125,7 +132,7 @@ class DateTimeReader:
     Results are cached: exports repeat the same timestamps many times.
     """
 
-    CACHE_LIMIT = 1 << 16
+    CACHE_LIMIT = 1 << 13
 
     def __init__(self, timezone: str = "UTC") -> None:
         """Naive values are local times in ``timezone``."""

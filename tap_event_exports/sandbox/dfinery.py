@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import random
 import re
 import threading
@@ -259,9 +260,16 @@ class DfineryFake(FakeServer):
         max_concurrent: int = 5,
         delay: float = 0.0,
         port: int = 0,
+        memoize: bool = False,
     ) -> None:
-        """Serve ``events`` and ``profiles``; ``today`` fixes the 30-day limit's reference."""
+        """Serve ``events`` and ``profiles``; ``today`` fixes the 30-day limit's reference.
+
+        ``memoize`` keeps each rendered export for identical requests, so a benchmark measures
+        the tap rather than the fake's CSV writing (``events`` must not change afterwards).
+        """
         super().__init__(port=port)
+        self.memoize = memoize
+        self._rendered: dict[str, bytes] = {}
         self.events = events or []
         self.profiles = profiles or []
         self.service_id = service_id
@@ -416,11 +424,17 @@ class DfineryFake(FakeServer):
             return fail(400, "invalid_parameter")
         if first < self.today() - dt.timedelta(days=DAYS_BACK):
             return fail(400, "exceed_date_range_limit")
-        rows = self.expected_events(first, last, body.get("events"), condition)
-        columns = self._columns(body.get("properties"), properties_condition)
         remaining = self.hourly_limit - self._used
         headers = {"Content-Type": "text/csv; charset=utf-8", **self._limit_headers(remaining)}
-        return FakeResponse(200, csv_for(rows, columns), headers)
+        memo = json.dumps(body, sort_keys=True) if self.memoize else None
+        if memo is not None and memo in self._rendered:
+            return FakeResponse(200, self._rendered[memo], headers)
+        rows = self.expected_events(first, last, body.get("events"), condition)
+        columns = self._columns(body.get("properties"), properties_condition)
+        data = csv_for(rows, columns)
+        if memo is not None:
+            self._rendered[memo] = data
+        return FakeResponse(200, data, headers)
 
     def _columns(self, properties: list[str] | None, condition: str | None) -> list[str]:
         if condition in (None, "all") or not properties:
