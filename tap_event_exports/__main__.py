@@ -1,5 +1,24 @@
-"""``python -m tap_event_exports``: the tap's command line."""
+"""``python -m tap_event_exports`` and the ``tap-event-exports`` command."""
 
-from tap_event_exports.tap import TapEventExports
+from __future__ import annotations
 
-TapEventExports.cli()
+import signal
+import sys
+import typing as t
+
+
+def _stopped_early(signum: int, _frame: t.Any) -> None:
+    """SIGTERM while starting up: nothing was extracted yet; exit as a stopped run (128 + 15)."""
+    sys.exit(128 + signum)
+
+
+def main() -> None:
+    """Run the tap; a SIGTERM during startup (imports take ~0.7 s) still exits 143, not -15."""
+    signal.signal(signal.SIGTERM, _stopped_early)
+    from tap_event_exports.tap import TapEventExports  # noqa: PLC0415 - after the handler
+
+    TapEventExports.cli()
+
+
+if __name__ == "__main__":
+    main()
