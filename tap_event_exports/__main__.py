@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import typing as t
+
+ARROW_ALLOCATOR = "narenas:1,tcache:false"
+"""Arrow's jemalloc settings (read when pyarrow loads): one arena and no thread caches keep the
+parquet writer thread from holding memory of its own; a user's ``JE_ARROW_MALLOC_CONF`` wins."""
 
 
 def _stopped_early(signum: int, _frame: t.Any) -> None:
@@ -15,6 +20,7 @@ def _stopped_early(signum: int, _frame: t.Any) -> None:
 def main() -> None:
     """Run the tap; a SIGTERM during startup (imports take ~0.7 s) still exits 143, not -15."""
     signal.signal(signal.SIGTERM, _stopped_early)
+    os.environ.setdefault("JE_ARROW_MALLOC_CONF", ARROW_ALLOCATOR)
     from tap_event_exports.tap import TapEventExports  # noqa: PLC0415 - after the handler
 
     TapEventExports.cli()

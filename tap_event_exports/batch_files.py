@@ -14,6 +14,8 @@ import contextlib
 import gzip
 import itertools
 import typing as t
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from uuid import uuid4
 
 import pyarrow as pa
@@ -31,6 +33,8 @@ DEFAULT_BATCH_SIZE = 100_000
 ROWS_PER_CHUNK = 10_000
 ROW_GROUP_ROWS = 8192
 """Parquet rows per row group: batches are gathered to this size (readers dislike tiny groups)."""
+ROW_GROUPS_IN_FLIGHT = 1
+"""Row groups handed to the writer thread and not yet written (bounds the memory they hold)."""
 JSONL_GZIP_LEVEL = 6
 """zlib's default level: files about as small as level 9, written several times faster."""
 
@@ -56,6 +60,8 @@ class BatchFiles:
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._closed: list[str] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._in_flight: deque[Future] = deque()
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -92,6 +98,7 @@ class BatchFiles:
 
     def abort(self) -> None:
         """Close without announcing the open file (its window did not finish)."""
+        self._drain(raise_errors=False)
         if self._stack is not None:
             with contextlib.suppress(Exception):
                 self._stack.close()
@@ -126,11 +133,30 @@ class BatchFiles:
             self._write_row_group()
 
     def _write_row_group(self) -> None:
+        """Hand the gathered batches to the writer thread as one row group.
+
+        Parquet encoding runs in Arrow without the GIL, so on a thread of its own it overlaps
+        with the parsing and typing of the next batches.
+        """
         if self._pending and self._parquet is not None:
-            table = pa.Table.from_batches(self._pending)
-            self._parquet.write_table(table, row_group_size=max(1, table.num_rows))
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="parquet-writer")
+            while len(self._in_flight) >= ROW_GROUPS_IN_FLIGHT:
+                self._in_flight.popleft().result()
+            self._in_flight.append(
+                self._writer.submit(_write_row_group, self._parquet, self._pending)
+            )
         self._pending = []
         self._pending_rows = 0
+
+    def _drain(self, *, raise_errors: bool = True) -> None:
+        """Wait for the writer thread's row groups; the first failure is raised."""
+        while self._in_flight:
+            future = self._in_flight.popleft()
+            if raise_errors:
+                future.result()
+            else:
+                future.exception()
 
     def _jsonl(self) -> LineWriter:
         if self._lines is None:
@@ -157,8 +183,14 @@ class BatchFiles:
             self._lines.flush()
         if self._parquet is not None:
             self._write_row_group()
+            self._drain()
             self._parquet.close()
         self._stack.close()
         self._closed.append(self.config.storage.get_url(self._filename))
         self._stack = self._lines = self._parquet = None
         self._rows_in_file = 0
+
+
+def _write_row_group(writer: pq.ParquetWriter, batches: list[pa.RecordBatch]) -> None:
+    table = pa.Table.from_batches(batches)
+    writer.write_table(table, row_group_size=max(1, table.num_rows))

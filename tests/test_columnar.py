@@ -120,3 +120,38 @@ def test_a_ragged_row_stops_it_and_the_record_reader_names_the_line(tmp_path, mo
         list(reader.batches({"s": "string", "v": "integer"}))
     with pytest.raises(DataError, match="line 32 has 3 fields, the header has 2"):
         record_reader_batch(path, {"s": "string", "v": "integer"}, "UTC")
+
+
+def test_blocks_end_only_at_row_ends(tmp_path, monkeypatch):
+    """Small blocks cut between rows, never inside a quoted newline or a doubled quote."""
+    monkeypatch.setattr(columnar, "BLOCK_SIZE", 16)
+    rows = [
+        f'"line\r\nbreak {n}, ""quoted""",{n}' if n % 3 == 0 else f"plain {n},{n}"
+        for n in range(60)
+    ]
+    path = write_csv(tmp_path, rows, header="s,i")
+    types = {"s": "string", "i": "integer"}
+    expected = record_reader_batch(path, types, "UTC")
+    table = columnar_batch(path, types, "UTC")
+    assert table.to_pylist() == expected.to_pylist()
+    assert table.column("s")[0].as_py() == 'line\r\nbreak 0, "quoted"'
+    assert table.num_rows == 60
+    with open(path, "rb") as source:
+        blocks = list(columnar.whole_rows(source, 16))
+    assert b"".join(blocks) == open(path, "rb").read()
+    assert all(block.endswith(b"\r\n") and block.count(b'"') % 2 == 0 for block in blocks)
+    assert len(blocks) > 20
+
+
+def test_a_file_without_row_ends_goes_to_the_record_reader(tmp_path, monkeypatch):
+    """Lone CR line ends: no block ends within LONGEST_ROW, so the record reader takes it."""
+    monkeypatch.setattr(columnar, "BLOCK_SIZE", 16)
+    monkeypatch.setattr(columnar, "LONGEST_ROW", 256)
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"s,i\r" + b"".join(f"r{n},{n}\r".encode() for n in range(100)))
+    reader = ColumnarCsv(str(path), ["s", "i"], delimiter=",", timezone="UTC")
+    with pytest.raises(NotColumnar) as stopped:
+        list(reader.batches({"s": "string", "i": "integer"}))
+    assert stopped.value.done == 0
+    rows = record_reader_batch(str(path), {"s": "string", "i": "integer"}, "UTC").to_pylist()
+    assert rows[99] == {"s": "r99", "i": 99}

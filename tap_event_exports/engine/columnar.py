@@ -1,18 +1,20 @@
 """CSV export files to typed Arrow batches, for parquet output with no per-row Python.
 
-pyarrow's CSV reader parses a file block by block (C++, constant memory), keeping every value as
-text with the null spellings (empty, ``null``) read as nulls. Columns are then typed in bulk:
+pyarrow's CSV parser reads a file one whole-row block at a time (C++, constant memory), keeping
+every value as text with the null spellings (empty, ``null``) read as nulls. Columns are then typed in bulk:
 strings pass through, integers, numbers and booleans are checked against the forms the record
-reader accepts and cast by Arrow kernels, and date-times and lists are converted once per
-distinct value by the record reader's own converters (exports repeat timestamps and lists
-endlessly). Anything outside those forms stops the columnar reader with :class:`NotColumnar`,
-and the caller continues the file from that batch with the record reader, which either types
-the value or names the line that is wrong: both readers always give the same values.
+reader accepts and cast by Arrow kernels, date-times in the common forms are parsed and rendered
+by Arrow (:mod:`.arrow_datetimes`), and other date-times and lists are converted once per
+distinct value by the record reader's own converters (exports repeat them endlessly). Anything
+outside those forms stops the columnar reader with :class:`NotColumnar`, and the caller
+continues the file from that batch with the record reader, which either types the value or
+names the line that is wrong: both readers always give the same values.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import typing as t
 from decimal import Decimal
@@ -21,17 +23,22 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
 from tap_event_exports.engine.records import converter_for
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-BLOCK_SIZE = 1 << 18
-"""Bytes of CSV per batch; larger blocks make pyarrow's reader hold more memory ahead."""
+BLOCK_SIZE = 1 << 20
+"""Bytes of CSV per batch: fewer kernel calls per row as it grows, more memory held."""
+LONGEST_ROW = 1 << 26
+"""Bytes without a row end after which a file is left to the record reader."""
 INTEGER = r"^-?[0-9]{1,18}$"
 NUMBER = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?$"
 TRUE = pa.array(["true", "1", "t"])
 FALSE = pa.array(["false", "0", "f"])
+NO_BOOLEAN = pa.scalar(None, pa.bool_())
+"""Arrow scalars are made once: a Python value given to a kernel costs a failed numpy import."""
 ARROW_TYPES = {
     "string": pa.string(),
     "integer": pa.int64(),
@@ -120,20 +127,25 @@ class ColumnarCsv:
             for name in names
             if types[name] in ("date-time", "array")
         }
+        bulk_datetimes = ArrowDateTimes(self.timezone)
         done = 0
-        reader = self._open()
+        blocks = self._blocks()
         while True:
             try:
-                raw = reader.read_next_batch()
-            except StopIteration:
-                return
-            except (pa.ArrowException, OSError) as exc:
+                raw = next(blocks, None)
+            except (pa.ArrowException, OSError, EOFError) as exc:
                 raise NotColumnar(done, f"CSV: {exc}") from None
+            if raw is None:
+                return
             arrays = []
             for name in names:
                 kind = types[name]
                 column = raw.column(name)
-                typed = _typed(column, kind, converters.get(name))
+                typed = None
+                if kind == "date-time":
+                    typed = bulk_datetimes(column)
+                if typed is None:
+                    typed = _typed(column, kind, converters.get(name))
                 if typed is None:
                     raise NotColumnar(done, f"column {name!r} has values outside the {kind} forms")
                 arrays.append(typed)
@@ -142,23 +154,81 @@ class ColumnarCsv:
             yield pa.RecordBatch.from_arrays(arrays, names=names + list(extra or {}))
             done += raw.num_rows
 
-    def _open(self) -> pa.RecordBatchReader:
-        with open(self.path, "rb") as probe:
-            gzipped = probe.read(2) == b"\x1f\x8b"
-        source = pa.input_stream(self.path, compression="gzip" if gzipped else None)
-        return pcsv.open_csv(
-            source,
-            read_options=pcsv.ReadOptions(
-                column_names=self.header, skip_rows=1, block_size=BLOCK_SIZE
-            ),
-            parse_options=pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
-            convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(self.header, pa.string()),
-                null_values=["", "null"],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
+    def _blocks(self) -> Iterator[pa.RecordBatch]:
+        """The file's rows as text batches, parsed by pyarrow one whole-row block at a time.
+
+        pyarrow's streaming reader reads several blocks ahead (memory grows with the block
+        size); cutting the file here keeps one block in memory, and a block of about a megabyte
+        keeps the per-batch cost of the kernels small.
+        """
+        parse = pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
+        convert = pcsv.ConvertOptions(
+            column_types=dict.fromkeys(self.header, pa.string()),
+            null_values=["", "null"],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
         )
+        with open(self.path, "rb") as raw:
+            source: t.BinaryIO = raw
+            if raw.read(2) == b"\x1f\x8b":
+                raw.seek(0)
+                source = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+            else:
+                raw.seek(0)
+            header = True
+            for whole in whole_rows(source, BLOCK_SIZE):
+                block = whole
+                if header:  # the first row is the header, already read by the record reader
+                    header = False
+                    block = whole[_first_row_end(whole) :]
+                    if not block:
+                        continue
+                table = pcsv.read_csv(
+                    pa.py_buffer(block),
+                    read_options=pcsv.ReadOptions(
+                        column_names=self.header, block_size=len(block) + 1, use_threads=False
+                    ),
+                    parse_options=parse,
+                    convert_options=convert,
+                )
+                if table.num_rows:
+                    yield table.combine_chunks().to_batches()[0]
+
+
+def whole_rows(source: t.BinaryIO, size: int) -> Iterator[bytes]:
+    """Blocks of about ``size`` bytes that end at a row end (a newline outside quotes).
+
+    In RFC 4180 CSV a newline is a row end exactly when an even number of quote characters
+    precede it. A file without such newlines for ``LONGEST_ROW`` bytes (lone carriage-return
+    line ends, a stray quote) stops with ``ArrowInvalid``; the record reader then reads it.
+    """
+    rest = b""
+    while True:
+        data = source.read(size)
+        if not data:
+            if rest:
+                yield rest
+            return
+        buffer = rest + data
+        end = buffer.rfind(b"\n") + 1
+        while end and buffer.count(b'"', 0, end) % 2:
+            end = buffer.rfind(b"\n", 0, end - 1) + 1
+        if not end:
+            if len(buffer) > LONGEST_ROW:
+                msg = f"no row end outside quotes in {LONGEST_ROW} bytes"
+                raise pa.ArrowInvalid(msg)
+            rest = buffer
+            continue
+        rest = buffer[end:]
+        yield buffer[:end]
+
+
+def _first_row_end(block: bytes) -> int:
+    """Where the first row of a block ends (after its newline outside quotes)."""
+    end = block.find(b"\n") + 1
+    while end and block.count(b'"', 0, end) % 2:
+        end = block.find(b"\n", end) + 1
+    return end or len(block)
 
 
 def _typed(column: pa.Array, kind: str, convert: Callable[[str], t.Any] | None) -> pa.Array | None:
@@ -183,7 +253,7 @@ def _typed(column: pa.Array, kind: str, convert: Callable[[str], t.Any] | None) 
         truth = pc.is_in(lowered, TRUE)
         if pc.sum(truth).as_py() + pc.sum(pc.is_in(lowered, FALSE)).as_py() != present:
             return None
-        return pc.if_else(pc.is_null(column), pa.scalar(None, pa.bool_()), truth)
+        return pc.if_else(pc.is_null(column), NO_BOOLEAN, truth)
     assert convert is not None  # noqa: S101 - date-time and array columns have converters
     return _per_distinct_value(column, kind, convert)
 
@@ -200,4 +270,4 @@ def _per_distinct_value(
         except (ValueError, KeyError, SyntaxError, ArithmeticError):
             return None
     values = _list_array(converted) if kind == "array" else pa.array(converted, pa.string())
-    return values.take(encoded.indices)
+    return pc.take(values, encoded.indices)

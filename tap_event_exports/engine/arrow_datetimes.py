@@ -1,0 +1,140 @@
+"""Date-time text columns to RFC 3339 UTC text in Arrow kernels, for the common export forms.
+
+The record reader converts each distinct date-time with Python's ``datetime``; exports with
+millisecond timestamps have nearly as many distinct values as rows, so that costs a Python call
+per row. Here the forms exports actually use are parsed and rendered by Arrow:
+
+- ``2025.1.6 10:35`` (Dfinery's minute precision) and ``2025-01-06 10:38:10.036`` (ISO 8601
+  without offset, up to 6 fraction digits): local times in the stream's timezone;
+- the same ISO form ending in ``Z`` or ``+09:00``: instants.
+
+Local times get their zone's UTC offset per local hour, computed once in Python with ``zoneinfo``
+and only where the offset is the same over the whole hour for both readings of an ambiguous time
+(hours around a DST change are left to the record reader's converter, which reads them as Python
+does). A column with any other form, or values Arrow rejects, returns ``None``: the caller then
+uses the per-value converter, so the text is always exactly what the record reader gives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+DOTTED = r"^[0-9]{4}\.[0-9]{1,2}\.[0-9]{1,2} [0-9]{1,2}:[0-9]{2}$"
+DOTTED_FORMAT = "%Y.%m.%d %H:%M"
+_ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+ISO_LOCAL = _ISO + "$"
+ISO_INSTANT = _ISO + "(Z|[+-][0-9]{2}:[0-9]{2})$"
+HOUR_US = 3_600_000_000
+EPOCH = dt.datetime(1970, 1, 1)  # local wall-clock arithmetic
+FIRST_US = (dt.datetime(1000, 1, 1) - EPOCH) // dt.timedelta(microseconds=1)
+"""Earliest instant rendered here: Arrow and Python agree on 4-digit years."""
+END_US = (dt.datetime(9999, 12, 31) - EPOCH) // dt.timedelta(microseconds=1)
+LOCAL = pa.timestamp("us")
+INSTANT = pa.timestamp("us", "UTC")
+# Arrow scalars made once: a Python value given to a kernel costs a failed numpy import each time
+NO_TEXT = pa.scalar(None, pa.string())
+HOUR = pa.scalar(HOUR_US, pa.int64())
+UTC_SUFFIX = pa.scalar("+00:00")
+NO_SEPARATOR = pa.scalar("")
+
+
+class ArrowDateTimes:
+    """Converts text columns of one timezone's local times (see the module docstring)."""
+
+    def __init__(self, timezone: str) -> None:
+        """Local times (those without an offset) are read in ``timezone``."""
+        self.zone = ZoneInfo(timezone)
+        self.utc = timezone == "UTC"
+        self._offsets: dict[int, int | None] = {}
+
+    def __call__(self, column: pa.Array) -> pa.Array | None:
+        """The RFC 3339 UTC text of every value; ``None`` when a value is outside these forms."""
+        present = len(column) - column.null_count
+        forms: list[pa.Array | None] = []
+        counts: list[int] = []
+        for pattern in (DOTTED, ISO_LOCAL, ISO_INSTANT):
+            if sum(counts) == present:  # every value has a form: skip the other patterns
+                forms.append(None)
+                counts.append(0)
+                continue
+            form = pc.match_substring_regex(column, pattern)
+            forms.append(form)
+            counts.append(pc.sum(form).as_py() or 0)
+        if sum(counts) != present:
+            return None
+        try:
+            micros = self._micros(column, forms, counts)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+        if micros is None or micros.null_count != column.null_count:
+            return None
+        if present:
+            bounds = pc.min_max(micros).as_py()
+            if bounds["min"] < FIRST_US or bounds["max"] >= END_US:
+                return None
+        return render(micros.cast(LOCAL))
+
+    def _micros(
+        self, column: pa.Array, forms: list[pa.Array | None], counts: list[int]
+    ) -> pa.Array | None:
+        """Microseconds since the epoch (UTC) of every value."""
+        dotted, local, instant = forms
+        parts = []
+        wall = None
+        if counts[0]:
+            wall = pc.strptime(
+                pc.if_else(dotted, column, NO_TEXT), DOTTED_FORMAT, "us", error_is_null=True
+            )
+        if counts[1]:
+            iso = pc.if_else(local, column, NO_TEXT).cast(LOCAL)
+            wall = iso if wall is None else pc.coalesce(wall, iso)
+        if wall is not None:
+            utc = self._local_to_utc(wall.cast(pa.int64()))
+            if utc is None:
+                return None
+            parts.append(utc)
+        if counts[2]:
+            parts.append(pc.if_else(instant, column, NO_TEXT).cast(INSTANT).cast(pa.int64()))
+        if not parts:
+            return pa.nulls(len(column), pa.int64())
+        return parts[0] if len(parts) == 1 else pc.coalesce(*parts)
+
+    def _local_to_utc(self, wall: pa.Array) -> pa.Array | None:
+        """Wall-clock microseconds to UTC ones, by the zone's offset of each local hour."""
+        if self.utc or wall.null_count == len(wall):
+            return wall
+        if pc.min(wall).as_py() < 0:
+            return None  # before 1970: integer division would not floor
+        hours = pc.divide(wall, HOUR)
+        distinct = pc.unique(hours).drop_null()
+        offsets = [self._offset(hour) for hour in distinct.to_pylist()]
+        if None in offsets:
+            return None
+        shift = pc.take(pa.array(offsets, pa.int64()), pc.index_in(hours, distinct))
+        return pc.subtract(wall, shift)
+
+    def _offset(self, hour: int) -> int | None:
+        """The zone's UTC offset (µs) over one local hour; ``None`` if it is not one offset."""
+        if hour not in self._offsets:
+            start = EPOCH + dt.timedelta(hours=hour)
+            end = start + dt.timedelta(hours=1, microseconds=-1)
+            seen = {
+                self.zone.utcoffset(moment.replace(fold=fold))
+                for moment in (start, end)
+                for fold in (0, 1)
+            }
+            offset = seen.pop() if len(seen) == 1 else None
+            self._offsets[hour] = None if offset is None else offset // dt.timedelta(microseconds=1)
+        return self._offsets[hour]
+
+
+def render(instants: pa.Array) -> pa.Array:
+    """``2025-01-06T01:35:00+00:00`` / ``…:10.036000+00:00``: Python's ``isoformat`` in UTC."""
+    text = instants.cast(pa.string())  # 2025-01-06 01:35:00.000000
+    text = pc.replace_substring(text, ".000000", "")
+    text = pc.replace_substring(text, " ", "T", max_replacements=1)
+    return pc.binary_join_element_wise(text, UTC_SUFFIX, NO_SEPARATOR)

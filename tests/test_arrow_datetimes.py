@@ -1,0 +1,91 @@
+"""Date-times typed by Arrow kernels give exactly the record reader's text, or defer to it."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
+from tap_event_exports.engine.records import DateTimeReader
+
+TIMEZONES = ["UTC", "Asia/Seoul", "Europe/Berlin", "America/St_Johns", "Asia/Kathmandu"]
+BULK_FORMS = [
+    "2025.1.6 10:35",
+    "2025.12.31 23:59",
+    "2025.01.06 0:05",
+    "2025-01-06 10:38:10.036",
+    "2025-01-06T10:38:10",
+    "2025-01-06 10:38:10.5",
+    "2025-01-06 10:38:10.000001",
+    "2025-07-01 12:00:00.123456",
+    "2025-01-06T10:38:10.036Z",
+    "2025-01-06 10:38:10+09:00",
+    "2025-01-06T10:38:10.25-03:30",
+    "1999-12-31 23:59:59",
+    None,
+]
+
+
+def expected(values, timezone):
+    reader = DateTimeReader(timezone)
+    return [None if value is None else reader(value) for value in values]
+
+
+@pytest.mark.parametrize("timezone", TIMEZONES)
+def test_common_forms_equal_the_record_reader(timezone):
+    column = pa.array(BULK_FORMS * 3)
+    typed = ArrowDateTimes(timezone)(column)
+    assert typed is not None
+    assert typed.type == pa.string()
+    assert typed.to_pylist() == expected(BULK_FORMS * 3, timezone)
+
+
+def test_rendering_is_pythons_isoformat_in_utc():
+    typed = ArrowDateTimes("Asia/Seoul")(
+        pa.array(["2025.1.6 10:35", "2025-01-06 10:38:10.036", "2025-01-06T10:38:10.036Z"])
+    )
+    assert typed.to_pylist() == [
+        "2025-01-06T01:35:00+00:00",
+        "2025-01-06T01:38:10.036000+00:00",
+        "2025-01-06T10:38:10.036000+00:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "2025.1.6 1:5",  # Arrow's strptime reads it, the record reader does not
+        "2025.13.6 10:35",
+        "2025-02-30 10:00:00",
+        "2025-01-06 10:38:10.1234567",  # more than microseconds
+        "1712345678",  # unix seconds: the per-value converter reads them
+        "2025-01-06",
+        "0999-01-01 00:00:00",
+        "soon",
+    ],
+)
+def test_other_forms_are_left_to_the_per_value_converter(odd):
+    assert ArrowDateTimes("UTC")(pa.array(["2025.1.6 10:35", odd])) is None
+
+
+@pytest.mark.parametrize(
+    ("timezone", "local"),
+    [
+        ("Europe/Berlin", "2025-10-26 02:30:00"),  # happens twice
+        ("Europe/Berlin", "2025-03-30 02:30:00"),  # does not happen
+        ("America/St_Johns", "2025-11-02 01:30:00"),
+    ],
+)
+def test_hours_around_a_clock_change_are_left_to_python(timezone, local):
+    """Python reads these with fold=0; Arrow is not asked to guess."""
+    assert ArrowDateTimes(timezone)(pa.array([local])) is None
+    # the hours either side of it still go in bulk
+    assert ArrowDateTimes(timezone)(pa.array(["2025-10-25 12:00:00"])) is not None
+
+
+def test_all_null_and_empty_columns():
+    assert ArrowDateTimes("Asia/Seoul")(pa.array([None, None], pa.string())).to_pylist() == [
+        None,
+        None,
+    ]
+    assert ArrowDateTimes("UTC")(pa.array([], pa.string())).to_pylist() == []
