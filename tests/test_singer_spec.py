@@ -22,7 +22,11 @@ def test_singer_check_tap_accepts_output_and_resume(tmp_path):
         path = tmp_path / "config.json"
         path.write_text(json.dumps(config))
         wrapper = tmp_path / "tap"
-        wrapper.write_text("#!/bin/sh\nexec " + " ".join(tap_command()) + ' "$@"\n')
+        # singer-check-tap reads the tap's stdout on a thread but takes its summary as soon as
+        # the tap exits, without joining that thread: a pause before exiting lets it finish.
+        wrapper.write_text(
+            "#!/bin/sh\n" + " ".join(tap_command()) + ' "$@"\nstatus=$?\nsleep 1\nexit $status\n'
+        )
         wrapper.chmod(0o755)
         proc = subprocess.run(
             [CHECKER, "--tap", str(wrapper), "--config", str(path)],

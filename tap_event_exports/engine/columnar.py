@@ -1,14 +1,14 @@
 """CSV export files to typed Arrow batches, for parquet output with no per-row Python.
 
 pyarrow's CSV parser reads a file one whole-row block at a time (C++, constant memory), keeping
-every value as text with the null spellings (empty, ``null``) read as nulls. Columns are then typed in bulk:
-strings pass through, integers, numbers and booleans are checked against the forms the record
-reader accepts and cast by Arrow kernels, date-times in the common forms are parsed and rendered
-by Arrow (:mod:`.arrow_datetimes`), and other date-times and lists are converted once per
-distinct value by the record reader's own converters (exports repeat them endlessly). Anything
-outside those forms stops the columnar reader with :class:`NotColumnar`, and the caller
-continues the file from that batch with the record reader, which either types the value or
-names the line that is wrong: both readers always give the same values.
+every value as text with the null spellings (empty, ``null``) read as nulls. Columns are then
+typed in bulk: strings pass through, integers, numbers and booleans are checked against the
+forms the record reader accepts and cast by Arrow kernels, date-times in the common forms are
+parsed and rendered by Arrow (:mod:`.arrow_datetimes`), and other date-times and lists are
+converted once per distinct value by the record reader's own converters (exports repeat them
+endlessly). Anything outside those forms stops the columnar reader with :class:`NotColumnar`,
+and the caller continues the file from that batch with the record reader, which either types
+the value or names the line that is wrong: both readers always give the same values.
 """
 
 from __future__ import annotations

@@ -8,17 +8,20 @@ once per file header from the stream's schema, so the per-row work is one list c
 from __future__ import annotations
 
 import ast
+import collections
 import csv
 import datetime as dt
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import math
+import operator
 import re
 import sys
 import typing as t
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from tap_event_exports.engine.errors import DataError
@@ -103,6 +106,32 @@ _SIMPLE_LIST = re.compile(rf"\[\s*(?:{_QUOTED}\s*(?:,\s*{_QUOTED}\s*)*,?\s*)?\]"
 _SIMPLE_ITEM = re.compile(r"'([^'\\\n\r]*)'|\"([^\"\\\n\r]*)\"")
 
 
+class ArrayReader:
+    """:func:`to_array` with a cache: list columns repeat the same few values endlessly.
+
+    A cached list is shared by the records that hold it; records are read-only downstream.
+    """
+
+    CACHE_LIMIT = 1 << 12
+
+    def __init__(self) -> None:
+        """An empty cache."""
+        self._cache: dict[str, list] = {}
+        self.cached = self._cache.get
+        """The list of a value seen before, else ``None`` (a fast path for loops)."""
+
+    def __call__(self, value: str) -> list:
+        """Convert one value (raises ``ValueError`` when it is not a list)."""
+        hit = self._cache.get(value)
+        if hit is not None:
+            return hit
+        result = to_array(value)
+        if len(self._cache) >= self.CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[value] = result
+        return result
+
+
 def to_array(value: str) -> list:
     """A list from JSON (``["1","2"]``) or Python-literal (``['a','b']``) text."""
     if _SIMPLE_LIST.fullmatch(value):  # quoted strings without escapes: read them directly
@@ -124,6 +153,9 @@ _DATETIME = re.compile(
 )
 
 
+_MINUTES_SECONDS = [f"{minute:02d}:{second:02d}" for minute in range(60) for second in range(60)]
+
+
 class DateTimeReader:
     """Reads the date-time forms exports use and renders RFC 3339 in UTC.
 
@@ -138,6 +170,7 @@ class DateTimeReader:
         """Naive values are local times in ``timezone``."""
         self.tz = ZoneInfo(timezone)
         self._cache: dict[str, str] = {}
+        self._hours: dict[int, str] = {}
         self.cached = self._cache.get
         """The converted value of a value seen before, else ``None`` (a fast path for loops)."""
 
@@ -146,11 +179,36 @@ class DateTimeReader:
         cached = self._cache.get(value)
         if cached is not None:
             return cached
+        if value.isdigit():  # unix time: nearly every value distinct, rendered without a cache
+            return self._unix(value)
         result = self.parse(value).isoformat()
         if len(self._cache) >= self.CACHE_LIMIT:
             self._cache.clear()
         self._cache[value] = result
         return result
+
+    def _unix(self, value: str) -> str:
+        """Unix seconds or milliseconds as ``parse(value).isoformat()`` renders them.
+
+        The date and hour come from a per-hour cache, minutes and seconds from a table.
+        """
+        number = int(value)
+        millis = 0
+        if number > 100_000_000_000:  # milliseconds
+            number, millis = divmod(number, 1000)
+        hour, rest = divmod(number, 3600)
+        prefix = self._hours.get(hour)
+        if prefix is None:
+            try:
+                prefix = dt.datetime.fromtimestamp(hour * 3600, tz=UTC).isoformat()[:14]
+            except (OverflowError, OSError) as exc:
+                raise ValueError(value) from exc
+            if len(self._hours) >= self.CACHE_LIMIT:
+                self._hours.clear()
+            self._hours[hour] = prefix
+        if millis:
+            return f"{prefix}{_MINUTES_SECONDS[rest]}.{millis:03d}000+00:00"
+        return prefix + _MINUTES_SECONDS[rest] + "+00:00"
 
     def parse(self, value: str) -> dt.datetime:
         """The aware UTC datetime a value stands for."""
@@ -164,10 +222,15 @@ class DateTimeReader:
                     parsed = parsed.replace(tzinfo=self.tz)
                 return parsed.astimezone(UTC)
         if value.isdigit():
-            seconds = int(value)
-            if seconds > 100_000_000_000:  # milliseconds
-                return dt.datetime.fromtimestamp(seconds / 1000, tz=UTC)
-            return dt.datetime.fromtimestamp(seconds, tz=UTC)
+            number = int(value)
+            millis = 0
+            if number > 100_000_000_000:  # milliseconds
+                number, millis = divmod(number, 1000)
+            try:
+                moment = dt.datetime.fromtimestamp(number, tz=UTC)
+            except (OverflowError, OSError) as exc:
+                raise ValueError(value) from exc
+            return moment.replace(microsecond=millis * 1000)
         match = _DATETIME.match(value)
         if not match:
             raise ValueError(value)
@@ -206,7 +269,7 @@ def converter_for(kind: str, timezone: str) -> Callable[[str], t.Any] | None:
     if kind == "date-time":
         return DateTimeReader(timezone)
     if kind == "array":
-        return to_array
+        return ArrayReader()
     return None
 
 
@@ -238,6 +301,66 @@ class SyntheticKeys:
 
 
 # --- CSV files ----------------------------------------------------------------------------------
+
+ROWS_PER_BLOCK = 2048
+"""Rows typed together, column by column."""
+_READ_ERRORS = (UnicodeDecodeError, csv.Error, EOFError, OSError)
+_VALUE_ERRORS = (ValueError, KeyError, SyntaxError, ArithmeticError)
+Typed = tuple[int, "Callable[[str], t.Any]", str, "Callable[[str], t.Any] | None"]
+"""A typed column: its position in the row, converter, name and cache lookup (if any)."""
+
+
+_BUILTIN: dict[t.Any, t.Any] = {to_integer: int}
+"""Builtins that read the common values of a converter's type exactly as it does (to_integer
+tries int() first)."""
+
+
+class _Irregular(Exception):
+    """A block with a blank or ragged row: it is read again row by row."""
+
+
+def _type_block(
+    block: list[list[str]], width: int, picked: list[int] | None, typed: list[Typed]
+) -> list[list[t.Any]]:
+    """Typed value rows of a block of raw rows (``picked`` columns, or all)."""
+    if set(map(len, block)) != {width}:
+        raise _Irregular
+    sources: list[t.Sequence[str]] = block
+    if picked is not None:
+        sources = list(map(operator.itemgetter(*picked), block))
+        if len(picked) == 1:
+            sources = [(value,) for value in sources]
+    nulls = _NULL_OR_SELF
+    rows = [list(map(nulls, source, source)) for source in sources]
+    for position, convert, _name, cached in typed:
+        column = list(map(operator.itemgetter(position), rows))
+        converted = _convert_column(column, convert, cached)
+        collections.deque(map(operator.setitem, rows, itertools.repeat(position), converted), 0)
+    return rows
+
+
+def _convert_column(
+    column: list[str | None],
+    convert: Callable[[str], t.Any],
+    cached: Callable[[str], t.Any] | None,
+) -> list[t.Any]:
+    """Convert one column of a block; raises what the converter raises."""
+    if cached is not None:
+        hits = list(map(cached, column))  # None for nulls and for values not seen yet
+        if None in hits:
+            for index, (value, hit) in enumerate(zip(column, hits, strict=True)):
+                if hit is None and value is not None:
+                    hits[index] = convert(value)
+        return hits
+    if None in column:
+        return [None if value is None else convert(value) for value in column]
+    builtin = _BUILTIN.get(convert)
+    if builtin is not None:
+        try:
+            return list(map(builtin, column))
+        except ValueError:
+            pass  # e.g. "12.0" for an integer: the converter decides
+    return list(map(convert, column))
 
 
 class CsvExport:
@@ -305,7 +428,7 @@ class CsvExport:
         for position, index in enumerate(picked):
             convert = converter_for(types[header[index]], timezone)
             if convert is not None:
-                cached = convert.cached if isinstance(convert, DateTimeReader) else None
+                cached = getattr(convert, "cached", None)
                 typed.append((position, convert, header[index], cached))
         if key is not None:
             names.append(key[0])
@@ -316,55 +439,102 @@ class CsvExport:
     def _typed_rows(
         self,
         picked: list[int],
-        typed: list[tuple[int, Callable[[str], t.Any], str, Callable[[str], t.Any] | None]],
+        typed: list[Typed],
         types: dict[str, str],
         extra: dict[str, t.Any] | None,
         key: tuple[str, SyntheticKeys] | None,
     ) -> Iterator[list[t.Any]]:
+        """Rows typed a block at a time, column by column (the loops run in C).
+
+        A block with anything unusual (a blank or ragged row, a value a converter refuses, a
+        decoding error) is read again from its first row, one row at a time, so that the rows
+        before the problem are delivered and the error names its exact line.
+        """
         width = len(self.header)
         subset = len(picked) != width
         extra_values = list(extra.values()) if extra else []
         keyer = key[1] if key is not None else None
+        done = 0
+        try:
+            while True:
+                try:
+                    block = list(itertools.islice(self._rows, ROWS_PER_BLOCK))
+                    if not block:
+                        return
+                    rows = _type_block(block, width, picked if subset else None, typed)
+                except (_Irregular, *_READ_ERRORS, *_VALUE_ERRORS):
+                    self.close()
+                    yield from self._row_by_row(done, picked, typed, types, extra_values, keyer)
+                    return
+                if keyer is not None:
+                    collections.deque(map(list.append, rows, map(keyer, block)), 0)
+                if extra_values:
+                    collections.deque(map(list.extend, rows, itertools.repeat(extra_values)), 0)
+                done += len(block)
+                yield from rows
+        finally:
+            self.close()
+
+    def _row_by_row(  # noqa: PLR0917 - the parts of one read
+        self,
+        skip: int,
+        picked: list[int],
+        typed: list[Typed],
+        types: dict[str, str],
+        extra_values: list[t.Any],
+        keyer: SyntheticKeys | None,
+    ) -> Iterator[list[t.Any]]:
+        """The rows after the first ``skip`` of a fresh read of the file, one at a time."""
+        again = CsvExport(self.path, delimiter=self.delimiter, what=self.what)
+        try:
+            for _ in range(skip):
+                again._next_row()
+            yield from again._typed_row_by_row(picked, typed, types, extra_values, keyer)
+        finally:
+            again.close()
+
+    def _typed_row_by_row(
+        self,
+        picked: list[int],
+        typed: list[Typed],
+        types: dict[str, str],
+        extra_values: list[t.Any],
+        keyer: SyntheticKeys | None,
+    ) -> Iterator[list[t.Any]]:
+        width = len(self.header)
+        subset = len(picked) != width
         nulls = _NULL_OR_SELF
         rows = self._rows
         next_row = self._next_row
-        try:
-            while True:
-                row = next_row()
-                if row is None:
-                    return
-                if len(row) != width:
-                    if not row:
-                        continue  # blank line
-                    msg = (
-                        f"{self.what}: line {rows.line_num} has {len(row)} fields, "
-                        f"the header has {width}"
-                    )
-                    raise DataError(msg)
-                source = [row[i] for i in picked] if subset else row
-                values = list(map(nulls, source, source))
-                for position, convert, name, cached in typed:
-                    value = values[position]
-                    if value is not None:
-                        if cached is not None:  # the cache, read without a call frame
-                            hit = cached(value)
-                            if hit is not None:
-                                values[position] = hit
-                                continue
-                        try:
-                            values[position] = convert(value)
-                        except (ValueError, KeyError, SyntaxError, InvalidOperation):
-                            raise DataError(
-                                f"{self.what}: line {rows.line_num}, column {name!r}: cannot read "
-                                f"{value!r} as {types[name]} (set column_types to override)"
-                            ) from None
-                if keyer is not None:
-                    values.append(keyer(row))
-                if extra_values:
-                    values.extend(extra_values)
-                yield values
-        finally:
-            self.close()
+        while True:
+            row = next_row()
+            if row is None:
+                return
+            if len(row) != width:
+                if not row:
+                    continue  # blank line
+                msg = (
+                    f"{self.what}: line {rows.line_num} has {len(row)} fields, "
+                    f"the header has {width}"
+                )
+                raise DataError(msg)
+            source = [row[i] for i in picked] if subset else row
+            values = list(map(nulls, source, source))
+            for position, convert, name, _cached in typed:
+                value = values[position]
+                if value is not None:
+                    try:
+                        values[position] = convert(value)
+                    except _VALUE_ERRORS:
+                        raise DataError(
+                            f"{self.what}: line {rows.line_num}, column {name!r}: cannot read "
+                            f"{value!r} as {types[name]} (set column_types to override)"
+                        ) from None
+            if keyer is not None:
+                values.append(keyer(row))
+            if extra_values:
+                values.extend(extra_values)
+            yield values
 
     def records(
         self,
