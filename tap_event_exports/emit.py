@@ -58,17 +58,26 @@ class LineWriter:
             self._out.write(buffer)
             buffer.clear()
 
-    def write_rows(self, rows: t.Iterable[list[t.Any]]) -> int:
+    def write_rows(self, rows: t.Iterable[t.Sequence[t.Any]]) -> int:
         """Queue rows of values in the order given to :meth:`columns`; returns how many."""
         row = self._row
         assert row is not None  # noqa: S101 - columns() comes first
+        return self._write_structs(row(*values) for values in rows)
+
+    def write_columns(self, columns: list[list[t.Any]]) -> int:
+        """Queue rows given as columns (in the order given to :meth:`columns`); returns how many."""
+        row = self._row
+        assert row is not None  # noqa: S101 - columns() comes first
+        return self._write_structs(map(row, *columns))
+
+    def _write_structs(self, records: t.Iterable[msgspec.Struct]) -> int:
         buffer = self._buffer
         prefix, suffix, out = self._prefix, self._suffix, self._out
         encode_into = encoder.encode_into
         count = 0
-        for values in rows:
+        for record in records:
             buffer += prefix
-            encode_into(row(*values), buffer, -1)
+            encode_into(record, buffer, -1)
             buffer += suffix
             count += 1
             if len(buffer) >= FLUSH_AT:

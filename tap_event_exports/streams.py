@@ -20,6 +20,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_event_exports.emit import FastRecordWriter
+from tap_event_exports.engine.columnar import ColumnarCsv, NotColumnar
 from tap_event_exports.engine.concurrency import ordered_prefetch
 from tap_event_exports.engine.http import HttpPolicy
 from tap_event_exports.engine.jobs import JobLedger, JobRunner
@@ -486,14 +487,25 @@ class ExportStream(Stream):
         if self._batches is not None:
             self._write_batch_files(export, types, keep, extra, key, tally)
             return
-        names, rows = export.rows(types, timezone=timezone, keep=keep, extra=extra, key=key)
         writer = self._writer
         if writer is not None and self.ABORT_AT_RECORD_COUNT is None:
             writer.stamp(dt.datetime.now(dt.timezone.utc))
-            writer.columns(names)
-            while count := writer.write_rows(itertools.islice(rows, ROWS_PER_WRITE)):
-                self._count(tally, count)
+            writer.columns(export.names(keep=keep, extra=extra, key=key))
+            export.close()
+            columnar = self._columnar(export.path, export.header)
+            try:
+                for columns in columnar.value_columns(types, keep=keep, extra=extra, key=key):
+                    self._count(tally, writer.write_columns(columns))
+            except NotColumnar as exc:
+                self._left_columnar(export.what, exc)
+                export = CsvExport(export.path, delimiter=self.spec.delimiter, what=export.what)
+                _, rows = export.rows(
+                    types, timezone=timezone, keep=keep, extra=extra, key=key, skip=exc.done
+                )
+                while count := writer.write_rows(itertools.islice(rows, ROWS_PER_WRITE)):
+                    self._count(tally, count)
             return
+        names, rows = export.rows(types, timezone=timezone, keep=keep, extra=extra, key=key)
         if writer is not None:
             writer.stamp(dt.datetime.now(dt.timezone.utc))
         limit = self.ABORT_AT_RECORD_COUNT
@@ -526,33 +538,28 @@ class ExportStream(Stream):
         timezone = self.spec.timezone
         skip = 0
         if batches.format == "parquet" and key is None:
-            from tap_event_exports.engine.columnar import (  # noqa: PLC0415 - pyarrow, parquet only
-                ColumnarCsv,
-                NotColumnar,
-            )
-
             export.close()
-            columnar = ColumnarCsv(
-                export.path, export.header, delimiter=self.spec.delimiter, timezone=timezone
-            )
+            columnar = self._columnar(export.path, export.header)
             try:
                 for batch in columnar.batches(types, keep=keep, extra=extra):
                     self._count(tally, batches.write_batch(batch))
             except NotColumnar as exc:
-                self.logger.info(
-                    "%s: %s; the rest of the file goes through the record reader",
-                    export.what,
-                    exc,
-                )
+                self._left_columnar(export.what, exc)
                 skip = exc.done
             else:
                 return
             export = CsvExport(export.path, delimiter=self.spec.delimiter, what=export.what)
-        names, rows = export.rows(types, timezone=timezone, keep=keep, extra=extra, key=key)
-        if skip:
-            rows = itertools.islice(rows, skip, None)
+        names, rows = export.rows(
+            types, timezone=timezone, keep=keep, extra=extra, key=key, skip=skip
+        )
         kinds = [column_type(self.schema["properties"][name]) for name in names]
         self._count(tally, batches.write_rows(names, kinds, rows))
+
+    def _columnar(self, path: str, header: list[str]) -> ColumnarCsv:
+        return ColumnarCsv(path, header, delimiter=self.spec.delimiter, timezone=self.spec.timezone)
+
+    def _left_columnar(self, what: str, stop: NotColumnar) -> None:
+        self.logger.info("%s: %s; the rest of the file goes through the record reader", what, stop)
 
     def _learn_columns(self, header: list[str], write_messages: bool) -> None:
         """Add columns the schema does not know yet, and announce them with a new SCHEMA."""

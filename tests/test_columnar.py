@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pyarrow as pa
 import pytest
 
 from tap_event_exports.engine import columnar
 from tap_event_exports.engine.columnar import ColumnarCsv, NotColumnar, rows_to_batch
 from tap_event_exports.engine.errors import DataError
-from tap_event_exports.engine.records import CsvExport
+from tap_event_exports.engine.records import CsvExport, SyntheticKeys
 
 TYPES = {
     "s": "string",
@@ -155,3 +157,82 @@ def test_a_file_without_row_ends_goes_to_the_record_reader(tmp_path, monkeypatch
     assert stopped.value.done == 0
     rows = record_reader_batch(str(path), {"s": "string", "i": "integer"}, "UTC").to_pylist()
     assert rows[99] == {"s": "r99", "i": 99}
+
+
+# --- typed Python columns (RECORD messages) -----------------------------------------------------
+
+
+def value_rows(path, types, timezone, **kw):
+    export = CsvExport(path, what="test")
+    export.close()
+    reader = ColumnarCsv(path, export.header, delimiter=",", timezone=timezone)
+    rows = []
+    for columns in reader.value_columns(types, **kw):
+        rows.extend(map(list, zip(*columns, strict=True)))
+    return rows
+
+
+def record_rows(path, types, timezone, **kw):
+    export = CsvExport(path, what="test")
+    _, rows = export.rows(types, timezone=timezone, **kw)
+    return [list(row) for row in rows]
+
+
+VALUE_ROWS = [
+    *ROWS,
+    "12,12,12,false,1736127307,null",  # a whole number stays an integer, unix seconds
+    "12,12,12,false,1736127307,null",  # the same row again: its key gets ~1
+    "null,,12.0,TRUE,2025-01-06T10:38:10.5+09:00,[]",
+    '"",-1,1E3,0,1736127307268,"[""x""]"',
+]
+
+
+@pytest.mark.parametrize("timezone", ["UTC", "Europe/Berlin", "Asia/Seoul"])
+def test_value_columns_equal_the_record_reader(tmp_path, timezone):
+    path = write_csv(tmp_path, VALUE_ROWS)
+    expected = record_rows(path, TYPES, timezone)
+    got = value_rows(path, TYPES, timezone)
+    assert got == expected
+    assert [type(v) for v in got[5]] == [type(v) for v in expected[5]]
+    assert got[5][1:3] == [12, 12]
+    assert isinstance(got[5][2], int)
+    assert got[3][2] == Decimal("123456789012345678.123")
+
+
+def test_value_columns_with_keys_selection_and_partition(tmp_path, monkeypatch):
+    monkeypatch.setattr(columnar, "BLOCK_SIZE", 64)  # several blocks
+    path = write_csv(tmp_path, VALUE_ROWS * 3)
+    options = {"keep": lambda name: name in ("s", "d"), "extra": {"token": "t-1"}}
+    expected = record_rows(path, TYPES, "UTC", key=("_record_id", SyntheticKeys("w")), **options)
+    got = value_rows(path, TYPES, "UTC", key=("_record_id", SyntheticKeys("w")), **options)
+    assert got == expected
+    assert len({row[2] for row in got}) == len(got), "repeated rows get distinct keys"
+    assert got[0][3] == "t-1"
+
+
+def test_record_reader_continues_after_the_value_columns_with_the_same_keys(tmp_path, monkeypatch):
+    """The record reader takes over where the columns stop, keys counting on unchanged."""
+    monkeypatch.setattr(columnar, "BLOCK_SIZE", 64)
+    good = ["a,1,1,true,2025.1.6 10:35,[]"] * 30 + ["", "b,2,2,false,,null"] * 5
+    rows = [*good, "odd,+5,1,true,,[]", *good]
+    path = write_csv(tmp_path, rows)
+    expected = record_rows(path, TYPES, "UTC", key=("k", SyntheticKeys("w")))
+    python_values = columnar._python_values
+
+    def refuse_odd(column, *args):  # a block the columns cannot take, whatever the reason
+        return None if "odd" in column.to_pylist() else python_values(column, *args)
+
+    monkeypatch.setattr(columnar, "_python_values", refuse_odd)
+    keys = SyntheticKeys("w")
+    delivered = []
+    export = CsvExport(path, what="test")
+    export.close()
+    reader = ColumnarCsv(path, export.header, delimiter=",", timezone="UTC")
+    blocks = reader.value_columns(TYPES, key=("k", keys))
+    with pytest.raises(NotColumnar) as stopped:
+        delivered.extend(row for columns in blocks for row in zip(*columns, strict=True))
+    delivered = [list(row) for row in delivered]
+    assert 0 < stopped.value.done == len(delivered) < 40
+    delivered += record_rows(path, TYPES, "UTC", key=("k", keys), skip=stopped.value.done)
+    assert delivered == expected
+    assert delivered[1][-1] == delivered[0][-1] + "~1"

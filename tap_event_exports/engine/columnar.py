@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
-from tap_event_exports.engine.records import converter_for
+from tap_event_exports.engine.records import SyntheticKeys, convert_column, converter_for
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -38,6 +38,9 @@ NUMBER = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?$"
 TRUE = pa.array(["true", "1", "t"])
 FALSE = pa.array(["false", "0", "f"])
 NO_BOOLEAN = pa.scalar(None, pa.bool_())
+NO_TEXT = pa.scalar(None, pa.string())
+NULL_SPELLINGS = pa.array(["", "null"])
+KEY_SEPARATOR = pa.scalar("\x1f")
 """Arrow scalars are made once: a Python value given to a kernel costs a failed numpy import."""
 ARROW_TYPES = {
     "string": pa.string(),
@@ -154,7 +157,53 @@ class ColumnarCsv:
             yield pa.RecordBatch.from_arrays(arrays, names=names + list(extra or {}))
             done += raw.num_rows
 
-    def _blocks(self) -> Iterator[pa.RecordBatch]:
+    def value_columns(
+        self,
+        types: dict[str, str],
+        *,
+        keep: Callable[[str], bool] | None = None,
+        extra: dict[str, t.Any] | None = None,
+        key: tuple[str, SyntheticKeys] | None = None,
+    ) -> Iterator[list[list[t.Any]]]:
+        """Typed Python values, a block at a time, as columns in the record reader's order.
+
+        The columns are those of :meth:`CsvExport.rows` (selected columns, synthetic key,
+        ``extra``) with exactly its values: bulk typing where Arrow reads a column exactly
+        (integers, booleans, the common date-time forms), the record reader's converters for
+        the rest. Raises :class:`NotColumnar` (with the rows delivered) where it cannot.
+        """
+        names = [name for name in self.header if keep is None or keep(name)]
+        converters = {name: converter_for(types[name], self.timezone) for name in names}
+        bulk_datetimes = ArrowDateTimes(self.timezone)
+        keyer = key[1] if key is not None else None
+        done = 0
+        blocks = self._blocks(as_written=keyer is not None)
+        while True:
+            try:
+                raw = next(blocks, None)
+            except (pa.ArrowException, OSError, EOFError) as exc:
+                raise NotColumnar(done, f"CSV: {exc}") from None
+            if raw is None:
+                return
+            columns = []
+            for name in names:
+                column = raw.column(name)
+                if keyer is not None:  # read as written: the null spellings become nulls here
+                    column = pc.if_else(pc.is_in(column, NULL_SPELLINGS), NO_TEXT, column)
+                values = _python_values(column, types[name], converters[name], bulk_datetimes)
+                if values is None:
+                    kind = types[name]
+                    raise NotColumnar(done, f"column {name!r} has values outside the {kind} forms")
+                columns.append(values)
+            if keyer is not None:
+                joined = pc.binary_join_element_wise(*raw.columns, KEY_SEPARATOR).to_pylist()
+                columns.append(list(map(keyer.of_text, joined)))
+            for value in (extra or {}).values():
+                columns.append([value] * raw.num_rows)
+            yield columns
+            done += raw.num_rows
+
+    def _blocks(self, *, as_written: bool = False) -> Iterator[pa.RecordBatch]:
         """The file's rows as text batches, parsed by pyarrow one whole-row block at a time.
 
         pyarrow's streaming reader reads several blocks ahead (memory grows with the block
@@ -165,8 +214,8 @@ class ColumnarCsv:
         convert = pcsv.ConvertOptions(
             column_types=dict.fromkeys(self.header, pa.string()),
             null_values=["", "null"],
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
+            strings_can_be_null=not as_written,  # every value as written, for synthetic keys
+            quoted_strings_can_be_null=not as_written,
         )
         with open(self.path, "rb") as raw:
             source: t.BinaryIO = raw
@@ -256,6 +305,29 @@ def _typed(column: pa.Array, kind: str, convert: Callable[[str], t.Any] | None) 
         return pc.if_else(pc.is_null(column), NO_BOOLEAN, truth)
     assert convert is not None  # noqa: S101 - date-time and array columns have converters
     return _per_distinct_value(column, kind, convert)
+
+
+def _python_values(
+    column: pa.Array,
+    kind: str,
+    convert: Callable[[str], t.Any] | None,
+    bulk_datetimes: ArrowDateTimes,
+) -> list[t.Any] | None:
+    """A text column's values typed as the record reader types them; ``None`` if it cannot."""
+    typed = None
+    if kind in ("integer", "boolean"):
+        typed = _typed(column, kind, None)
+    elif kind == "date-time":
+        typed = bulk_datetimes(column)
+    if typed is not None:
+        return typed.to_pylist()
+    texts = column.to_pylist()
+    if convert is None:
+        return texts
+    try:
+        return convert_column(texts, convert, getattr(convert, "cached", None))
+    except (ValueError, KeyError, SyntaxError, ArithmeticError):
+        return None
 
 
 def _per_distinct_value(

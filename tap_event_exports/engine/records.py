@@ -291,8 +291,12 @@ class SyntheticKeys:
 
     def __call__(self, row: list[str]) -> str:
         """The key of one raw row."""
+        return self.of_text("\x1f".join(row))
+
+    def of_text(self, joined: str) -> str:
+        """The key of one raw row given as its values joined by the unit separator."""
         hasher = self._scope.copy()
-        hasher.update("\x1f".join(row).encode())
+        hasher.update(joined.encode())
         digest = hasher.digest()
         repeat = self._seen.get(digest)
         self._seen[digest] = 1 if repeat is None else repeat + 1
@@ -334,17 +338,17 @@ def _type_block(
     rows = [list(map(nulls, source, source)) for source in sources]
     for position, convert, _name, cached in typed:
         column = list(map(operator.itemgetter(position), rows))
-        converted = _convert_column(column, convert, cached)
+        converted = convert_column(column, convert, cached)
         collections.deque(map(operator.setitem, rows, itertools.repeat(position), converted), 0)
     return rows
 
 
-def _convert_column(
+def convert_column(
     column: list[str | None],
     convert: Callable[[str], t.Any],
     cached: Callable[[str], t.Any] | None,
 ) -> list[t.Any]:
-    """Convert one column of a block; raises what the converter raises."""
+    """Convert one column of a block (``None`` for nulls); raises what the converter raises."""
     if cached is not None:
         hits = list(map(cached, column))  # None for nulls and for values not seen yet
         if None in hits:
@@ -379,7 +383,8 @@ class CsvExport:
             raw.seek(0)
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         self._rows = csv.reader(self._text, delimiter=delimiter, strict=True)
-        self.line = 0
+        self._passed = 0
+        """CSV records (blank lines too) after the header passed over by :meth:`_skip`."""
         first = self._next_row()
         self.header: list[str] = [name.strip() for name in first] if first else []
         duplicates = sorted({name for name in self.header if self.header.count(name) > 1})
@@ -411,6 +416,7 @@ class CsvExport:
         keep: Callable[[str], bool] | None = None,
         extra: dict[str, t.Any] | None = None,
         key: tuple[str, SyntheticKeys] | None = None,
+        skip: int = 0,
     ) -> tuple[list[str], Iterator[list[t.Any]]]:
         """The record column names, and an iterator of typed value lists in that order.
 
@@ -420,21 +426,45 @@ class CsvExport:
             keep: which columns to deliver (catalog selection); all when ``None``.
             extra: constant columns added to every record (partition columns).
             key: name and generator of a synthetic key column.
+            skip: rows (not counting blank lines) already delivered by another reader; they
+                are passed over untyped and unkeyed.
         """
         header = self.header
         picked = [i for i, name in enumerate(header) if keep is None or keep(name)]
-        names = [header[i] for i in picked]
         typed = []
         for position, index in enumerate(picked):
             convert = converter_for(types[header[index]], timezone)
             if convert is not None:
                 cached = getattr(convert, "cached", None)
                 typed.append((position, convert, header[index], cached))
+        names = self.names(keep=keep, extra=extra, key=key)
+        self._skip(skip)
+        return names, self._typed_rows(picked, typed, types, extra, key)
+
+    def names(
+        self,
+        *,
+        keep: Callable[[str], bool] | None = None,
+        extra: dict[str, t.Any] | None = None,
+        key: tuple[str, SyntheticKeys] | None = None,
+    ) -> list[str]:
+        """The record column names :meth:`rows` delivers for these arguments, in order."""
+        names = [name for name in self.header if keep is None or keep(name)]
         if key is not None:
             names.append(key[0])
         if extra:
             names.extend(extra)
-        return names, self._typed_rows(picked, typed, types, extra, key)
+        return names
+
+    def _skip(self, count: int) -> None:
+        """Pass over ``count`` rows (blank lines do not count)."""
+        while count > 0:
+            row = self._next_row()
+            if row is None:
+                return
+            self._passed += 1
+            if row:
+                count -= 1
 
     def _typed_rows(
         self,
@@ -454,7 +484,7 @@ class CsvExport:
         subset = len(picked) != width
         extra_values = list(extra.values()) if extra else []
         keyer = key[1] if key is not None else None
-        done = 0
+        done = self._passed  # CSV records read so far, blank lines included
         try:
             while True:
                 try:
