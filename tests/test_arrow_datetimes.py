@@ -31,13 +31,14 @@ def expected(values, timezone):
     return [None if value is None else reader(value) for value in values]
 
 
+@pytest.mark.parametrize("repeats", [1, 10])  # 10: converted once per distinct value
 @pytest.mark.parametrize("timezone", TIMEZONES)
-def test_common_forms_equal_the_record_reader(timezone):
-    column = pa.array(BULK_FORMS * 3)
+def test_common_forms_equal_the_record_reader(timezone, repeats):
+    column = pa.array(BULK_FORMS * repeats)
     typed = ArrowDateTimes(timezone)(column)
     assert typed is not None
     assert typed.type == pa.string()
-    assert typed.to_pylist() == expected(BULK_FORMS * 3, timezone)
+    assert typed.to_pylist() == expected(BULK_FORMS * repeats, timezone)
 
 
 def test_rendering_is_pythons_isoformat_in_utc():
@@ -66,6 +67,7 @@ def test_rendering_is_pythons_isoformat_in_utc():
 )
 def test_other_forms_are_left_to_the_per_value_converter(odd):
     assert ArrowDateTimes("UTC")(pa.array(["2025.1.6 10:35", odd])) is None
+    assert ArrowDateTimes("UTC")(pa.array(["2025.1.6 10:35", odd] * 40)) is None
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,8 @@ _ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})
 ISO_LOCAL = _ISO + "$"
 ISO_INSTANT = _ISO + "(Z|[+-][0-9]{2}:[0-9]{2})$"
 HOUR_US = 3_600_000_000
+REPEATS_FROM = 64
+"""Columns this long are checked for repeated values first."""
 EPOCH = dt.datetime(1970, 1, 1)  # local wall-clock arithmetic
 FIRST_US = (dt.datetime(1000, 1, 1) - EPOCH) // dt.timedelta(microseconds=1)
 """Earliest instant rendered here: Arrow and Python agree on 4-digit years."""
@@ -52,7 +54,19 @@ class ArrowDateTimes:
         self._offsets: dict[int, int | None] = {}
 
     def __call__(self, column: pa.Array) -> pa.Array | None:
-        """The RFC 3339 UTC text of every value; ``None`` when a value is outside these forms."""
+        """The RFC 3339 UTC text of every value; ``None`` when a value is outside these forms.
+
+        Columns that repeat their values (minute-precision times) are converted once per
+        distinct value.
+        """
+        if len(column) >= REPEATS_FROM:
+            encoded = pc.dictionary_encode(column)
+            if len(encoded.dictionary) * 2 <= len(column):
+                converted = self._convert(encoded.dictionary)
+                return None if converted is None else pc.take(converted, encoded.indices)
+        return self._convert(column)
+
+    def _convert(self, column: pa.Array) -> pa.Array | None:
         present = len(column) - column.null_count
         forms: list[pa.Array | None] = []
         counts: list[int] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import typing as t
 from collections import deque
@@ -56,3 +57,51 @@ def ordered_prefetch(
             finished = future.done() and not future.cancelled()
             if discard is not None and finished and future.exception() is None:
                 discard(future.result())
+
+
+def read_ahead(items: Iterator[Out], *, depth: int = 1, name: str) -> Iterator[Out]:
+    """The items of ``items``, produced on a thread of their own up to ``depth`` ahead.
+
+    For producers that work outside the GIL (pyarrow parsing the next CSV block while the
+    caller types the current one). The producer's exception is raised to the consumer in its
+    turn; when the consumer stops early, the producer stops and ``items`` is closed.
+    """
+    ready: queue.Queue[tuple[bool, t.Any]] = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    end = object()
+
+    def hand_over(entry: tuple[bool, t.Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(entry, timeout=0.05)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not hand_over((True, item)):
+                    return
+            hand_over((True, end))
+        except BaseException as exc:  # handed to the consumer
+            hand_over((False, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    producer = threading.Thread(target=produce, name=name, daemon=True)
+    producer.start()
+    try:
+        while True:
+            ok, item = ready.get()
+            if not ok:
+                raise item
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        producer.join()
