@@ -31,7 +31,7 @@ if t.TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 100_000
 ROWS_PER_CHUNK = 10_000
-ROW_GROUP_ROWS = 8192
+ROW_GROUP_ROWS = 4096
 """Parquet rows per row group: batches are gathered to this size (readers dislike tiny groups)."""
 ROW_GROUPS_IN_FLIGHT = 1
 """Row groups handed to the writer thread and not yet written (bounds the memory they hold)."""
@@ -80,6 +80,20 @@ class BatchFiles:
                 lines.write_rows(chunk)
                 self._rows_in_file += len(chunk)
             total += len(chunk)
+
+    def write_columns(self, names: list[str], columns: list[list[t.Any]]) -> int:
+        """Write typed rows given as columns (JSONL only); returns how many."""
+        rows = len(columns[0]) if columns else 0
+        start = 0
+        while start < rows:
+            room = self._room()
+            lines = self._jsonl()
+            lines.columns(names)
+            part = [column[start : start + room] for column in columns]
+            written = lines.write_columns(part)
+            self._rows_in_file += written
+            start += written
+        return rows
 
     def write_batch(self, batch: pa.RecordBatch) -> int:
         """Write an Arrow batch (parquet only); returns its row count."""

@@ -532,17 +532,26 @@ class ExportStream(Stream):
         key: tuple[str, SyntheticKeys] | None,
         tally: Tally,
     ) -> None:
-        """Write one file's records to BATCH files; parquet goes columnar where it can."""
+        """Write one file's records to BATCH files, from Arrow blocks where they can be read.
+
+        Parquet files with a synthetic key (hashed from the values as written, which its
+        Arrow typing does not keep) go through the record reader.
+        """
         batches = self._batches
         assert batches is not None  # noqa: S101 - BATCH mode only
         timezone = self.spec.timezone
         skip = 0
-        if batches.format == "parquet" and key is None:
+        if batches.format == "jsonl" or key is None:
+            names = export.names(keep=keep, extra=extra, key=key)
             export.close()
             columnar = self._columnar(export.path, export.header)
             try:
-                for batch in columnar.batches(types, keep=keep, extra=extra):
-                    self._count(tally, batches.write_batch(batch))
+                if batches.format == "jsonl":
+                    for columns in columnar.value_columns(types, keep=keep, extra=extra, key=key):
+                        self._count(tally, batches.write_columns(names, columns))
+                else:
+                    for batch in columnar.batches(types, keep=keep, extra=extra):
+                        self._count(tally, batches.write_batch(batch))
             except NotColumnar as exc:
                 self._left_columnar(export.what, exc)
                 skip = exc.done

@@ -22,6 +22,12 @@ BULK_FORMS = [
     "2025-01-06 10:38:10+09:00",
     "2025-01-06T10:38:10.25-03:30",
     "1999-12-31 23:59:59",
+    "1736127307",  # unix seconds
+    "0",
+    "99999999999",
+    "100000000001",  # from here on milliseconds
+    "1736127307268",
+    "253402300799999",
     None,
 ]
 
@@ -59,7 +65,9 @@ def test_rendering_is_pythons_isoformat_in_utc():
         "2025.13.6 10:35",
         "2025-02-30 10:00:00",
         "2025-01-06 10:38:10.1234567",  # more than microseconds
-        "1712345678",  # unix seconds: the per-value converter reads them
+        "253402300800000",  # unix milliseconds past 9999-12-31
+        "1000000000000000000",
+        "9" * 19,
         "2025-01-06",
         "0999-01-01 00:00:00",
         "soon",

@@ -6,7 +6,7 @@ per row. Here the forms exports actually use are parsed and rendered by Arrow:
 
 - ``2025.1.6 10:35`` (Dfinery's minute precision) and ``2025-01-06 10:38:10.036`` (ISO 8601
   without offset, up to 6 fraction digits): local times in the stream's timezone;
-- the same ISO form ending in ``Z`` or ``+09:00``: instants.
+- the same ISO form ending in ``Z`` or ``+09:00``, and unix seconds or milliseconds: instants.
 
 Local times get their zone's UTC offset per local hour, computed once in Python with ``zoneinfo``
 and only where the offset is the same over the whole hour for both readings of an ambiguous time
@@ -28,13 +28,15 @@ DOTTED_FORMAT = "%Y.%m.%d %H:%M"
 _ISO = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
 ISO_LOCAL = _ISO + "$"
 ISO_INSTANT = _ISO + "(Z|[+-][0-9]{2}:[0-9]{2})$"
+UNIX = r"^[0-9]{1,18}$"
+"""Unix seconds, or milliseconds above :data:`MILLIS_FROM` (as the record reader reads them)."""
 HOUR_US = 3_600_000_000
 REPEATS_FROM = 64
 """Columns this long are checked for repeated values first."""
 EPOCH = dt.datetime(1970, 1, 1)  # local wall-clock arithmetic
 FIRST_US = (dt.datetime(1000, 1, 1) - EPOCH) // dt.timedelta(microseconds=1)
 """Earliest instant rendered here: Arrow and Python agree on 4-digit years."""
-END_US = (dt.datetime(9999, 12, 31) - EPOCH) // dt.timedelta(microseconds=1)
+LAST_US = (dt.datetime.max - EPOCH) // dt.timedelta(microseconds=1)
 LOCAL = pa.timestamp("us")
 INSTANT = pa.timestamp("us", "UTC")
 # Arrow scalars made once: a Python value given to a kernel costs a failed numpy import each time
@@ -42,6 +44,9 @@ NO_TEXT = pa.scalar(None, pa.string())
 HOUR = pa.scalar(HOUR_US, pa.int64())
 UTC_SUFFIX = pa.scalar("+00:00")
 NO_SEPARATOR = pa.scalar("")
+MILLIS_FROM = pa.scalar(100_000_000_000, pa.int64())
+MICROS_PER_MILLI = pa.scalar(1_000, pa.int64())
+MICROS_PER_SECOND = pa.scalar(1_000_000, pa.int64())
 
 
 class ArrowDateTimes:
@@ -70,7 +75,7 @@ class ArrowDateTimes:
         present = len(column) - column.null_count
         forms: list[pa.Array | None] = []
         counts: list[int] = []
-        for pattern in (DOTTED, ISO_LOCAL, ISO_INSTANT):
+        for pattern in (DOTTED, ISO_LOCAL, ISO_INSTANT, UNIX):
             if sum(counts) == present:  # every value has a form: skip the other patterns
                 forms.append(None)
                 counts.append(0)
@@ -88,7 +93,7 @@ class ArrowDateTimes:
             return None
         if present:
             bounds = pc.min_max(micros).as_py()
-            if bounds["min"] < FIRST_US or bounds["max"] >= END_US:
+            if bounds["min"] < FIRST_US or bounds["max"] > LAST_US:
                 return None
         return render(micros.cast(LOCAL))
 
@@ -96,7 +101,7 @@ class ArrowDateTimes:
         self, column: pa.Array, forms: list[pa.Array | None], counts: list[int]
     ) -> pa.Array | None:
         """Microseconds since the epoch (UTC) of every value."""
-        dotted, local, instant = forms
+        dotted, local, instant, unix = forms
         parts = []
         wall = None
         if counts[0]:
@@ -113,6 +118,10 @@ class ArrowDateTimes:
             parts.append(utc)
         if counts[2]:
             parts.append(pc.if_else(instant, column, NO_TEXT).cast(INSTANT).cast(pa.int64()))
+        if counts[3]:
+            number = pc.if_else(unix, column, NO_TEXT).cast(pa.int64())
+            scale = pc.if_else(pc.greater(number, MILLIS_FROM), MICROS_PER_MILLI, MICROS_PER_SECOND)
+            parts.append(pc.multiply_checked(number, scale))
         if not parts:
             return pa.nulls(len(column), pa.int64())
         return parts[0] if len(parts) == 1 else pc.coalesce(*parts)

@@ -24,12 +24,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
+from tap_event_exports.engine.concurrency import read_ahead
 from tap_event_exports.engine.records import SyntheticKeys, convert_column, converter_for
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-BLOCK_SIZE = 1 << 20
+BLOCK_SIZE = 3 << 18
 """Bytes of CSV per batch: fewer kernel calls per row as it grows, more memory held."""
 LONGEST_ROW = 1 << 26
 """Bytes without a row end after which a file is left to the record reader."""
@@ -132,7 +133,7 @@ class ColumnarCsv:
         }
         bulk_datetimes = ArrowDateTimes(self.timezone)
         done = 0
-        blocks = self._blocks()
+        blocks = read_ahead(self._blocks(), name="csv-blocks")
         while True:
             try:
                 raw = next(blocks, None)
@@ -177,7 +178,7 @@ class ColumnarCsv:
         bulk_datetimes = ArrowDateTimes(self.timezone)
         keyer = key[1] if key is not None else None
         done = 0
-        blocks = self._blocks(as_written=keyer is not None)
+        blocks = read_ahead(self._blocks(as_written=keyer is not None), name="csv-blocks")
         while True:
             try:
                 raw = next(blocks, None)

@@ -115,8 +115,9 @@ class MyTrackerFake(FakeServer):
     ) -> None:
         """Serve ``rows`` per event; exports above ``row_limit`` rows fail as too large.
 
-        ``memoize`` keeps the gzip parts of each distinct request, so a repeated request is
-        served without rendering it again (benchmarks measure the tap, not this server).
+        ``memoize`` keeps the rows and gzip parts of each distinct request, so a repeated
+        request is served without selecting or rendering again (benchmarks measure the tap,
+        not this server).
         """
         super().__init__(port=port)
         self.rows = rows
@@ -133,6 +134,7 @@ class MyTrackerFake(FakeServer):
         self._stamps: list[float] = []
         self._lock2 = threading.Lock()
         self._rendered: dict[tuple, list[bytes]] | None = {} if memoize else None
+        self._selected: dict[tuple, list[dict[str, str]]] | None = {} if memoize else None
 
     # --- switches ----------------------------------------------------------------------------
 
@@ -249,14 +251,20 @@ class MyTrackerFake(FakeServer):
             return bad_request("Arguments tsFrom and tsTo are expected")
         if ts_from > ts_to or ts_to > time.time():
             return bad_request("Argument 'tsTo' is invalid")
-        rows = [r for r in self.rows.get(event, []) if ts_from <= int(r["tsEvent"]) <= ts_to]
         apps = self._list(params, "idApp")
-        if apps:
-            rows = [r for r in rows if r["idApp"] in apps]
         names = self._list(params, "eventName")
-        if names:
-            invert = (params.get("eventNameInvert") or ["0"])[0] == "1"
-            rows = [r for r in rows if (r["eventName"] in names) != invert]
+        invert = (params.get("eventNameInvert") or ["0"])[0] == "1"
+        request = (event, ts_from, ts_to, tuple(selectors), tuple(apps or ()), *(names or ()))
+        request += (invert,)
+        rows = self._selected.get(request) if self._selected is not None else None
+        if rows is None:
+            rows = [r for r in self.rows.get(event, []) if ts_from <= int(r["tsEvent"]) <= ts_to]
+            if apps:
+                rows = [r for r in rows if r["idApp"] in apps]
+            if names:
+                rows = [r for r in rows if (r["eventName"] in names) != invert]
+            if self._selected is not None:
+                self._selected[request] = rows
         export = RawExport(
             id=str(len(self.exports) + 1),
             event=event,
@@ -264,15 +272,7 @@ class MyTrackerFake(FakeServer):
             rows=rows,
             created=time.monotonic(),
             duration=self.job_seconds,
-            request=(
-                event,
-                ts_from,
-                ts_to,
-                tuple(selectors),
-                tuple(apps or ()),
-                tuple(names or ()),
-                (params.get("eventNameInvert") or ["0"])[0],
-            ),
+            request=request,
         )
         if self.row_limit is not None and len(rows) > self.row_limit:
             export.outcome, export.error = "User error occurred", "Too many lines in export"
