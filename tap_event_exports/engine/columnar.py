@@ -133,30 +133,30 @@ class ColumnarCsv:
         }
         bulk_datetimes = ArrowDateTimes(self.timezone)
         done = 0
-        blocks = read_ahead(self._blocks(), name="csv-blocks")
-        while True:
-            try:
-                raw = next(blocks, None)
-            except (pa.ArrowException, OSError, EOFError) as exc:
-                raise NotColumnar(done, f"CSV: {exc}") from None
-            if raw is None:
-                return
-            arrays = []
-            for name in names:
-                kind = types[name]
-                column = raw.column(name)
-                typed = None
-                if kind == "date-time":
-                    typed = bulk_datetimes(column)
-                if typed is None:
-                    typed = _typed(column, kind, converters.get(name))
-                if typed is None:
-                    raise NotColumnar(done, f"column {name!r} has values outside the {kind} forms")
-                arrays.append(typed)
-            for value in (extra or {}).values():
-                arrays.append(pa.array([value] * raw.num_rows, pa.string()))
-            yield pa.RecordBatch.from_arrays(arrays, names=names + list(extra or {}))
-            done += raw.num_rows
+        with contextlib.closing(read_ahead(self._blocks(), name="csv-blocks")) as blocks:
+            while True:
+                try:
+                    raw = next(blocks, None)
+                except (pa.ArrowException, OSError, EOFError) as exc:
+                    raise NotColumnar(done, f"CSV: {exc}") from None
+                if raw is None:
+                    return
+                arrays = []
+                for name in names:
+                    kind = types[name]
+                    column = raw.column(name)
+                    typed = None
+                    if kind == "date-time":
+                        typed = bulk_datetimes(column)
+                    if typed is None:
+                        typed = _typed(column, kind, converters.get(name))
+                    if typed is None:
+                        raise NotColumnar(done, _outside(name, kind))
+                    arrays.append(typed)
+                for value in (extra or {}).values():
+                    arrays.append(pa.array([value] * raw.num_rows, pa.string()))
+                yield pa.RecordBatch.from_arrays(arrays, names=names + list(extra or {}))
+                done += raw.num_rows
 
     def value_columns(
         self,
@@ -178,31 +178,32 @@ class ColumnarCsv:
         bulk_datetimes = ArrowDateTimes(self.timezone)
         keyer = key[1] if key is not None else None
         done = 0
-        blocks = read_ahead(self._blocks(as_written=keyer is not None), name="csv-blocks")
-        while True:
-            try:
-                raw = next(blocks, None)
-            except (pa.ArrowException, OSError, EOFError) as exc:
-                raise NotColumnar(done, f"CSV: {exc}") from None
-            if raw is None:
-                return
-            columns = []
-            for name in names:
-                column = raw.column(name)
-                if keyer is not None:  # read as written: the null spellings become nulls here
-                    column = pc.if_else(pc.is_in(column, NULL_SPELLINGS), NO_TEXT, column)
-                values = _python_values(column, types[name], converters[name], bulk_datetimes)
-                if values is None:
-                    kind = types[name]
-                    raise NotColumnar(done, f"column {name!r} has values outside the {kind} forms")
-                columns.append(values)
-            if keyer is not None:
-                joined = pc.binary_join_element_wise(*raw.columns, KEY_SEPARATOR).to_pylist()
-                columns.append(list(map(keyer.of_text, joined)))
-            for value in (extra or {}).values():
-                columns.append([value] * raw.num_rows)
-            yield columns
-            done += raw.num_rows
+        source = self._blocks(as_written=keyer is not None)
+        with contextlib.closing(read_ahead(source, name="csv-blocks")) as blocks:
+            while True:
+                try:
+                    raw = next(blocks, None)
+                except (pa.ArrowException, OSError, EOFError) as exc:
+                    raise NotColumnar(done, f"CSV: {exc}") from None
+                if raw is None:
+                    return
+                columns = []
+                for name in names:
+                    column = raw.column(name)
+                    if keyer is not None:  # read as written: the null spellings become nulls here
+                        column = pc.if_else(pc.is_in(column, NULL_SPELLINGS), NO_TEXT, column)
+                    values = _python_values(column, types[name], converters[name], bulk_datetimes)
+                    if values is None:
+                        kind = types[name]
+                        raise NotColumnar(done, _outside(name, kind))
+                    columns.append(values)
+                if keyer is not None:
+                    joined = pc.binary_join_element_wise(*raw.columns, KEY_SEPARATOR).to_pylist()
+                    columns.append(list(map(keyer.of_text, joined)))
+                for value in (extra or {}).values():
+                    columns.append([value] * raw.num_rows)
+                yield columns
+                done += raw.num_rows
 
     def _blocks(self, *, as_written: bool = False) -> Iterator[pa.RecordBatch]:
         """The file's rows as text batches, parsed by pyarrow one whole-row block at a time.
@@ -243,6 +244,10 @@ class ColumnarCsv:
                 )
                 if table.num_rows:
                     yield table.combine_chunks().to_batches()[0]
+
+
+def _outside(name: str, kind: str) -> str:
+    return f"column {name!r} has values outside the {kind} forms"
 
 
 def whole_rows(source: t.BinaryIO, size: int) -> Iterator[bytes]:
