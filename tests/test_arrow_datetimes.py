@@ -99,3 +99,12 @@ def test_all_null_and_empty_columns():
         None,
     ]
     assert ArrowDateTimes("UTC")(pa.array([], pa.string())).to_pylist() == []
+
+
+def test_a_column_equal_to_the_previous_one_gets_the_same_text():
+    convert = ArrowDateTimes("Asia/Seoul")
+    first = convert(pa.array(["2025.1.6 10:35", None]))
+    assert convert(pa.array(["2025.1.6 10:35", None])) is first
+    other = convert(pa.array(["2025.1.6 10:36", None]))
+    assert other.to_pylist() == ["2025-01-06T01:36:00+00:00", None]
+    assert convert(pa.array(["2025.1.6 10:35", "x"])) is None

@@ -57,21 +57,29 @@ class ArrowDateTimes:
         self.zone = ZoneInfo(timezone)
         self.utc = timezone == "UTC"
         self._offsets: dict[int, int | None] = {}
+        self._last: tuple[pa.Array, pa.Array | None] | None = None
 
     def __call__(self, column: pa.Array) -> pa.Array | None:
         """The RFC 3339 UTC text of every value; ``None`` when a value is outside these forms.
 
         Columns that repeat their values (minute-precision times) are converted once per
-        distinct value.
+        distinct value, and a column equal to the previous one is not converted again.
         """
+        if self._last is not None and self._last[0].equals(column):
+            return self._last[1]  # a copy of the previous column (a correction time, say)
+        converted = self._convert(column)
+        self._last = (column, converted)
+        return converted
+
+    def _convert(self, column: pa.Array) -> pa.Array | None:
         if len(column) >= REPEATS_FROM:
             encoded = pc.dictionary_encode(column)
             if len(encoded.dictionary) * 2 <= len(column):
-                converted = self._convert(encoded.dictionary)
+                converted = self._convert_values(encoded.dictionary)
                 return None if converted is None else pc.take(converted, encoded.indices)
-        return self._convert(column)
+        return self._convert_values(column)
 
-    def _convert(self, column: pa.Array) -> pa.Array | None:
+    def _convert_values(self, column: pa.Array) -> pa.Array | None:
         present = len(column) - column.null_count
         forms: list[pa.Array | None] = []
         counts: list[int] = []
