@@ -132,31 +132,22 @@ class ColumnarCsv:
             if types[name] in ("date-time", "array")
         }
         bulk_datetimes = ArrowDateTimes(self.timezone)
-        done = 0
-        with contextlib.closing(read_ahead(self._blocks(), name="csv-blocks")) as blocks:
-            while True:
-                try:
-                    raw = next(blocks, None)
-                except (pa.ArrowException, OSError, EOFError) as exc:
-                    raise NotColumnar(done, f"CSV: {exc}") from None
-                if raw is None:
-                    return
-                arrays = []
-                for name in names:
-                    kind = types[name]
-                    column = raw.column(name)
-                    typed = None
-                    if kind == "date-time":
-                        typed = bulk_datetimes(column)
-                    if typed is None:
-                        typed = _typed(column, kind, converters.get(name))
-                    if typed is None:
-                        raise NotColumnar(done, _outside(name, kind))
-                    arrays.append(typed)
-                for value in (extra or {}).values():
-                    arrays.append(pa.array([value] * raw.num_rows, pa.string()))
-                yield pa.RecordBatch.from_arrays(arrays, names=names + list(extra or {}))
-                done += raw.num_rows
+        for done, raw in self._counted_blocks(as_written=False):
+            arrays = []
+            for name in names:
+                kind = types[name]
+                column = raw.column(name)
+                typed = None
+                if kind == "date-time":
+                    typed = bulk_datetimes(column)
+                if typed is None:
+                    typed = _typed(column, kind, converters.get(name))
+                if typed is None:
+                    raise NotColumnar(done, _outside(name, kind))
+                arrays.append(typed)
+            for value in (extra or {}).values():
+                arrays.append(pa.array([value] * raw.num_rows, pa.string()))
+            yield pa.RecordBatch.from_arrays(arrays, names=names + list(extra or {}))
 
     def value_columns(
         self,
@@ -177,8 +168,31 @@ class ColumnarCsv:
         converters = {name: converter_for(types[name], self.timezone) for name in names}
         bulk_datetimes = ArrowDateTimes(self.timezone)
         keyer = key[1] if key is not None else None
+        for done, raw in self._counted_blocks(as_written=keyer is not None):
+            columns = []
+            for name in names:
+                column = raw.column(name)
+                if keyer is not None:  # read as written: the null spellings become nulls here
+                    column = pc.if_else(pc.is_in(column, NULL_SPELLINGS), NO_TEXT, column)
+                values = _python_values(column, types[name], converters[name], bulk_datetimes)
+                if values is None:
+                    raise NotColumnar(done, _outside(name, types[name]))
+                columns.append(values)
+            if keyer is not None:
+                joined = pc.binary_join_element_wise(*raw.columns, KEY_SEPARATOR).to_pylist()
+                columns.append(list(map(keyer.of_text, joined)))
+            for value in (extra or {}).values():
+                columns.append([value] * raw.num_rows)
+            yield columns
+
+    def _counted_blocks(self, *, as_written: bool) -> Iterator[tuple[int, pa.RecordBatch]]:
+        """Text blocks, each with the rows delivered before it, parsed one block ahead.
+
+        A block that cannot be parsed raises :class:`NotColumnar`; the caller must have
+        delivered every block it was given before asking for the next.
+        """
         done = 0
-        source = self._blocks(as_written=keyer is not None)
+        source = self._blocks(as_written=as_written)
         with contextlib.closing(read_ahead(source, name="csv-blocks")) as blocks:
             while True:
                 try:
@@ -187,22 +201,7 @@ class ColumnarCsv:
                     raise NotColumnar(done, f"CSV: {exc}") from None
                 if raw is None:
                     return
-                columns = []
-                for name in names:
-                    column = raw.column(name)
-                    if keyer is not None:  # read as written: the null spellings become nulls here
-                        column = pc.if_else(pc.is_in(column, NULL_SPELLINGS), NO_TEXT, column)
-                    values = _python_values(column, types[name], converters[name], bulk_datetimes)
-                    if values is None:
-                        kind = types[name]
-                        raise NotColumnar(done, _outside(name, kind))
-                    columns.append(values)
-                if keyer is not None:
-                    joined = pc.binary_join_element_wise(*raw.columns, KEY_SEPARATOR).to_pylist()
-                    columns.append(list(map(keyer.of_text, joined)))
-                for value in (extra or {}).values():
-                    columns.append([value] * raw.num_rows)
-                yield columns
+                yield done, raw
                 done += raw.num_rows
 
     def _blocks(self, *, as_written: bool = False) -> Iterator[pa.RecordBatch]:

@@ -106,7 +106,25 @@ _SIMPLE_LIST = re.compile(rf"\[\s*(?:{_QUOTED}\s*(?:,\s*{_QUOTED}\s*)*,?\s*)?\]"
 _SIMPLE_ITEM = re.compile(r"'([^'\\\n\r]*)'|\"([^\"\\\n\r]*)\"")
 
 
-class ArrayReader:
+class CachedConverter:
+    """A converter that remembers what it converted: exports repeat values endlessly."""
+
+    CACHE_LIMIT = 1 << 13
+
+    def __init__(self) -> None:
+        """An empty cache."""
+        self._cache: dict[str, t.Any] = {}
+        self.cached = self._cache.get
+        """The converted value of a value seen before, else ``None`` (a fast path for loops)."""
+
+    def _remember(self, value: str, result: t.Any) -> t.Any:
+        if len(self._cache) >= self.CACHE_LIMIT:
+            self._cache.clear()
+        self._cache[value] = result
+        return result
+
+
+class ArrayReader(CachedConverter):
     """:func:`to_array` with a cache: list columns repeat the same few values endlessly.
 
     A cached list is shared by the records that hold it; records are read-only downstream.
@@ -114,22 +132,12 @@ class ArrayReader:
 
     CACHE_LIMIT = 1 << 12
 
-    def __init__(self) -> None:
-        """An empty cache."""
-        self._cache: dict[str, list] = {}
-        self.cached = self._cache.get
-        """The list of a value seen before, else ``None`` (a fast path for loops)."""
-
     def __call__(self, value: str) -> list:
         """Convert one value (raises ``ValueError`` when it is not a list)."""
         hit = self._cache.get(value)
         if hit is not None:
             return hit
-        result = to_array(value)
-        if len(self._cache) >= self.CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[value] = result
-        return result
+        return self._remember(value, to_array(value))
 
 
 def to_array(value: str) -> list:
@@ -156,7 +164,7 @@ _DATETIME = re.compile(
 _MINUTES_SECONDS = [f"{minute:02d}:{second:02d}" for minute in range(60) for second in range(60)]
 
 
-class DateTimeReader:
+class DateTimeReader(CachedConverter):
     """Reads the date-time forms exports use and renders RFC 3339 in UTC.
 
     ``2025-01-06T10:38:10.036Z``, ``2025-01-06 10:38:10.036``, ``2025.1.6 10:35``, ``2025-01-06``
@@ -164,15 +172,11 @@ class DateTimeReader:
     Results are cached: exports repeat the same timestamps many times.
     """
 
-    CACHE_LIMIT = 1 << 13
-
     def __init__(self, timezone: str = "UTC") -> None:
         """Naive values are local times in ``timezone``."""
+        super().__init__()
         self.tz = ZoneInfo(timezone)
-        self._cache: dict[str, str] = {}
         self._hours: dict[int, str] = {}
-        self.cached = self._cache.get
-        """The converted value of a value seen before, else ``None`` (a fast path for loops)."""
 
     def __call__(self, value: str) -> str:
         """Convert one value (raises ``ValueError`` when it is not a date-time)."""
@@ -181,11 +185,7 @@ class DateTimeReader:
             return cached
         if value.isdigit():  # unix time: nearly every value distinct, rendered without a cache
             return self._unix(value)
-        result = self.parse(value).isoformat()
-        if len(self._cache) >= self.CACHE_LIMIT:
-            self._cache.clear()
-        self._cache[value] = result
-        return result
+        return self._remember(value, self.parse(value).isoformat())
 
     def _unix(self, value: str) -> str:
         """Unix seconds or milliseconds as ``parse(value).isoformat()`` renders them.
