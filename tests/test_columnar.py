@@ -236,3 +236,34 @@ def test_record_reader_continues_after_the_value_columns_with_the_same_keys(tmp_
     delivered += record_rows(path, TYPES, "UTC", key=("k", keys), skip=stopped.value.done)
     assert delivered == expected
     assert delivered[1][-1] == delivered[0][-1] + "~1"
+
+
+@pytest.mark.parametrize(
+    ("row", "outcome"),
+    [
+        ('"b"c,2', "refused"),  # Python's csv refuses it; pyarrow alone would read "bc"
+        ('"b" ,2', "refused"),
+        ('b"c,2', ['b"c', 2]),  # a literal quote in an unquoted field: read the same way
+    ],
+)
+def test_stray_quotes_go_to_the_record_reader(tmp_path, row, outcome):
+    path = write_csv(tmp_path, ["a,1", row, "z,3"], header="s,i")
+    types = {"s": "string", "i": "integer"}
+    with pytest.raises(NotColumnar) as stopped:
+        value_rows(path, types, "UTC")
+    assert stopped.value.done <= 1
+    assert "quote inside a field" in str(stopped.value)
+    if outcome == "refused":
+        with pytest.raises(DataError, match="line 3"):
+            record_rows(path, types, "UTC", skip=stopped.value.done)
+    else:
+        rest = record_rows(path, types, "UTC", skip=stopped.value.done)
+        assert [["a", 1], outcome, ["z", 3]][stopped.value.done :] == rest
+
+
+def test_quoted_fields_with_doubled_quotes_stay_columnar(tmp_path):
+    rows = ['"say ""hi"", then go",1', '"[""1"",""2""]",2', '"",3']
+    path = write_csv(tmp_path, rows, header="s,i")
+    types = {"s": "string", "i": "integer"}
+    assert value_rows(path, types, "UTC") == record_rows(path, types, "UTC")
+    assert value_rows(path, types, "UTC")[0][0] == 'say "hi", then go'
