@@ -267,3 +267,20 @@ def test_quoted_fields_with_doubled_quotes_stay_columnar(tmp_path):
     types = {"s": "string", "i": "integer"}
     assert value_rows(path, types, "UTC") == record_rows(path, types, "UTC")
     assert value_rows(path, types, "UTC")[0][0] == 'say "hi", then go'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"s,i\rx,1\ry,2\r",  # lone carriage returns: no newline to cut at
+        b"s,i\rx,1\ny,2\n",  # the header alone ends in a carriage return
+    ],
+)
+def test_no_row_is_lost_with_the_header(tmp_path, data):
+    path = tmp_path / "f.csv"
+    path.write_bytes(data)
+    types = {"s": "string", "i": "integer"}
+    with pytest.raises(NotColumnar) as stopped:
+        value_rows(str(path), types, "UTC")
+    assert stopped.value.done == 0
+    assert record_rows(str(path), types, "UTC") == [["x", 1], ["y", 2]]

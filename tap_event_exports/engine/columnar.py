@@ -14,7 +14,9 @@ the value or names the line that is wrong: both readers always give the same val
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
+import io
 import json
 import re
 import struct
@@ -206,6 +208,24 @@ class ColumnarCsv:
                 yield done, raw
                 done += raw.num_rows
 
+    def _header_end(self, block: bytes) -> int:
+        """Where the header row ends in the first block, checked against the header as read.
+
+        Exactly one row, the header, must come before the cut: a file whose rows end in lone
+        carriage returns has no such cut, and its rows are left to the record reader rather
+        than lost with the header.
+        """
+        end = _first_row_end(block)
+        try:
+            rows = list(
+                csv.reader(io.StringIO(block[:end].decode("utf-8-sig")), delimiter=self.delimiter)
+            )
+        except (UnicodeDecodeError, csv.Error):
+            raise _header_end_error() from None
+        if len(rows) != 1 or [name.strip() for name in rows[0]] != self.header:
+            raise _header_end_error()
+        return end
+
     def _blocks(self, *, as_written: bool = False) -> Iterator[pa.RecordBatch]:
         """The file's rows as text batches, parsed by pyarrow one whole-row block at a time.
 
@@ -232,7 +252,7 @@ class ColumnarCsv:
                 block = whole
                 if header:  # the first row is the header, already read by the record reader
                     header = False
-                    block = whole[_first_row_end(whole) :]
+                    block = whole[self._header_end(whole) :]
                     if not block:
                         continue
                 if stray_quote(block, self.delimiter):
@@ -248,6 +268,10 @@ class ColumnarCsv:
                 )
                 if table.num_rows:
                     yield table.combine_chunks().to_batches()[0]
+
+
+def _header_end_error() -> pa.ArrowInvalid:
+    return pa.ArrowInvalid("the header row does not end with a newline the blocks can cut at")
 
 
 def stray_quote(block: bytes, delimiter: str) -> bool:
