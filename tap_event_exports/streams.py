@@ -20,8 +20,8 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_event_exports.emit import FastRecordWriter
-from tap_event_exports.engine.columnar import ColumnarCsv, NotColumnar
 from tap_event_exports.engine.concurrency import ordered_prefetch
+from tap_event_exports.engine.errors import NotColumnar
 from tap_event_exports.engine.http import HttpPolicy
 from tap_event_exports.engine.jobs import JobLedger, JobRunner
 from tap_event_exports.engine.records import (
@@ -41,6 +41,7 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
     from tap_event_exports.batch_files import BatchFiles
+    from tap_event_exports.engine.columnar import ColumnarCsv
     from tap_event_exports.engine.download import Download
     from tap_event_exports.engine.http import VendorDialect
     from tap_event_exports.engine.jobs import ExportJobs
@@ -565,6 +566,12 @@ class ExportStream(Stream):
         self._count(tally, batches.write_rows(names, kinds, rows))
 
     def _columnar(self, path: str, header: list[str]) -> ColumnarCsv:
+        """The Arrow reader of a file.
+
+        pyarrow is loaded by the first export read, not at startup: discovery stays quick.
+        """
+        from tap_event_exports.engine.columnar import ColumnarCsv  # noqa: PLC0415
+
         return ColumnarCsv(path, header, delimiter=self.spec.delimiter, timezone=self.spec.timezone)
 
     def _left_columnar(self, what: str, stop: NotColumnar) -> None:

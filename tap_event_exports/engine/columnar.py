@@ -29,6 +29,7 @@ import pyarrow.csv as pcsv
 
 from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
 from tap_event_exports.engine.concurrency import read_ahead
+from tap_event_exports.engine.errors import NotColumnar
 from tap_event_exports.engine.records import SyntheticKeys, convert_column, converter_for
 
 if t.TYPE_CHECKING:
@@ -63,15 +64,6 @@ def _use_jemalloc() -> None:
 
 
 _use_jemalloc()
-
-
-class NotColumnar(Exception):
-    """The columnar reader cannot type a batch; ``done`` rows were delivered before it."""
-
-    def __init__(self, done: int, reason: str) -> None:
-        """Say how far the file was delivered and why the rest is not columnar."""
-        super().__init__(reason)
-        self.done = done
 
 
 def arrow_type(kind: str) -> pa.DataType | None:

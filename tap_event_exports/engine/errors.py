@@ -41,3 +41,15 @@ class RateLimitedError(TapError):
 
 class DataError(TapError):
     """An export file could not be read as the CSV it should be."""
+
+
+class NotColumnar(Exception):
+    """The columnar reader cannot type a block; ``done`` rows were delivered before it.
+
+    The record reader continues the file from there.
+    """
+
+    def __init__(self, done: int, reason: str) -> None:
+        """Say how far the file was delivered and why the rest is not columnar."""
+        super().__init__(reason)
+        self.done = done
