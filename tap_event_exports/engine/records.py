@@ -1,8 +1,9 @@
-"""CSV export files to typed records.
+"""CSV export files to typed records: the converters, and the record reader (Python's csv).
 
 Columns are mapped by header name, never by position. Values are typed by converters compiled
-once per file header from the stream's schema, so the per-row work is one list comprehension
-(empty and ``null`` to ``None``), one call per typed non-null value and one ``dict(zip())``.
+once per file header from the stream's schema, a block of rows at a time and column by column,
+so the loops run in C. The Arrow reader (:mod:`.columnar`) uses the same converters; this
+reader takes over wherever that one cannot, and names the line of any bad value.
 """
 
 from __future__ import annotations
