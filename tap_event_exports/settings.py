@@ -239,6 +239,7 @@ class GlobalSettings:
     poll_interval: float
     max_poll_time: float
     max_concurrent_jobs: int
+    temp_dir: str | None = None
     secrets: tuple[str, ...] = field(default=())
 
 
@@ -288,6 +289,12 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
         "Export jobs (or synchronous window requests) in flight at once per stream.",
         default=2,
         minimum=1,
+    ),
+    Setting(
+        "temp_dir",
+        "string",
+        "Folder for the run's temporary export files (default: the system temp folder); "
+        "removed at the end of the run, and what killed runs left there is removed next run.",
     ),
 )
 

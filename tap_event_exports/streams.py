@@ -79,6 +79,8 @@ class ExportSpec:
 
     Streams of asynchronous exports get the ledger of their pending jobs; others ``None``."""
     timezone: str = "UTC"
+    lists: str = "json"
+    """How the vendor writes list values (``engine.records.LIST_SYNTAXES``)."""
     windowing: Windowing | None = None
     """``None`` for a full-table snapshot."""
     replication_key: str | None = None
@@ -484,7 +486,7 @@ class ExportStream(Stream):
         if any(not mask[("properties", name)] for name in export.header):
             keep = lambda name: mask[("properties", name)]  # noqa: E731
         extra = dict(partition) if partition else None
-        timezone = self.spec.timezone
+        timezone, lists = self.spec.timezone, self.spec.lists
         if self._batches is not None:
             self._write_batch_files(export, types, keep, extra, key, tally)
             return
@@ -501,12 +503,20 @@ class ExportStream(Stream):
                 self._left_columnar(export.what, exc)
                 export = CsvExport(export.path, delimiter=self.spec.delimiter, what=export.what)
                 _, rows = export.rows(
-                    types, timezone=timezone, keep=keep, extra=extra, key=key, skip=exc.done
+                    types,
+                    timezone=timezone,
+                    lists=lists,
+                    keep=keep,
+                    extra=extra,
+                    key=key,
+                    skip=exc.done,
                 )
                 while count := writer.write_rows(itertools.islice(rows, ROWS_PER_WRITE)):
                     self._count(tally, count)
             return
-        names, rows = export.rows(types, timezone=timezone, keep=keep, extra=extra, key=key)
+        names, rows = export.rows(
+            types, timezone=timezone, lists=lists, keep=keep, extra=extra, key=key
+        )
         if writer is not None:
             writer.stamp(dt.datetime.now(dt.timezone.utc))
         limit = self.ABORT_AT_RECORD_COUNT
@@ -540,7 +550,7 @@ class ExportStream(Stream):
         """
         batches = self._batches
         assert batches is not None  # noqa: S101 - BATCH mode only
-        timezone = self.spec.timezone
+        timezone, lists = self.spec.timezone, self.spec.lists
         skip = 0
         if batches.format == "jsonl" or key is None:
             names = export.names(keep=keep, extra=extra, key=key)
@@ -560,7 +570,7 @@ class ExportStream(Stream):
                 return
             export = CsvExport(export.path, delimiter=self.spec.delimiter, what=export.what)
         names, rows = export.rows(
-            types, timezone=timezone, keep=keep, extra=extra, key=key, skip=skip
+            types, timezone=timezone, lists=lists, keep=keep, extra=extra, key=key, skip=skip
         )
         kinds = [column_type(self.schema["properties"][name]) for name in names]
         self._count(tally, batches.write_rows(names, kinds, rows))
@@ -572,7 +582,13 @@ class ExportStream(Stream):
         """
         from tap_event_exports.engine.columnar import ColumnarCsv  # noqa: PLC0415
 
-        return ColumnarCsv(path, header, delimiter=self.spec.delimiter, timezone=self.spec.timezone)
+        return ColumnarCsv(
+            path,
+            header,
+            delimiter=self.spec.delimiter,
+            timezone=self.spec.timezone,
+            lists=self.spec.lists,
+        )
 
     def _left_columnar(self, what: str, stop: NotColumnar) -> None:
         self.logger.info("%s: %s; the rest of the file goes through the record reader", what, stop)

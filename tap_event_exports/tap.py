@@ -17,6 +17,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_event_exports.engine.errors import ConfigError, TapError
 from tap_event_exports.engine.state import StateError
+from tap_event_exports.engine.workspace import Workspace
 from tap_event_exports.redaction import protect, redact
 from tap_event_exports.settings import (
     GLOBAL_SETTINGS,
@@ -158,6 +159,11 @@ class TapEventExports(Tap):
                 for spec in provider.build(blocks[provider.key], self.runtime):
                     streams.append(ExportStream(self, spec, self.runtime))
         return streams
+
+    def sync_all(self) -> None:
+        """Sync with export files in a folder of this run's own, removed when it ends."""
+        with Workspace(self.runtime.settings.temp_dir):
+            super().sync_all()
 
     def _handle_termination(self, signum: int, frame: t.Any) -> None:
         """Stop workers, write the last STATE (complete windows only) and exit 128 + signal.

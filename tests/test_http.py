@@ -11,7 +11,13 @@ import requests
 
 from tap_event_exports.engine.download import download
 from tap_event_exports.engine.errors import RetriesExhaustedError, VendorError
-from tap_event_exports.engine.http import HttpPolicy, RequestSpec, header_wait
+from tap_event_exports.engine.http import (
+    BodyFailure,
+    HttpPolicy,
+    RequestSpec,
+    VendorDialect,
+    header_wait,
+)
 from tap_event_exports.sandbox.server import FakeResponse, FakeServer
 
 
@@ -37,7 +43,7 @@ def test_header_wait(headers, expected):
     assert header_wait(response(**headers), now=1_700_000_000) == expected
 
 
-class Dialect:
+class Dialect(VendorDialect):
     name = "fakevendor"
 
     def authenticate(self, request):
@@ -51,7 +57,7 @@ class Dialect:
 
     def body_failure(self, body):
         if isinstance(body, dict) and body.get("result") == "fail":
-            return body["message"] == "try_again", body["message"]
+            return BodyFailure(body["message"] == "try_again", body["message"])
         return None
 
 
@@ -145,3 +151,100 @@ def test_download_memory_stays_flat():
         assert got.bytes_written == len(chunk) * 600
         got.discard()
     assert peak < 4 * 1024 * 1024
+
+
+ROUTINE = {  # Dfinery's headers on every answer: the reset is the end of a daily quota period
+    "x-ratelimit-limit": "1d",
+    "x-ratelimit-remaining": "99999",
+}
+
+
+def far_reset() -> str:
+    return str(int((time.time() + 2075) * 1000))
+
+
+def test_a_500_with_routine_reset_headers_is_retried_with_backoff_not_waited():
+    """The reset header of a quota period is a wait only on a rate limit, never on a 5xx."""
+    failing = FakeResponse(500, b"boom", {**ROUTINE, "x-ratelimit-reset": far_reset()})
+    ok = FakeResponse(200, b"a\n1\n", {**ROUTINE, "x-ratelimit-reset": far_reset()})
+    with Script([failing, ok]) as server:
+        started = time.monotonic()
+        got = download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w")
+        assert open(got.path, "rb").read() == b"a\n1\n"
+        assert len(server.log) == 2
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (429, {}),  # a 429 waits for the reset, whatever the remaining count says
+        (403, {"x-ratelimit-remaining": "0"}),  # remaining at 0: the quota is used up
+    ],
+)
+def test_rate_limit_answers_wait_for_the_reset(status, headers):
+    reset = str(int((time.time() + 1.5) * 1000))
+    limited = FakeResponse(status, b"slow down", {"x-ratelimit-reset": reset, **headers})
+    with Script([limited, FakeResponse(200, b"a\n1\n")]) as server:
+        started = time.monotonic()
+        download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w").discard()
+        assert len(server.log) == 2
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_rate_limit_pauses_every_worker_of_the_vendor():
+    """After one worker's 429 with Retry-After: 1, no worker sends before the second is up."""
+    import threading
+
+    sent: list[tuple[str, float]] = []
+    answered_429 = threading.Event()
+
+    def answer(request):
+        sent.append((request.path, time.monotonic()))
+        if request.path == "/a" and not answered_429.is_set():
+            answered_429.set()
+            return FakeResponse(429, b"", {"Retry-After": "1"})
+        return FakeResponse(200, b"a\n1\n")
+
+    with Script([answer]) as server:
+        shared = policy(server)
+        first = threading.Thread(
+            target=lambda: download(shared, RequestSpec("GET", server.base_url + "/a"), what="a")
+        )
+        first.start()
+        assert answered_429.wait(5)
+        time.sleep(0.05)
+        for _ in range(3):
+            download(shared, RequestSpec("GET", server.base_url + "/b"), what="b").discard()
+        first.join()
+    limited_at = next(at for path, at in sent if path == "/a")
+    others = [at for path, at in sent if path == "/b"]
+    assert len(others) == 3
+    assert min(others) - limited_at >= 0.95
+
+
+def test_a_vendor_quota_body_on_200_waits_as_it_says():
+    class Quota(Dialect):
+        def body_failure(self, body):
+            if isinstance(body, dict) and body.get("code") == 429:
+                return BodyFailure(True, "429 quota", wait=1.2, rate_limited=True)
+            return None
+
+    with Script(
+        [
+            FakeResponse(200, b'{"code":429}', {"Content-Type": "application/json"}),
+            FakeResponse(200, b'{"code":200}', {"Content-Type": "application/json"}),
+        ]
+    ) as server:
+        shared = HttpPolicy(Quota(), timeout=2, max_retries=3, base_url=server.base_url)
+        started = time.monotonic()
+        shared.request(RequestSpec("GET", server.base_url + "/q"), what="q")
+        assert len(server.log) == 2
+    assert time.monotonic() - started >= 1.2
+
+
+def test_refusals_carry_their_http_status():
+    with Script([FakeResponse(404, b"gone")]) as server:
+        with pytest.raises(VendorError) as raised:
+            policy(server).request(RequestSpec("GET", server.base_url + "/x"), what="w")
+    assert raised.value.status == 404

@@ -72,14 +72,15 @@ def test_booleans_and_arrays():
         False,
     ]
     assert to_array('["1","2"]') == ["1", "2"]
-    assert to_array("['a','b\\n c']") == ["a", "b\n c"]
+    assert to_array("['a','b\n c']", "quoted") == ["a", "b\n c"]  # a real line break
+    assert to_array("['a','b\\n c']", "quoted") == ["a", "b\\n c"]  # no escapes: as written
     with pytest.raises(ValueError):
         to_array('{"a": 1}')
     cached = ArrayReader()
     assert cached('["1","2"]') == ["1", "2"] == cached('["1","2"]')
     assert cached.cached('["1","2"]') == ["1", "2"]
     assert cached.cached('["3"]') is None
-    with pytest.raises(SyntaxError):
+    with pytest.raises(ValueError):
         cached("[1,")
 
 

@@ -102,12 +102,24 @@ def _list_array(values: t.Sequence[t.Any]) -> pa.Array:
 class ColumnarCsv:
     """One downloaded CSV file read as typed Arrow batches."""
 
-    def __init__(self, path: str, header: list[str], *, delimiter: str, timezone: str) -> None:
-        """``header`` is the file's header as the record reader read it (names stripped)."""
+    def __init__(
+        self,
+        path: str,
+        header: list[str],
+        *,
+        delimiter: str,
+        timezone: str,
+        lists: str = "json",
+    ) -> None:
+        """``header`` is the file's header as the record reader read it (names stripped).
+
+        ``timezone`` and ``lists`` are those of :func:`~.records.converter_for`.
+        """
         self.path = path
         self.header = header
         self.delimiter = delimiter
         self.timezone = timezone
+        self.lists = lists
 
     def batches(
         self,
@@ -123,7 +135,7 @@ class ColumnarCsv:
         """
         names = [name for name in self.header if keep is None or keep(name)]
         converters = {
-            name: converter_for(types[name], self.timezone)
+            name: converter_for(types[name], self.timezone, self.lists)
             for name in names
             if types[name] in ("date-time", "array")
         }
@@ -161,7 +173,7 @@ class ColumnarCsv:
         the rest. Raises :class:`NotColumnar` (with the rows delivered) where it cannot.
         """
         names = [name for name in self.header if keep is None or keep(name)]
-        converters = {name: converter_for(types[name], self.timezone) for name in names}
+        converters = {name: converter_for(types[name], self.timezone, self.lists) for name in names}
         bulk_datetimes = ArrowDateTimes(self.timezone)
         keyer = key[1] if key is not None else None
         for done, raw in self._counted_blocks(as_written=keyer is not None):

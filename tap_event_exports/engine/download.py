@@ -19,6 +19,7 @@ import zlib
 from dataclasses import dataclass
 
 from tap_event_exports.engine.errors import RetriableError
+from tap_event_exports.engine.workspace import current_directory
 
 if t.TYPE_CHECKING:
     from tap_event_exports.engine.http import HttpPolicy, RequestSpec
@@ -92,7 +93,9 @@ def download(
             response.close()
             msg = "an HTML page where an export file was expected (a proxy or gateway answering?)"
             raise RetriableError(msg)
-        handle, path = tempfile.mkstemp(prefix="tap-event-exports-", suffix=".csv", dir=directory)
+        handle, path = tempfile.mkstemp(
+            prefix="tap-event-exports-", suffix=".csv", dir=directory or current_directory()
+        )
         received = written = 0
         inflater: _Inflater | None = None
         try:

@@ -16,19 +16,33 @@ class ConfigError(TapError):
 
 
 class VendorError(TapError):
-    """The vendor refused a request in a way that retrying will not fix (400, 401, 404...)."""
+    """The vendor refused a request in a way that retrying will not fix (400, 401, 404...).
+
+    ``status`` is the HTTP status of the refusal (``None`` for a refusal in a 2xx body), so
+    callers decide on it rather than on the message's text.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        """Keep the HTTP status next to the message."""
+        super().__init__(message)
+        self.status = status
 
 
 class RetriableError(Exception):
     """A failure worth retrying: 429, 5xx, timeouts, resets, cut bodies.
 
-    ``wait`` is the vendor's own hint in seconds (reset header, quota body), if it gave one.
+    ``wait`` is the vendor's own hint in seconds (reset header, quota body, ``Retry-After``), if
+    it gave one; ``rate_limited`` says the answer was a rate limit or quota, which pauses every
+    request of the run to that vendor, not only this one.
     """
 
-    def __init__(self, message: str, *, wait: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, wait: float | None = None, rate_limited: bool = False
+    ) -> None:
         """Keep the vendor's wait hint next to the message."""
         super().__init__(message)
         self.wait = wait
+        self.rate_limited = rate_limited
 
 
 class RetriesExhaustedError(TapError):

@@ -22,6 +22,7 @@ import backoff
 import requests
 import urllib3.exceptions
 
+from tap_event_exports.engine import waits
 from tap_event_exports.engine.errors import (
     RateLimitedError,
     RetriableError,
@@ -68,46 +69,92 @@ class RequestSpec:
     """Whether the provider's credentials are attached (only ever to the API's own host)."""
 
 
-class VendorDialect(t.Protocol):
-    """What a vendor module tells the policy about its API."""
+class BodyFailure(t.NamedTuple):
+    """A 2xx JSON body that is really an error."""
 
-    name: str
+    retriable: bool
+    message: str
+    wait: float | None = None
+    """Seconds the vendor asks to wait (a quota body), if it says."""
+    rate_limited: bool = False
+
+
+class VendorDialect:
+    """What a vendor module tells the policy about its API.
+
+    Vendor dialects subclass this and override what their API does differently; every hook has
+    the default that fits a plain JSON API.
+    """
+
+    name: str = "vendor"
+    retry_statuses: frozenset[int] = frozenset()
+    """Statuses beyond :data:`RETRIABLE_STATUSES` that this vendor means as "try again"."""
 
     def authenticate(self, request: requests.PreparedRequest) -> None:
         """Attach credentials to a request bound for the vendor's API."""
 
     def error_message(self, response: requests.Response) -> str:
         """The vendor's own words for a failed response."""
+        return response.reason or ""
+
+    def rate_limited(self, response: requests.Response, message: str) -> bool:
+        """Whether a failed answer is a rate limit or quota (and not, say, a 500).
+
+        Only such answers make reset headers a wait: vendors send them on every response.
+        """
+        return response.status_code == 429 or quota_exhausted(response)
 
     def wait_hint(self, response: requests.Response) -> float | None:
-        """Seconds the vendor asks us to wait before retrying, if it says."""
+        """Seconds a rate-limit answer asks us to wait, where the vendor says it its own way."""
+        return None
 
-    def body_failure(self, body: t.Any) -> tuple[bool, str] | None:
-        """Whether a JSON body received with a 2xx status is really an error.
+    def retriable(self, response: requests.Response, message: str) -> bool:
+        """Whether a status that is normally final means "try again" here."""
+        return False
 
-        Returns ``(retriable, message)`` for an error, ``None`` for a genuine success.
-        """
+    def body_failure(self, body: t.Any) -> BodyFailure | None:
+        """Whether a JSON body received with a 2xx status is really an error."""
+        return None
 
 
-def header_wait(response: requests.Response, *, now: float | None = None) -> float | None:
-    """Seconds to wait according to standard headers.
+REMAINING_HEADERS = ("X-Rate-Limit-Remaining", "X-RateLimit-Remaining", "RateLimit-Remaining")
+RESET_HEADERS = ("X-Rate-Limit-Reset", "X-RateLimit-Reset", "RateLimit-Reset")
 
-    Reads ``Retry-After`` (seconds or an HTTP date) and the reset headers in both spellings
-    vendors use, ``X-Rate-Limit-Reset`` and ``x-ratelimit-reset``: an absolute unix time in
-    seconds or milliseconds, or (when small) a number of seconds from now.
+
+def quota_exhausted(response: requests.Response) -> bool:
+    """Whether the response's rate-limit headers say no request is left in the period."""
+    for name in REMAINING_HEADERS:
+        raw = response.headers.get(name)
+        if raw is not None and raw.strip() in {"0", "0.0"}:
+            return True
+    return False
+
+
+def retry_after(response: requests.Response, *, now: float | None = None) -> float | None:
+    """Seconds from ``Retry-After`` (seconds or an HTTP date), the one wait any status may ask."""
+    raw = response.headers.get("Retry-After")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        now = time.time() if now is None else now
+        return max(0.0, parsed.timestamp() - now)
+
+
+def reset_wait(response: requests.Response, *, now: float | None = None) -> float | None:
+    """Seconds until the quota period ends, from the reset headers in every spelling vendors use.
+
+    An absolute unix time in seconds or milliseconds, or (when small) seconds from now. Vendors
+    send it on every answer, so it is a wait only where the answer is a rate limit.
     """
     now = time.time() if now is None else now
-    headers = response.headers
-    retry_after = headers.get("Retry-After")
-    if retry_after:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(retry_after)
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - now)
-    for name in ("X-Rate-Limit-Reset", "X-RateLimit-Reset", "RateLimit-Reset"):
-        raw = headers.get(name)
+    for name in RESET_HEADERS:
+        raw = response.headers.get(name)
         if not raw:
             continue
         try:
@@ -120,6 +167,12 @@ def header_wait(response: requests.Response, *, now: float | None = None) -> flo
             return max(0.0, value - now)
         return max(0.0, value)  # delta seconds
     return None
+
+
+def header_wait(response: requests.Response, *, now: float | None = None) -> float | None:
+    """Seconds a rate-limit answer asks to wait by standard headers (``Retry-After`` first)."""
+    wait = retry_after(response, now=now)
+    return wait if wait is not None else reset_wait(response, now=now)
 
 
 def json_body(response: requests.Response, limit: int = 65536) -> t.Any:
@@ -155,6 +208,9 @@ class HttpPolicy:
         self.stop = stop or threading.Event()
         self.user_agent = user_agent
         self._local = threading.local()
+        self._pause_lock = threading.Lock()
+        self._paused_until = 0.0
+        """Monotonic time before which no request goes to the API: a rate limit pauses all."""
 
     @property
     def session(self) -> requests.Session:
@@ -195,6 +251,8 @@ class HttpPolicy:
             )
             prepared = self.session.prepare_request(request)
             on_api = self._on_api_host(prepared.url or "")
+            if on_api:
+                self.await_pause()
             if spec.auth and on_api:
                 self.dialect.authenticate(prepared)
             try:
@@ -224,34 +282,60 @@ class HttpPolicy:
         return urllib.parse.urlsplit(url).netloc.lower() == self.api_host
 
     def check(self, response: requests.Response, *, what: str) -> None:
-        """Map a response's status to success, a retriable failure or a vendor error."""
+        """Map a response's status to success, a retriable failure or a vendor error.
+
+        Reset headers count as a wait only on a rate limit (429, or the vendor's quota answer);
+        a 5xx is retried with backoff, honouring only ``Retry-After``.
+        """
         status = response.status_code
         if 200 <= status < 300:
             return  # bodies are checked by whoever reads them: request() or download()
-        message = self.dialect.error_message(response)
+        dialect = self.dialect
+        message = dialect.error_message(response)
         response.close()
-        vendor_says = getattr(self.dialect, "retriable", None)
+        limited = dialect.rate_limited(response, message)
         if (
-            status in RETRIABLE_STATUSES
-            or status in getattr(self.dialect, "retry_statuses", ())
-            or (vendor_says is not None and vendor_says(response, message))
+            limited
+            or status in RETRIABLE_STATUSES
+            or status in dialect.retry_statuses
+            or dialect.retriable(response, message)
         ):
-            wait = self.dialect.wait_hint(response)
-            if wait is None:
-                wait = header_wait(response)
-            raise RetriableError(f"HTTP {status} {message}".strip(), wait=wait)
-        msg = f"{self.dialect.name}: {what}: HTTP {status} {message}".strip()
-        raise VendorError(msg)
+            wait = retry_after(response)
+            if limited:
+                hint = dialect.wait_hint(response)
+                wait = hint if hint is not None else header_wait(response)
+            failure = f"HTTP {status} {message}".strip()
+            raise RetriableError(failure, wait=wait, rate_limited=limited)
+        msg = f"{dialect.name}: {what}: HTTP {status} {message}".strip()
+        raise VendorError(msg, status=status)
 
     def check_body(self, body: t.Any, *, what: str) -> None:
         """Raise the error a 2xx JSON body stands for, if it is one."""
         failure = self.dialect.body_failure(body)
         if failure is None:
             return
-        retriable, message = failure
-        if retriable:
-            raise RetriableError(message)
-        raise VendorError(f"{self.dialect.name}: {what}: {message}")
+        if failure.retriable or failure.rate_limited:
+            raise RetriableError(
+                failure.message, wait=failure.wait, rate_limited=failure.rate_limited
+            )
+        raise VendorError(f"{self.dialect.name}: {what}: {failure.message}")
+
+    def hold(self, seconds: float) -> None:
+        """Pause every request of the run to this vendor for ``seconds`` from now."""
+        with self._pause_lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def await_pause(self) -> None:
+        """Wait out a pause another worker's rate limit started."""
+        while True:
+            with self._pause_lock:
+                remaining = self._paused_until - time.monotonic()
+            if remaining <= 0:
+                return
+            waits.announce(
+                self.dialect.name, "rate limited: every request waits for the reset", remaining
+            )
+            self.sleep(remaining)
 
     def retrying(self, attempt: Callable[[], T], *, what: str) -> T:
         """Run ``attempt`` until it succeeds, retrying retriable failures with backoff.
@@ -265,9 +349,9 @@ class HttpPolicy:
             try:
                 return attempt()
             except RetriableError as exc:
-                failure, hint = str(exc), exc.wait
+                failure, hint, limited = str(exc), exc.wait, exc.rate_limited
             except TRANSPORT_ERRORS as exc:
-                failure, hint = f"{type(exc).__name__}: {_short(exc)}", None
+                failure, hint, limited = f"{type(exc).__name__}: {_short(exc)}", None, False
             if self.stop.is_set():
                 msg = f"{self.dialect.name}: {what}: run stopped"
                 raise RetriesExhaustedError(msg)
@@ -280,20 +364,22 @@ class HttpPolicy:
             backoff_wait = backoff.full_jitter(next(delays))
             wait = backoff_wait if hint is None else hint + min(1.0, backoff_wait)
             if wait > MAX_SENSIBLE_WAIT_SECONDS:
-                resume_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + wait))
                 msg = (
                     f"{self.dialect.name}: {what}: rate limited ({failure}); the vendor asks to "
-                    f"wait {wait:.0f}s, retry after {resume_at}"
+                    f"wait {wait:.0f}s, retry after {waits.until(wait)}"
                 )
                 raise RateLimitedError(msg)
+            if limited:
+                self.hold(wait)
             logger.warning(
-                "%s: %s: attempt %d/%d failed (%s); retrying in %.1fs",
+                "%s: %s: attempt %d/%d failed (%s); retrying in %.1fs (at %s)",
                 self.dialect.name,
                 what,
                 number,
                 self.max_retries,
                 failure,
                 wait,
+                waits.until(wait),
             )
             self.sleep(wait)
         raise AssertionError  # pragma: no cover - the loop always returns or raises

@@ -17,6 +17,7 @@ import time
 import typing as t
 from dataclasses import dataclass, field
 
+from tap_event_exports.engine import waits
 from tap_event_exports.engine.download import Download, download
 from tap_event_exports.engine.errors import TapError
 from tap_event_exports.engine.windows import Window, rfc3339
@@ -278,7 +279,13 @@ class JobRunner:
                     f"(max_poll_time {self.max_poll_time:g}s)"
                 )
                 raise JobFailedError(msg)
-            if self.policy.stop.wait(min(interval, remaining)):
+            pause = min(interval, remaining)
+            waits.announce(
+                self.jobs.vendor,
+                f"{where.partition(': ')[2]}: job {job_id} still running, next status check",
+                pause,
+            )
+            if self.policy.stop.wait(pause):
                 msg = f"{where}: job {job_id}: run stopped"
                 raise JobFailedError(msg)
             interval = min(interval * POLL_GROWTH, max(POLL_CAP_SECONDS, self.poll_interval))

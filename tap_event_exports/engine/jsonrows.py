@@ -18,6 +18,7 @@ from decimal import Decimal
 import ijson
 
 from tap_event_exports.engine.errors import DataError
+from tap_event_exports.engine.workspace import current_directory
 
 
 class ResultCapped(Exception):
@@ -88,7 +89,9 @@ def events_to_csv(
     if cap is not None and count >= cap:
         raise ResultCapped(count)
     header = sorted(columns)
-    handle, out_path = tempfile.mkstemp(prefix="tap-event-exports-", suffix=".csv", dir=directory)
+    handle, out_path = tempfile.mkstemp(
+        prefix="tap-event-exports-", suffix=".csv", dir=directory or current_directory()
+    )
     try:
         with (
             open(path, "rb") as source,

@@ -8,7 +8,6 @@ reader takes over wherever that one cannot, and names the line of any bad value.
 
 from __future__ import annotations
 
-import ast
 import collections
 import csv
 import datetime as dt
@@ -105,6 +104,86 @@ def to_number(value: str) -> int | float | Decimal:
 _QUOTED = r"(?:'[^'\\\n\r]*'|\"[^\"\\\n\r]*\")"
 _SIMPLE_LIST = re.compile(rf"\[\s*(?:{_QUOTED}\s*(?:,\s*{_QUOTED}\s*)*,?\s*)?\]")
 _SIMPLE_ITEM = re.compile(r"'([^'\\\n\r]*)'|\"([^\"\\\n\r]*)\"")
+_SPACE = frozenset(" \t\r\n")
+_QUOTES = frozenset("'\"")
+LIST_SYNTAXES = ("json", "quoted")
+"""How a vendor writes list values: JSON text (``["1","2"]``), or quoted items
+(myTracker's ``['a','b']``: items written as they are, in single quotes, or in double quotes
+when they hold a single quote; no escapes, so items may hold real line breaks)."""
+_PARSE_BUDGET = 1 << 16
+"""Candidate item ends tried before a value is refused (hostile text cannot loop for long)."""
+
+
+def to_array(value: str, syntax: str = "json") -> list:
+    """A list from a vendor's list text (see :data:`LIST_SYNTAXES`).
+
+    ``json`` values that are not JSON are read as quoted items, as earlier versions did.
+    Raises ``ValueError`` when the value is not a list.
+    """
+    if _SIMPLE_LIST.fullmatch(value):  # quoted strings without escapes: read them directly
+        return [single or double for single, double in _SIMPLE_ITEM.findall(value)]
+    if syntax == "json":
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list):
+            return parsed
+    items = quoted_items(value)
+    if items is None:
+        raise ValueError(value)
+    return items
+
+
+def quoted_items(value: str) -> list[str] | None:
+    """The items of ``['a', "it's", 'b, c']``, or ``None`` when it is not such a list.
+
+    An item ends at its closing quote only where a comma and the next item's opening quote,
+    or the closing bracket, follow; if the rest does not parse, a later quote is tried.
+    """
+    text = value.strip(" \t\r\n")
+    end = len(text) - 1
+    if end < 1 or text[0] != "[" or text[end] != "]":
+        return None
+    start = _skip_space(text, 1)
+    if start == end:
+        return []
+    items: list[str] = []
+    choices: list[tuple[int, int]] = []
+    """(start, next quote to try) of every item taken, to go back to when the rest fails."""
+    search, budget = start + 1, _PARSE_BUDGET
+    while budget > 0:
+        quote = text[start]
+        close = text.find(quote, search, end) if quote in _QUOTES else -1
+        while close != -1 and budget > 0:
+            budget -= 1
+            after = _skip_space(text, close + 1)
+            if after == end:
+                items.append(text[start + 1 : close])
+                return items
+            if text[after] == ",":
+                following = _skip_space(text, after + 1)
+                if following == end:  # a trailing comma
+                    items.append(text[start + 1 : close])
+                    return items
+                if text[following] in _QUOTES:
+                    choices.append((start, close + 1))
+                    items.append(text[start + 1 : close])
+                    start, search = following, following + 1
+                    break
+            close = text.find(quote, close + 1, end)
+        else:
+            if not choices:
+                return None
+            start, search = choices.pop()
+            items.pop()
+    return None
+
+
+def _skip_space(text: str, position: int) -> int:
+    while text[position] in _SPACE:
+        position += 1
+    return position
 
 
 class CachedConverter:
@@ -133,25 +212,17 @@ class ArrayReader(CachedConverter):
 
     CACHE_LIMIT = 1 << 12
 
+    def __init__(self, syntax: str = "json") -> None:
+        """Read lists written in ``syntax`` (see :data:`LIST_SYNTAXES`)."""
+        super().__init__()
+        self.syntax = syntax
+
     def __call__(self, value: str) -> list:
         """Convert one value (raises ``ValueError`` when it is not a list)."""
         hit = self._cache.get(value)
         if hit is not None:
             return hit
-        return self._remember(value, to_array(value))
-
-
-def to_array(value: str) -> list:
-    """A list from JSON (``["1","2"]``) or Python-literal (``['a','b']``) text."""
-    if _SIMPLE_LIST.fullmatch(value):  # quoted strings without escapes: read them directly
-        return [single or double for single, double in _SIMPLE_ITEM.findall(value)]
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        parsed = ast.literal_eval(value) if value.lstrip().startswith("[") else None
-    if not isinstance(parsed, list):
-        raise ValueError(value)
-    return parsed
+        return self._remember(value, to_array(value, self.syntax))
 
 
 _DATETIME = re.compile(
@@ -259,8 +330,11 @@ class DateTimeReader(CachedConverter):
         return local.astimezone(UTC)
 
 
-def converter_for(kind: str, timezone: str) -> Callable[[str], t.Any] | None:
-    """The converter of a column type; ``None`` for strings, which need none."""
+def converter_for(kind: str, timezone: str, lists: str = "json") -> Callable[[str], t.Any] | None:
+    """The converter of a column type; ``None`` for strings, which need none.
+
+    ``timezone`` is where naive date-times are read, ``lists`` the vendor's list syntax.
+    """
     if kind == "integer":
         return to_integer
     if kind == "number":
@@ -270,7 +344,7 @@ def converter_for(kind: str, timezone: str) -> Callable[[str], t.Any] | None:
     if kind == "date-time":
         return DateTimeReader(timezone)
     if kind == "array":
-        return ArrayReader()
+        return ArrayReader(lists)
     return None
 
 
@@ -414,6 +488,7 @@ class CsvExport:
         types: dict[str, str],
         *,
         timezone: str,
+        lists: str = "json",
         keep: Callable[[str], bool] | None = None,
         extra: dict[str, t.Any] | None = None,
         key: tuple[str, SyntheticKeys] | None = None,
@@ -424,6 +499,7 @@ class CsvExport:
         Args:
             types: column type per header name (every header name must be present).
             timezone: where naive date-times are read.
+            lists: how list values are written (see :data:`LIST_SYNTAXES`).
             keep: which columns to deliver (catalog selection); all when ``None``.
             extra: constant columns added to every record (partition columns).
             key: name and generator of a synthetic key column.
@@ -434,7 +510,7 @@ class CsvExport:
         picked = [i for i, name in enumerate(header) if keep is None or keep(name)]
         typed = []
         for position, index in enumerate(picked):
-            convert = converter_for(types[header[index]], timezone)
+            convert = converter_for(types[header[index]], timezone, lists)
             if convert is not None:
                 cached = getattr(convert, "cached", None)
                 typed.append((position, convert, header[index], cached))
@@ -572,11 +648,14 @@ class CsvExport:
         types: dict[str, str],
         *,
         timezone: str,
+        lists: str = "json",
         keep: Callable[[str], bool] | None = None,
         extra: dict[str, t.Any] | None = None,
         key: tuple[str, SyntheticKeys] | None = None,
     ) -> Iterator[dict[str, t.Any]]:
         """Yield typed records (dicts); the arguments are those of :meth:`rows`."""
-        names, rows = self.rows(types, timezone=timezone, keep=keep, extra=extra, key=key)
+        names, rows = self.rows(
+            types, timezone=timezone, lists=lists, keep=keep, extra=extra, key=key
+        )
         for values in rows:
             yield dict(zip(names, values, strict=True))

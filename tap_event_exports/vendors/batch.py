@@ -12,7 +12,12 @@ import datetime as dt
 import typing as t
 
 from tap_event_exports.engine.errors import VendorError
-from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
+from tap_event_exports.engine.http import (
+    HttpPolicy,
+    RequestSpec,
+    VendorDialect,
+    json_body,
+)
 from tap_event_exports.engine.jobs import JobStatus, Phase
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
 from tap_event_exports.settings import Setting, provider_common
@@ -86,7 +91,7 @@ EVENTS_SETTINGS = tuple(
 )
 
 
-class BatchDialect:
+class BatchDialect(VendorDialect):
     """How Batch authenticates and words its errors."""
 
     name = "batch"
@@ -111,12 +116,6 @@ class BatchDialect:
             if parts:
                 return " ".join(dict.fromkeys(parts))
         return response.reason or ""
-
-    def wait_hint(self, response: requests.Response) -> float | None:  # noqa: D102
-        return None
-
-    def body_failure(self, body: t.Any) -> tuple[bool, str] | None:  # noqa: D102
-        return None
 
 
 class BatchJobs:
@@ -154,7 +153,7 @@ class BatchJobs:
         try:
             response = self.policy.request(spec, what=f"{self.stream}: request {job_id}")
         except VendorError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status == 404:
                 return JobStatus(Phase.EXPIRED, message="request not found")
             raise
         body = json_body(response) or {}

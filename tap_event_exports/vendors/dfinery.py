@@ -11,7 +11,7 @@ import datetime as dt
 import typing as t
 
 from tap_event_exports.engine.download import download
-from tap_event_exports.engine.http import RequestSpec, json_body
+from tap_event_exports.engine.http import BodyFailure, RequestSpec, VendorDialect, json_body
 from tap_event_exports.engine.windows import DayGranularity, Window
 from tap_event_exports.settings import Setting, provider_common
 from tap_event_exports.streams import ExportSpec, Windowing
@@ -109,7 +109,7 @@ USER_PROFILE_SETTINGS = (
 )
 
 
-class DfineryDialect:
+class DfineryDialect(VendorDialect):
     """How Dfinery authenticates and words its errors."""
 
     name = "dfinery"
@@ -129,15 +129,26 @@ class DfineryDialect:
             return f"{code} ({hint})" if hint else code
         return response.reason or ""
 
-    def wait_hint(self, response: requests.Response) -> float | None:  # noqa: D102
-        return None  # the standard x-ratelimit-reset header says it
+    def rate_limited(self, response: requests.Response, message: str) -> bool:
+        """A 429, ``too_many_api_requests``, or ``x-ratelimit-remaining`` at 0.
 
-    def body_failure(self, body: t.Any) -> tuple[bool, str] | None:  # noqa: D102
+        Dfinery sends its ``x-ratelimit-*`` headers on every answer; their reset is the end of
+        the quota period (often hours away), a wait only on these answers, never on a 500.
+        """
+        return super().rate_limited(response, message) or message.startswith(
+            "too_many_api_requests"
+        )
+
+    def body_failure(self, body: t.Any) -> BodyFailure | None:  # noqa: D102
         if not isinstance(body, dict) or body.get("result") != "fail":
             return None
         code = str(body.get("message", "unknown"))
         hint = HINTS.get(code)
-        return code in RETRIABLE_CODES, f"{code} ({hint})" if hint else code
+        return BodyFailure(
+            code in RETRIABLE_CODES,
+            f"{code} ({hint})" if hint else code,
+            rate_limited=code == "too_many_api_requests",
+        )
 
 
 class Dfinery:

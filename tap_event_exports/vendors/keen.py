@@ -17,7 +17,7 @@ import urllib.parse
 
 from tap_event_exports.engine.download import Download, download
 from tap_event_exports.engine.errors import DataError, VendorError
-from tap_event_exports.engine.http import RequestSpec, json_body
+from tap_event_exports.engine.http import BodyFailure, RequestSpec, VendorDialect, json_body
 from tap_event_exports.engine.jobs import JobStatus, Phase
 from tap_event_exports.engine.jsonrows import ResultCapped, events_to_csv
 from tap_event_exports.engine.windows import SecondGranularity, Window, rfc3339
@@ -58,7 +58,7 @@ FILTER_SETTINGS = (
 )
 
 
-class KeenDialect:
+class KeenDialect(VendorDialect):
     """How Keen authenticates and words its errors."""
 
     name = "keen"
@@ -76,12 +76,9 @@ class KeenDialect:
             return f"{body.get('error_code', '')}: {body.get('message', '')}".strip(": ")
         return response.reason or ""
 
-    def wait_hint(self, response: requests.Response) -> float | None:  # noqa: D102
-        return None
-
-    def body_failure(self, body: t.Any) -> tuple[bool, str] | None:  # noqa: D102
+    def body_failure(self, body: t.Any) -> BodyFailure | None:  # noqa: D102
         if isinstance(body, dict) and body.get("error_code"):
-            return False, f"{body['error_code']}: {body.get('message', '')}"
+            return BodyFailure(False, f"{body['error_code']}: {body.get('message', '')}")
         return None
 
 
@@ -120,7 +117,7 @@ class KeenExtractions:
         try:
             response = self.policy.request(spec, what=f"{self.stream}: extraction {job_id}")
         except VendorError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status == 404:
                 return JobStatus(Phase.EXPIRED, message="extraction not found")
             raise
         body = json_body(response) or {}

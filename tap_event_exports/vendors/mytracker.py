@@ -13,14 +13,20 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-import threading
 import time
 import typing as t
 import urllib.parse
 
 from tap_event_exports.engine.errors import VendorError
-from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
+from tap_event_exports.engine.http import (
+    BodyFailure,
+    HttpPolicy,
+    RequestSpec,
+    VendorDialect,
+    json_body,
+)
 from tap_event_exports.engine.jobs import JobRunner, JobStatus, Phase
+from tap_event_exports.engine.pacing import RateLimiter
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
 from tap_event_exports.naming import snake_case
 from tap_event_exports.settings import Setting, provider_common
@@ -107,40 +113,7 @@ def stream_name(event: str) -> str:
     return f"mytracker_{snake_case(event)}"
 
 
-class RateLimiter:
-    """Keeps requests under several "N per T seconds" limits at once (sliding windows).
-
-    Each window is kept 10% (at least 0.1 s) longer than the vendor's, so requests that travel
-    at different speeds still arrive within the quota.
-    """
-
-    def __init__(self, limits: tuple[tuple[int, float], ...], stop: threading.Event) -> None:
-        """``limits``: (count, seconds) pairs."""
-        self.limits = tuple((count, seconds + max(0.1, seconds * 0.1)) for count, seconds in limits)
-        self.stop = stop
-        self._sent: list[float] = []
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        """Wait until one more request fits every limit."""
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                longest = max(seconds for _, seconds in self.limits)
-                self._sent = [s for s in self._sent if now - s < longest]
-                wait = 0.0
-                for count, seconds in self.limits:
-                    recent = [s for s in self._sent if now - s < seconds]
-                    if len(recent) >= count:
-                        wait = max(wait, recent[-count] + seconds - now)
-                if wait <= 0:
-                    self._sent.append(now)
-                    return
-            if self.stop.wait(wait):
-                return
-
-
-class MyTrackerDialect:
+class MyTrackerDialect(VendorDialect):
     """How myTracker signs requests and words its errors."""
 
     name = "mytracker"
@@ -167,30 +140,49 @@ class MyTrackerDialect:
             return f"{message}: {detail}" if detail else str(message)
         return response.reason or ""
 
+    def rate_limited(self, response: requests.Response, message: str) -> bool:
+        """A 429, or a 429 envelope (``{"code": 429, …}``) whatever the HTTP status."""
+        body = json_body(response)
+        return super().rate_limited(response, message) or (
+            isinstance(body, dict) and body.get("code") == 429
+        )
+
     def wait_hint(self, response: requests.Response) -> float | None:
         """The longest ``resetInSecond`` among the exceeded quotas of a 429 body."""
-        body = json_body(response)
-        try:
-            quotas = body["data"]["error"]["info"]["quotas"]
-        except (KeyError, TypeError):
-            return None
-        waits = [
-            float(q.get("resetInSecond", 0))
-            for q in quotas
-            if isinstance(q, dict) and q.get("exceeded")
-        ]
-        return max(waits) if waits else None
+        return quota_wait(json_body(response))
 
     def retriable(self, response: requests.Response, message: str) -> bool:
         """The export queue is full: wait for room rather than fail."""
         return "Maximum number of simultaneous requests" in message
 
-    def body_failure(self, body: t.Any) -> tuple[bool, str] | None:  # noqa: D102
+    def body_failure(self, body: t.Any) -> BodyFailure | None:  # noqa: D102
         if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] >= 400:
+            code = body["code"]
             data = body.get("data") if isinstance(body.get("data"), dict) else {}
             detail = (data.get("error") or {}).get("detail") if data else None
-            return body["code"] >= 500, f"{body['code']} {body.get('message', '')} {detail or ''}"
+            message = f"{code} {body.get('message', '')} {detail or ''}".strip()
+            if code == 429:
+                return BodyFailure(True, message, wait=quota_wait(body), rate_limited=True)
+            return BodyFailure(code >= 500, message)
         return None
+
+
+def quota_wait(body: t.Any) -> float | None:
+    """The longest ``resetInSecond`` among the exceeded quotas of a 429 envelope."""
+    try:
+        quotas = body["data"]["error"]["info"]["quotas"]
+    except (KeyError, TypeError):
+        return None
+    if not isinstance(quotas, list):
+        return None
+    waits = []
+    for quota in quotas:
+        if isinstance(quota, dict) and quota.get("exceeded"):
+            try:
+                waits.append(float(quota.get("resetInSecond", 0)))
+            except (TypeError, ValueError):
+                continue
+    return max(waits) if waits else None
 
 
 class MyTrackerJobs:
@@ -222,7 +214,7 @@ class MyTrackerJobs:
         try:
             response = self.policy.request(spec, what=f"{self.stream}: raw export {job_id}")
         except VendorError as exc:
-            if "HTTP 404" in str(exc):
+            if exc.status == 404:
                 return JobStatus(Phase.EXPIRED, message="raw export not found")
             raise
         data = (json_body(response) or {}).get("data") or {}
@@ -323,7 +315,7 @@ class MyTracker:
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """One stream per export."""
         self.check(block)
-        limiter = RateLimiter(RATE_LIMITS, runtime.stop)
+        limiter = RateLimiter(RATE_LIMITS, runtime.stop, vendor="mytracker")
         policy = runtime.http(
             MyTrackerDialect(block["api_user_id"], block["api_secret_key"], limiter),
             block["base_url"],
@@ -386,6 +378,7 @@ class MyTracker:
                     primary_keys=("_record_id",),
                     fetch=fetch,
                     timezone=timezone,
+                    lists="quoted",
                     windowing=Windowing(
                         granularity=granularity,
                         step=block["window"],
