@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import sys
@@ -23,7 +25,28 @@ def main() -> None:
     os.environ.setdefault("JE_ARROW_MALLOC_CONF", ARROW_ALLOCATOR)
     from tap_event_exports.tap import TapEventExports  # noqa: PLC0415 - after the handler
 
-    TapEventExports.cli()
+    code: t.Any = 0
+    try:
+        TapEventExports.cli()
+    except SystemExit as exc:
+        code = exc.code
+    _leave(code)
+
+
+def _leave(code: t.Any) -> t.NoReturn:
+    """Exit without the interpreter's finalization once everything is written.
+
+    Finalization puts the default signal handlers back, so a SIGTERM arriving in that last
+    moment would end the process by the signal (-15) instead of the stopped run's 143.
+    """
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code or 0)
 
 
 if __name__ == "__main__":

@@ -104,10 +104,12 @@ def run_once(argv, state, kill_after, sig, tmp_path):
 def test_kill_anywhere_and_resume(tmp_path, vendor, sig):
     fake, start, key, block, stream, pk = CASES[vendor]()
     with fake:
+        exports_dir = tmp_path / "exports"
         config = {
             "start_date": start.isoformat(),
             "max_concurrent_jobs": IN_FLIGHT,
             "poll_interval": 0.05,
+            "temp_dir": str(exports_dir),
             key: {**block, "base_url": fake.base_url, "lookback": "PT0S"},
         }
         expected = {r[pk] for r in run_tap(config).records(stream)}
@@ -116,9 +118,13 @@ def test_kill_anywhere_and_resume(tmp_path, vendor, sig):
         path.write_text(json.dumps(config))
         argv = [*tap_command(), "--config", str(path)]
         rng = random.Random(f"{vendor}-{int(sig)}")
-        state, seen, kills = None, [], 0
+        state, seen, kills, left_behind = None, [], 0, 0
         for _attempt in range(60):
             code, messages = run_once(argv, state, rng.uniform(0.7, 2.2), sig, tmp_path)
+            leftovers = list(exports_dir.iterdir()) if exports_dir.exists() else []
+            if sig == signal.SIGTERM or code == 0:
+                assert leftovers == [], "a run that could clean up left files"
+            left_behind = max(left_behind, len(leftovers))
             seen += [m["record"][pk] for m in messages if m["type"] == "RECORD"]
             states = [m["value"] for m in messages if m["type"] == "STATE"]
             state = states[-1] if states else state
@@ -137,6 +143,9 @@ def test_kill_anywhere_and_resume(tmp_path, vendor, sig):
     FIGURES.append(line)
     print("\n" + line)
     assert kills >= 2, "the test must actually interrupt runs"
+    if sig == signal.SIGKILL:
+        assert left_behind >= 1, "a killed run leaves its folder for the next run to remove"
+    assert list(exports_dir.iterdir()) == [], "nothing remains after the run that followed"
     assert set(seen) == expected, "every record arrives despite the kills"
     # repeats only from windows in flight at a kill (lookback is zero here)
     assert repeats <= kills * (IN_FLIGHT + 1) * per_window * 2
