@@ -5,6 +5,61 @@ walk ``CREATED`` → ``PENDING`` → ``SUCCESS`` on ``GET /1.0/<api_key>/export/
 and their ``file_url`` answers 302 to a short-lived storage link on another host name
 (``localhost`` instead of ``127.0.0.1``) that must not receive the REST key. Files are
 ``;``-separated CSV. Raw events older than 90 days are silently missing.
+
+Sources: ``seeds/004`` (create request: kinds, payload, output samples, errors) and
+``providers.md`` section 4 (get-status, list, older pages). Tests:
+``tests/test_sandbox_fidelity.py`` (``fid``), ``tests/test_batch.py``,
+``tests/test_fault_matrix.py``. UNCONFIRMED marks the fake's position where the documents are
+silent.
+
+Documented behaviour, where it comes from and where it is exercised:
+
+- Auth: ``X-Authorization: <company REST API key>``, the API key in the path [seeds/004
+  Headers]. A wrong REST key: ``AUTHENTICATION_INVALID`` (401, code 10) [seeds/004 Failure]
+  (fid ``test_batch_errors_have_documented_status_and_code[401]``).
+- Routes [seeds/004]: ``export/campaign/<token>/{ids,events}``,
+  ``export/transactional/<group>/{ids,events}``, ``export/in-app-campaign/<token>/{ids,events}``
+  (``inapp-campaign`` accepted too: get-status's example spells it so [providers 4.2]),
+  ``export/reachability/events``, ``export/userbase``; anything else ``ROUTE_NOT_FOUND``
+  (404, code 20) (fid ``[404]``).
+- Payload (JSON, all required): ``from``/``to`` = ``'now'`` or UTC ``YYYY-MM-ddTHH:mm:ss``;
+  ``events`` (not for reachability and userbase); ``ids`` e.g. ``install_id``, ``custom_id``,
+  ``advertising_id`` [seeds/004]. Missing: ``MISSING_PARAMETER`` (400, 30); malformed:
+  ``MALFORMED_PARAMETER`` (400, 31); not JSON: ``MALFORMED_JSON_BODY`` (400, 32) [seeds/004]
+  (fid ``[400 missing]``, ``[400 malformed]``, ``[400 json]``). from > to is malformed
+  (UNCONFIRMED).
+- Errors also documented: ``API_MISUSE`` (403, 12), ``SERVER_ERROR`` (500, 1),
+  ``MAINTENANCE_ERROR`` (503, 2) [seeds/004] (fid ``[500]``, ``[503]``; matrix "5xx with the
+  vendor's routine headers"). The error body's shape is UNCONFIRMED: the fake answers
+  ``{"error_code": "<NAME>", "code": <number>, "message": "..."}``. No wait header and no rate
+  limit are documented for v1.0: none is sent.
+- 409 Conflict when "the user in the POST data is currently being processed" [seeds/004]
+  (body UNCONFIRMED: ``{"message": "Conflict"}``) (fid ``[409]``).
+- Create answers ``202 {"requestId": "<uuid>"}`` [seeds/004 Success]
+  (fid ``test_batch_export_walks_the_documented_status_machine``).
+- Status ``GET …/export/request/<id>``: ``{"id", "uri", "request_date", "status", "request",
+  "file_url", "completion_date"}``; status ``CREATED`` → ``PENDING`` → ``SUCCESS`` | ``ERROR``
+  (with ``error_msg``), ``SUCCESS`` → ``EXPIRED`` after the files' TTL of one month (knob
+  ``file_ttl``) [providers 4.4; seeds/004 "TTL of one month"]. ``file_url`` and
+  ``completion_date`` only once finished (UNCONFIRMED); ``request_date`` is the creation time
+  (fid ``test_batch_export_walks_the_documented_status_machine``).
+- List ``GET …/export/requests``: a JSON array of the same objects, newest first [providers
+  4.5] (fid ``test_batch_export_walks_the_documented_status_machine``).
+- ``file_url`` with ``X-Authorization`` → ``302`` with the real link in ``Location``, valid 20
+  minutes [providers 4.4] (fid ``test_batch_export_walks_the_documented_status_machine``;
+  ``test_batch.py``). The storage host refusing an expired link with an S3-style 403 is
+  UNCONFIRMED.
+- Files: ``;``-separated CSV, header first, columns = requested ``ids`` (in request order,
+  UNCONFIRMED) then the kind's columns [seeds/004 output examples]: ``ids`` exports add
+  ``event_type``; ``events`` add ``event_date;event_type`` (+ ``transactional_token`` for
+  transactional, + ``cta;cta_position`` for in-app, empty unless clicked); reachability adds
+  ``event_date;event_type;is_reachable;is_optin;has_custom_id``; userbase
+  ``is_optin_push;install_date;last_start_date;smart_segment`` (the doc's userbase sample row
+  has one value more than its header; the fake writes consistent rows). A requested
+  ``push_open`` is written ``push_opened`` [seeds/004 samples]
+  (fid ``test_batch_export_walks_the_documented_status_machine``; ``test_batch.py``).
+- Lookback 90 days for the event kinds: older data silently missing even if ``from`` asks
+  for it; userbase has none [seeds/004 Lookback] (``test_batch.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +81,8 @@ from tap_event_exports.sandbox.server import FakeRequest, FakeResponse, FakeServ
 UTC = dt.timezone.utc
 LOOKBACK = dt.timedelta(days=90)
 LINK_SECONDS = 20 * 60
+FILE_TTL_SECONDS = 30 * 86400
+"""Generated files live one month; then the request is ``EXPIRED``."""
 IDS = ("install_id", "custom_id", "advertising_id")
 PUSH_EVENTS = ("push_sent", "push_open", "push_error")
 IN_APP_EVENTS = ("inapp_shown", "inapp_clicked", "inapp_closed")
@@ -164,11 +221,16 @@ class Job:
     outcome: str = "SUCCESS"
     error_msg: str = ""
     polls: int = 0
+    requested: dt.datetime | None = None
+    """When the request was created (``request_date``; ``completion_date`` is this + duration)."""
+    ttl: float = FILE_TTL_SECONDS
 
     def status(self, now: float) -> str:
         """The status Batch would report at monotonic time ``now``."""
         if now - self.created < self.duration:
             return "CREATED" if self.polls <= 1 else "PENDING"
+        if self.outcome == "SUCCESS" and now - self.created - self.duration >= self.ttl:
+            return "EXPIRED"
         return self.outcome
 
 
@@ -183,15 +245,17 @@ class BatchFake(FakeServer):
         rest_key: str = "batch-rest-key",
         job_seconds: float = 0.2,
         now: dt.datetime | None = None,
+        file_ttl: float = FILE_TTL_SECONDS,
         port: int = 0,
     ) -> None:
-        """Serve ``data``; jobs take ``job_seconds`` to finish."""
+        """Serve ``data``; jobs take ``job_seconds`` to finish, their files live ``file_ttl``."""
         super().__init__(port=port)
         self.data = data
         self.api_key = api_key
         self.rest_key = rest_key
         self.job_seconds = job_seconds
         self.now = now
+        self.file_ttl = file_ttl
         self.jobs: dict[str, Job] = {}
         self.faults: deque[tuple[str, str]] = deque()
         """(kind, path fragment) switches, each used once: see :meth:`fail_next`."""
@@ -253,8 +317,9 @@ class BatchFake(FakeServer):
             return error("ROUTE_NOT_FOUND")
         route = request.path[len(prefix) :]
         if request.method == "GET":
-            if route == "requests":
-                return FakeResponse.json(200, [self._describe(j) for j in self.jobs.values()])
+            if route == "requests":  # newest first
+                jobs = sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
+                return FakeResponse.json(200, [self._describe(j) for j in jobs])
             match = re.fullmatch(r"request/([^/]+)", route)
             if match:
                 return self._status(match.group(1))
@@ -366,6 +431,8 @@ class BatchFake(FakeServer):
             duration=self.job_seconds,
             outcome=outcome,
             error_msg="Export failed: internal error" if outcome == "ERROR" else "",
+            requested=self.clock(),
+            ttl=self.file_ttl,
         )
         with self._jobs_lock:
             self.jobs[job.id] = job
@@ -376,10 +443,11 @@ class BatchFake(FakeServer):
 
     def _describe(self, job: Job) -> dict:
         status = job.status(time.monotonic())
+        requested = job.requested or self.clock()
         out = {
             "id": job.id,
             "uri": job.uri,
-            "request_date": _stamp(self.clock()),
+            "request_date": _stamp(requested),
             "status": status,
             "request": job.body,
         }
@@ -387,7 +455,8 @@ class BatchFake(FakeServer):
             out["file_url"] = (
                 f"{self.base_url}/1.0/{self.api_key}/export/request/{job.id}/results/export.csv"
             )
-            out["completion_date"] = _stamp(self.clock())
+        if status not in {"CREATED", "PENDING"}:
+            out["completion_date"] = _stamp(requested + dt.timedelta(seconds=job.duration))
         if status == "ERROR":
             out["error_msg"] = job.error_msg
         return out

@@ -3,7 +3,78 @@
 ``POST /api/v1/export/event?service_id=`` and ``/api/v1/export/userprofile`` answer with a CSV
 (alphabetical columns, CRLF, ``null`` and list values, purchase items one row each), or with
 ``{"result": "fail", "message": <code>}``. Exports reach back 30 days; 100 exports per hour and
-5 at once; rate-limit headers in milliseconds, as the documentation's examples show.
+5 at once; every answer carries the rate-limit headers, reset in milliseconds.
+
+Sources: ``seeds/000`` (event export page), ``seeds/001`` (API guide: rate-limit header examples,
+user-profile export, error bodies), ``providers.md`` section 1 (export "Detailed response",
+"Request limit", KO pages). Tests: ``tests/test_sandbox_fidelity.py`` (``fid``),
+``tests/test_dfinery.py`` and ``tests/test_fault_matrix.py``. A fake's position on something the
+documents leave open is marked UNCONFIRMED, with its knob where there is one.
+
+Documented behaviour, where it comes from and where it is exercised:
+
+- Auth ``Authorization: Bearer <export token>``; a bad token is ``401 unauthorized_token``
+  [seeds/000 Header table; providers 1.3, 1.7] (fid ``test_dfinery_answers_carry_documented_body_and_rate_limit_headers[401]``).
+- ``service_id`` query parameter required, ``Content-Type: application/json`` required
+  [seeds/000]. Missing or wrong: ``400 invalid_parameter`` (UNCONFIRMED which code) (fid ``[400 service_id]``).
+- Body fields: ``events_condition_type`` required, one of all/include/exclude; ``events``,
+  ``properties`` lists of strings; ``properties_condition_type`` optional; ``from_date``
+  required ``yyyy-MM-dd``; ``to_date`` "Select" (optional) in seeds/000's table (providers 1.4
+  could not read that cell). Without ``to_date`` the fake exports through its ``today()``
+  (UNCONFIRMED) (fid ``test_dfinery_to_date_is_optional``). ``from_date`` after ``to_date``:
+  ``400 invalid_parameter`` (UNCONFIRMED) (fid ``[400 invalid_parameter]``).
+- Both dates inclusive local days (UNCONFIRMED; the docs' example uses from == to for one day),
+  timezone ``Asia/Seoul`` by default (UNCONFIRMED; knob ``timezone``) (``test_dfinery.py``).
+- Lookback: data up to 30 days back only; an older ``from_date`` is
+  ``400 exceed_date_range_limit`` [providers 1.7, 1.8 (KO warning); seeds/001 example body]
+  (fid ``[400 exceed_date_range_limit]``). Day 30 itself is allowed (UNCONFIRMED).
+- 200 body: CSV, comma separated, header first, data from the second line [seeds/000 Response];
+  columns in alphabetical order as in the sample header (``custom_*`` before ``df_*``)
+  [seeds/000 sample]; unified id and system event properties always included whatever
+  ``properties``/``properties_condition_type`` say; missing values empty [seeds/000]
+  (fid ``test_dfinery_csv_is_shaped_like_the_documented_sample``). Content-Type ``text/csv;
+  charset=utf-8`` and CRLF line ends: UNCONFIRMED (curl ``-o results.csv`` shows neither).
+- The event column is ``df_event_name`` as in the sample header; the doc table says
+  ``event_name`` [seeds/000]: the fake follows the sample (UNCONFIRMED which is real).
+- Values as in the sample [seeds/000]: ``TRUE``/``FALSE``, literal ``null``, date-times
+  ``2025.1.6 10:35`` (minute precision) and now and then ``2025-01-06 10:38:10.036``; log ids
+  ``<ms>:<ms>:<uuid>`` or ``<ms>:<uuid>``; purchase items one row each with
+  ``df_event_detail_log_id = <df_event_log_id>:<n>``; lists ``["1","2"]`` (CSV-quoted
+  ``"[""1"",""2""]"``, seeds/001 user-profile sample) (fid ``test_dfinery_csv_is_shaped_like_the_documented_sample``).
+- Error body ``{"result": "fail", "message": <code>}`` with the documented HTTP status
+  [providers 1.7; seeds/001 examples]: 200 ``client_connection_closed`` (JSON on a 200!),
+  400 ``invalid_parameter`` / ``exceed_date_range_limit``, 401 ``unauthorized_token``,
+  429 ``too_many_api_requests``, 500 ``unknown_error`` / ``query_error``
+  (fid ``test_dfinery_answers_carry_documented_body_and_rate_limit_headers``).
+- Rate-limit headers ``x-ratelimit-limit`` (cycle: ``1y``/``1M``/``1d``/``1H``/``1m``/``1s``),
+  ``x-ratelimit-remaining``, ``x-ratelimit-reset`` (unix **milliseconds**, the end of the
+  quota period) on EVERY answer of the export routes: 200 CSV, 200 JSON failure, 400, 401,
+  429 (remaining ``0``), 500 [seeds/001 curl examples ``1d``/``99999``/``1682593200268`` and
+  on 429 ``0``/``1682640000000``; providers 1.9]. The doc table spells them
+  ``X-Rate-Limit-*`` with reset in seconds; the fake sends what the examples show
+  (fid ``test_dfinery_answers_carry_documented_body_and_rate_limit_headers``, matrix row
+  "5xx with the vendor's routine headers").
+- Quota: 100 exports an hour and 5 at once per service [providers 1.9 table]. Over either:
+  ``429 too_many_api_requests`` with ``x-ratelimit-remaining: 0`` (how the concurrency cap is
+  signalled is UNCONFIRMED; the fake uses the same 429) (fid
+  ``test_dfinery_hourly_quota_counts_down_then_refuses``,
+  ``test_dfinery_sixth_concurrent_export_is_refused``). Knobs ``hourly_limit``,
+  ``max_concurrent``.
+- The cycle the export route reports: UNCONFIRMED. The fake reports its hourly quota,
+  ``1H`` with the real remaining count; ``limit_cycle`` and ``advertised_remaining`` make it
+  report e.g. the examples' ``1d``/``99999`` (fid ``test_dfinery_reset_header_follows_the_quota_period``).
+- Windows: the real service resets on the clock (the examples reset on the hour / at 00:00
+  UTC). The fake anchors its hourly windows at its own start so every test sees the same
+  distances (reset ~1 h away), or on the clock with ``clock_aligned=True``;
+  ``quota_reset_at`` pins the reported reset. Which answers count against the quota:
+  UNCONFIRMED (here: those that pass auth and request-shape checks).
+- Synchronous: no job, no polling, no file URL [providers 1.2].
+- User-profile export: ``properties_condition_type`` required; ``audience`` optional (unknown:
+  ``400 invalid_parameter``, UNCONFIRMED); ``df_unified_id`` always; identities give only
+  ``df_external_id`` [providers 1.5; seeds/001 sample] (``test_dfinery.py``).
+
+Not the vendor (vendor-neutral faults of ``server.Fault``, e.g. a proxy's HTML page) carry no
+Dfinery headers; paths outside the two export routes get the base server's 404.
 """
 
 from __future__ import annotations
@@ -144,7 +215,13 @@ def generate_events(
         for _ in range(per_day):
             moment = midnight + dt.timedelta(seconds=rng.randrange(86400))
             sent_ms = int(moment.timestamp() * 1000)
-            log_id = f"{sent_ms + rng.randrange(900)}:{sent_ms}:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+            unique = uuid.UUID(int=rng.getrandbits(128), version=4)
+            # the sample has both forms: <ms>:<ms>:<uuid> and <ms>:<uuid>
+            log_id = (
+                f"{sent_ms + rng.randrange(900)}:{sent_ms}:{unique}"
+                if rng.random() < 0.5
+                else f"{sent_ms}:{unique}"
+            )
             name = rng.choice(EVENT_NAMES)
             server = moment + dt.timedelta(milliseconds=rng.randrange(1, 5000))
             base = dict.fromkeys(EVENT_COLUMNS, "")
@@ -261,11 +338,17 @@ class DfineryFake(FakeServer):
         delay: float = 0.0,
         port: int = 0,
         memoize: bool = False,
+        limit_cycle: str = "1H",
+        advertised_remaining: int | None = None,
+        clock_aligned: bool = False,
     ) -> None:
         """Serve ``events`` and ``profiles``; ``today`` fixes the 30-day limit's reference.
 
         ``memoize`` keeps each rendered export for identical requests, so a benchmark measures
         the tap rather than the fake's CSV writing (``events`` must not change afterwards).
+        ``limit_cycle`` and ``advertised_remaining`` are what the rate-limit headers report
+        (default: the hourly export quota and its real remaining count); ``clock_aligned``
+        starts quota windows on the clock hour instead of at the fake's creation.
         """
         super().__init__(port=port)
         self.memoize = memoize
@@ -281,11 +364,17 @@ class DfineryFake(FakeServer):
         self.max_concurrent = max_concurrent
         self.delay = delay
         self.quota_reset_at: float | None = None
-        """Unix time the hourly quota resets (default: the end of the current hour)."""
+        """Unix time the rate-limit headers give as the reset (default: the window's end)."""
+        self.limit_cycle = limit_cycle
+        """``x-ratelimit-limit``: the quota period (``1y``, ``1M``, ``1d``, ``1H``, ``1m``, ``1s``)."""
+        self.advertised_remaining = advertised_remaining
+        """``x-ratelimit-remaining`` on answers that are not refusals (default: the real count)."""
+        self.clock_aligned = clock_aligned
+        self._anchor = time.time()
         self.faults: deque[tuple[str, str, float]] = deque()
         self.bodies: list[dict] = []
         self._quota_lock = threading.Lock()
-        self._hour: int = -1
+        self._window: int = -1
         self._used = 0
         self._running = 0
 
@@ -315,35 +404,68 @@ class DfineryFake(FakeServer):
 
     # --- rate limits -------------------------------------------------------------------------
 
+    WINDOW_SECONDS = 3600.0
+
+    def _window_bounds(self, now: float) -> tuple[int, float]:
+        """The current quota window's number and its end (unix seconds)."""
+        anchor = 0.0 if self.clock_aligned else self._anchor
+        number = int((now - anchor) // self.WINDOW_SECONDS)
+        return number, anchor + (number + 1) * self.WINDOW_SECONDS
+
     def _reset_ms(self) -> int:
         if self.quota_reset_at is not None:
             return int(self.quota_reset_at * 1000)
-        now = time.time()
-        return int((now - now % 3600 + 3600) * 1000)
+        return int(self._window_bounds(time.time())[1] * 1000)
 
-    def _limit_headers(self, remaining: int, reset_ms: int | None = None) -> dict[str, str]:
+    def remaining(self) -> int:
+        """Exports left in the current window."""
+        with self._quota_lock:
+            self._roll()
+            return max(0, self.hourly_limit - self._used)
+
+    def _roll(self) -> None:
+        number, _ = self._window_bounds(time.time())
+        if number != self._window:
+            self._window, self._used = number, 0
+
+    def _limit_headers(
+        self, remaining: int | None = None, reset_ms: int | None = None
+    ) -> dict[str, str]:
+        """The ``x-ratelimit-*`` headers; ``remaining=0`` on refusals."""
+        if remaining is None:
+            remaining = (
+                self.remaining() if self.advertised_remaining is None else self.advertised_remaining
+            )
         return {
-            "x-ratelimit-limit": "1H",
+            "x-ratelimit-limit": self.limit_cycle,
             "x-ratelimit-remaining": str(max(0, remaining)),
             "x-ratelimit-reset": str(reset_ms or self._reset_ms()),
         }
 
     def _admit(self) -> FakeResponse | None:
         with self._quota_lock:
-            hour = int(time.time() // 3600)
-            if hour != self._hour:
-                self._hour, self._used = hour, 0
+            self._roll()
             if self._used >= self.hourly_limit or self._running >= self.max_concurrent:
-                return fail(429, "too_many_api_requests", **self._limit_headers(0))
+                return fail(429, "too_many_api_requests")
             self._used += 1
             self._running += 1
         return None
 
     # --- routing -----------------------------------------------------------------------------
 
-    def handle(self, request: FakeRequest) -> FakeResponse | None:  # noqa: D102
+    def handle(self, request: FakeRequest) -> FakeResponse | None:
+        """Answer an export request; every answer carries the rate-limit headers."""
         if request.path not in {"/api/v1/export/event", "/api/v1/export/userprofile"}:
             return None
+        response = self._route(request)
+        if not response.close_before_response:
+            refused = response.status == 429
+            stamped = self._limit_headers(0 if refused else None)
+            for name, value in stamped.items():
+                response.headers.setdefault(name, value)
+        return response
+
+    def _route(self, request: FakeRequest) -> FakeResponse:
         if request.method != "POST":
             return fail(400, "invalid_parameter")
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -411,7 +533,9 @@ class DfineryFake(FakeServer):
     def _export_events(self, body: dict) -> FakeResponse:
         condition = body.get("events_condition_type")
         properties_condition = body.get("properties_condition_type")
-        first, last = self._date(body.get("from_date")), self._date(body.get("to_date"))
+        first = self._date(body.get("from_date"))
+        # to_date is "Select" (optional) in the documented table: without it, through today
+        last = self.today() if body.get("to_date") is None else self._date(body.get("to_date"))
         if (
             condition not in CONDITIONS
             or properties_condition not in (None, *CONDITIONS)
@@ -424,8 +548,7 @@ class DfineryFake(FakeServer):
             return fail(400, "invalid_parameter")
         if first < self.today() - dt.timedelta(days=DAYS_BACK):
             return fail(400, "exceed_date_range_limit")
-        remaining = self.hourly_limit - self._used
-        headers = {"Content-Type": "text/csv; charset=utf-8", **self._limit_headers(remaining)}
+        headers = {"Content-Type": "text/csv; charset=utf-8"}
         memo = json.dumps(body, sort_keys=True) if self.memoize else None
         if memo is not None and memo in self._rendered:
             return FakeResponse(200, self._rendered[memo], headers)

@@ -5,6 +5,57 @@
 key must not go there). 3.0: ``GET /3.0/projects/<id>/queries/extraction`` → ``{"result": [...]}``
 capped at ``result_cap`` events. Filters and absolute timeframes apply as Keen documents them;
 errors are ``{"message", "error_code"}``.
+
+Sources: ``seeds/002`` (Data Extraction to File, API 2.0) and ``providers.md`` section 2
+(2012 Keen-Docs, KeenClient-Python, third-party limit catalogs). Tests:
+``tests/test_sandbox_fidelity.py`` (``fid``), ``tests/test_keen.py``,
+``tests/test_fault_matrix.py``. UNCONFIRMED marks the fake's position where the documents are
+silent.
+
+Documented behaviour, where it comes from and where it is exercised:
+
+- Auth: the raw key in ``Authorization`` (no ``Bearer``) [seeds/002], or ``api_key=`` in the
+  query [providers 2.3]. A wrong key: ``401 InvalidApiKeyError`` (the status and error_code
+  name are UNCONFIRMED) (fid ``test_keen_errors_are_message_and_error_code[401]``).
+- Error bodies on every non-2xx: JSON ``{"message": ..., "error_code": "<ErrorClassName>"}``
+  [providers 2.6, KeenClient-Python]. The error_code names used here (InvalidApiKeyError,
+  ResourceNotFoundError, MissingRequiredPropertyError, InvalidFilterError,
+  TimeframeDefinitionError, TooManyRequestsError, InternalServerError) are UNCONFIRMED, only
+  the shape is documented (fid ``test_keen_errors_are_message_and_error_code``).
+- 2.0 create: ``POST …/<collection>/_extract`` (also ``_extracts``, the contemporaneous
+  reference's spelling [providers 2.2]) with ``filters`` required (``[]`` for none),
+  ``timeframe`` optional (all events without it), ``email`` optional [seeds/002]; answer
+  ``{"_id": "<extraction_id>", "status": "not started"}`` [seeds/002]
+  (fid ``test_keen_extraction_walks_documented_statuses``). Missing ``filters``:
+  ``400 MissingRequiredPropertyError`` (UNCONFIRMED).
+- 2.0 status: ``GET …/_extract/<id>``; ``{"status": "complete", "_id", "results_url"}``;
+  "If the status is not complete, the results_url parameter will not be present"
+  [seeds/002] (fid ``test_keen_extraction_walks_documented_statuses``). Intermediate status
+  ``in progress`` and the opt-in failure ``error`` with a ``message``: UNCONFIRMED (no other
+  status is documented) (``test_keen.py::test_extraction_error_status_fails_clearly``).
+- ``GET …/_extracts`` lists ``[{_id, status, results_url?}, ...]`` [providers 2.2, 2012
+  reference] (fid ``test_keen_extraction_walks_documented_statuses``).
+- Results: a CSV at ``results_url`` (S3 in the docs [seeds/002]); here on another host name,
+  signed-URL style, so the key must not be sent there. Column layout UNCONFIRMED: the fake
+  writes 3.0-style dotted paths (``keen.timestamp``, ``user.email``) sorted, lists as JSON,
+  ``true``/``false``, CRLF (``to_csv``; written here, not borrowed from the tap).
+- 3.0: ``GET /3.0/projects/<id>/queries/extraction?event_collection=&timeframe=&filters=``
+  → ``{"result": [event, ...]}``; ``property_names`` (JSON array) keeps those properties;
+  ``latest`` keeps the N most recent; with ``email`` the answer is ``{"result": "Processing.
+  Check the specified email for the extraction results."}`` [providers 2.3]
+  (fid ``test_keen_query_extraction_documented_parameters``). Synchronous results are capped
+  (100,000 events, SECONDARY [providers 2.7]): knob ``result_cap``.
+- Filters ``{"property_name", "operator", "property_value"}`` with eq, ne, lt, lte, gt, gte,
+  exists, in, contains, not_contains, within [providers 2.4] (``test_keen.py``). Absolute
+  timeframes ``{"start", "end"}`` in UTC [providers 2.5], read as ``[start, end)``
+  (UNCONFIRMED); relative timeframes are refused with ``400 TimeframeDefinitionError`` (the
+  fake does not implement them).
+- 429 when over the rate limit, blocked "for the rest of the minute" (SECONDARY [providers
+  2.7]). ``Retry-After`` is not documented: the fake sends ``Retry-After: 1`` by default
+  (UNCONFIRMED; knob ``retry_after``, ``None`` to leave it out)
+  (fid ``test_keen_errors_are_message_and_error_code[429]``, matrix "vendor's own 429").
+- 500: plain ``{"message", "error_code"}`` with no wait header (none documented)
+  (fid ``[500]``, matrix "5xx with the vendor's routine headers").
 """
 
 from __future__ import annotations
@@ -21,11 +72,12 @@ import urllib.parse
 from collections import deque
 from dataclasses import dataclass
 
-from tap_event_exports.engine.jsonrows import flatten, render
 from tap_event_exports.sandbox.server import FakeRequest, FakeResponse, FakeServer
 
 UTC = dt.timezone.utc
 MISSING = object()
+PROCESSING = "Processing. Check the specified email for the extraction results."
+"""The 3.0 extraction's answer when an ``email`` is given [providers 2.3]."""
 
 
 def keen_error(status: int, code: str, message: str, **headers: str) -> FakeResponse:
@@ -125,6 +177,31 @@ def matches(event: dict, rule: dict) -> bool:
     raise ValueError(operator)
 
 
+def flatten(event: dict, prefix: str = "", out: dict | None = None) -> dict[str, object]:
+    """``{"user": {"email": x}}`` → ``{"user.email": x}``; lists stay values."""
+    out = {} if out is None else out
+    for key, value in event.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flatten(value, f"{name}.", out)
+        else:
+            out[name] = value
+    return out
+
+
+def render(value: object) -> str:
+    """A value as the fake's extraction file writes it: empty null, JSON lists, true/false."""
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
 def to_csv(events: list[dict]) -> bytes:
     """Events as an extraction file: flat dotted columns, in sorted order."""
     rows = [flatten(e) for e in events]
@@ -159,15 +236,20 @@ class KeenFake(FakeServer):
         api_key: str = "keen-read-key-0123456789",
         job_seconds: float = 0.2,
         result_cap: int = 100_000,
+        retry_after: str | None = "1",
         port: int = 0,
     ) -> None:
-        """Serve ``collections``; queries return at most ``result_cap`` events."""
+        """Serve ``collections``; queries return at most ``result_cap`` events.
+
+        ``retry_after`` is the ``Retry-After`` of a 429 (undocumented; ``None`` leaves it out).
+        """
         super().__init__(port=port)
         self.collections = collections
         self.project_id = project_id
         self.api_key = api_key
         self.job_seconds = job_seconds
         self.result_cap = result_cap
+        self.retry_after = retry_after
         self.extractions: dict[str, Extraction] = {}
         self.faults: deque[str] = deque()
         self.key_leaks: list[str] = []
@@ -245,9 +327,8 @@ class KeenFake(FakeServer):
         if request.path.startswith("/keen-results/"):
             return self._results(request)
         if self._take("429"):
-            return keen_error(
-                429, "TooManyRequestsError", "Rate limit exceeded", **{"Retry-After": "1"}
-            )
+            wait = {} if self.retry_after is None else {"Retry-After": self.retry_after}
+            return keen_error(429, "TooManyRequestsError", "Rate limit exceeded", **wait)
         if self._take("500"):
             return keen_error(500, "InternalServerError", "An unknown error occurred")
         key = request.headers.get("authorization") or request.arg("api_key")
@@ -287,21 +368,25 @@ class KeenFake(FakeServer):
                 )
                 self.extractions[job.id] = job
             return FakeResponse.json(200, {"_id": job.id, "status": "not started"})
-        if request.method == "GET" and rest.startswith("_extract/"):
+        if request.method == "GET" and rest.startswith(("_extract/", "_extracts/")):
             job = self.extractions.get(rest.split("/", 1)[1])
             if job is None:
                 return keen_error(404, "ResourceNotFoundError", "no such extraction")
-            elapsed = time.monotonic() - job.created
-            if elapsed < job.duration:
-                status = "not started" if elapsed < job.duration / 3 else "in progress"
-                return FakeResponse.json(200, {"_id": job.id, "status": status})
-            if job.failed:
-                return FakeResponse.json(
-                    200, {"_id": job.id, "status": "error", "message": "extraction failed"}
-                )
-            url = f"http://localhost:{self.port}/keen-results/{job.id}.csv?X-Amz-Expires=3600"
-            return FakeResponse.json(200, {"_id": job.id, "status": "complete", "results_url": url})
+            return FakeResponse.json(200, self.describe(job))
+        if request.method == "GET" and rest == "_extracts":
+            return FakeResponse.json(200, [self.describe(job) for job in self.extractions.values()])
         return keen_error(404, "ResourceNotFoundError", f"no resource at {request.path}")
+
+    def describe(self, job: Extraction) -> dict:
+        """A job as the status resource shows it: ``results_url`` only once ``complete``."""
+        elapsed = time.monotonic() - job.created
+        if elapsed < job.duration:
+            status = "not started" if elapsed < job.duration / 3 else "in progress"
+            return {"_id": job.id, "status": status}
+        if job.failed:
+            return {"_id": job.id, "status": "error", "message": "extraction failed"}
+        url = f"http://localhost:{self.port}/keen-results/{job.id}.csv?X-Amz-Expires=3600"
+        return {"_id": job.id, "status": "complete", "results_url": url}
 
     def _results(self, request: FakeRequest) -> FakeResponse:
         if "authorization" in request.headers:
@@ -326,10 +411,37 @@ class KeenFake(FakeServer):
         parsed = self._arguments(filters, frame)
         if isinstance(parsed, FakeResponse):
             return parsed
-        events = self.select(collection, *parsed)[: self.result_cap]
+        try:
+            names = json.loads(request.arg("property_names") or "null")
+            latest = int(request.arg("latest")) if request.arg("latest") else None
+        except ValueError:
+            return keen_error(400, "InvalidParameterError", "property_names or latest is invalid")
+        if request.arg("email"):
+            return FakeResponse.json(200, {"result": PROCESSING})
+        events = self.select(collection, *parsed)
+        if latest is not None:
+            events = events[-latest:] if latest > 0 else []
+        events = events[: self.result_cap]
+        if isinstance(names, list):
+            events = [self._only(e, names) for e in events]
         body = json.dumps({"result": events}).encode()
         return FakeResponse(
             200,
             [body[i : i + 65536] for i in range(0, len(body), 65536)],
             {"Content-Type": "application/json"},
         )
+
+    @staticmethod
+    def _only(event: dict, names: list[str]) -> dict:
+        """An event reduced to the dotted ``names`` it has, nested as stored."""
+        out: dict = {}
+        for name in names:
+            value = lookup(event, name)
+            if value is MISSING:
+                continue
+            parts = name.split(".")
+            node = out
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        return out

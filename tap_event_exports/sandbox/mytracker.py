@@ -4,14 +4,85 @@ Every request must carry a valid ``AuthHMAC`` signature over method, URL and bod
 otherwise), downloads included. ``create.json`` takes its parameters in the query string or as a
 form body, lists comma-separated or array-based; ``get.json`` walks ``In progress`` to
 ``Success!`` with gzipped CSV parts ``<id>.<event>.<hash>.<n>.csv.gz`` that expire.
+
+Sources: ``seeds/003`` (create.json: parameters, responses, errors) and ``providers.md``
+section 3 (get/cancel/download/auth/quotas pages, the HScokies C# wrapper and the PyPI client).
+Tests: ``tests/test_sandbox_fidelity.py`` (``fid``), ``tests/test_mytracker.py``,
+``tests/test_fault_matrix.py``. UNCONFIRMED marks the fake's position where the documents are
+silent.
+
+Documented behaviour, where it comes from and where it is exercised:
+
+- Envelope ``{"code": <int>, "message": <text>, "data": {...} | null}`` on every answer
+  [seeds/003; providers 3.5]; the HTTP status equals ``code`` (UNCONFIRMED: clients read
+  ``code``) (fid ``test_mytracker_envelope_on_every_answer``).
+- Auth ``Authorization: AuthHMAC <user id>:<base64 HMAC-SHA1(secret, METHOD&quote(url)&quote(body))>``
+  with ``quote(..., safe='~')`` [providers 3.3]; implemented here from the document (not
+  borrowed from the tap) and checked against the documented test vector (fid
+  ``test_mytracker_signature_matches_the_documented_test_vector``). Downloads are signed too
+  ("soon mandatory" [providers 3.6]). Unsigned or badly signed:
+  ``403 {"code":403,"message":"Access denied","data":null}`` [seeds/003 Restrictions;
+  providers 3.5] (fid ``test_mytracker_envelope_on_every_answer[403 bad signature]``).
+- create.json: ``POST``, parameters in the query or a form body, lists comma-separated or
+  array-based (``idApp[]=1&idApp[]=454``) [seeds/003; providers 3.3]; ``event`` and
+  ``selectors`` required; ``dateFrom``/``dateTo`` (``YYYY-MM-DD`` in ``timezone``, default
+  ``Europe/Moscow``) or ``tsFrom``/``tsTo`` (unix seconds) required, not after now, from ≤ to
+  [seeds/003] (fid ``test_mytracker_create_reads_dates_in_the_timezone``). Both date bounds
+  inclusive whole days (UNCONFIRMED). ``eventName[]`` / ``eventNameInvert`` only for custom
+  events [seeds/003] (``test_mytracker.py``).
+- create 200 ``{"code":200,"message":"Ok","data":{"idRawExport":"2"}}``: ids are strings
+  [seeds/003] (fid ``test_mytracker_export_walks_to_success_with_documented_files``).
+- create 400 ``{"code":400,"message":"Bad Request","data":{"error":{"detail": ...}}}`` with the
+  documented details: invalid event ("Argument 'event' must be in set of allowed tables.
+  Allowed values are: ..."), missing event ("Argument 'event' is expected but not set"),
+  invalid selectors ("Argument 'selectors' is invalid"), no export permission ("Export
+  permissions required to export raw data from an account", knob ``export_permission``),
+  more than 1000 values in one filter ("Argument 'idCampaign' set size expected to be below
+  1000"), a full queue ("Maximum number of simultaneous requests reached. Wait until there is
+  space available in the queue." with ``info.exports: [{"idRawExport": "2"}]``, knob
+  ``queue_limit``; the real queue size is UNCONFIRMED, default: no limit) [seeds/003]
+  (fid ``test_mytracker_envelope_on_every_answer``). Missing date pair, a bound in the future
+  or from > to: a 400 of the same shape (detail wording UNCONFIRMED).
+- get.json ``data.status``: ``In progress`` with ``progress: "64%"`` and ``isCancellable``;
+  ``Success!`` with ``files: [{"link", "timestampExpires"}]`` (``timestampExpires`` a
+  **string** of unix seconds); ``Error occurred`` (retryable); ``User error occurred`` with
+  ``errorMessage`` ("Too many lines in export", knob ``row_limit``); ``Canceled by user``
+  [providers 3.5] (fid ``test_mytracker_export_walks_to_success_with_documented_files``,
+  ``test_mytracker.py``). Unknown id: ``404 {"code":404,"message":"Not Found","data":{"error":
+  {"detail":"Raw export request not found"}}}`` [providers 3.5] (fid ``[404 get]``).
+- cancel.json: 200 ``{"idRawExport", "info": "Canceled"}``; 404 as above; 400 "This RawExport
+  can not be cancel (it's completed)" [providers 3.5] (fid ``[404 cancel]``, ``[400 cancel done]``).
+- Files: ``<id>.<event>.<hash>.<n>.csv.gz`` gzip CSV parts, one or more links, available
+  until ``timestampExpires`` [providers 3.5, 3.6]. Link lifetime (1 h here) UNCONFIRMED;
+  CSV delimiter ``,``, header row and minimal quoting UNCONFIRMED (clients assume them); an
+  expired or unknown link answers 404 in the envelope (UNCONFIRMED).
+- ``params.name`` / ``params.value`` are lists serialized like
+  ``['param1','param2<newline> with line break']`` [providers 3.4, from the docs' selector
+  list]: items in single quotes, an item containing ``'`` in double quotes, items written raw
+  (no backslash escaping, real line breaks), ``,`` between items, ``[]`` for none
+  (``write_list`` / ``read_list``). The generated rows carry real line feeds, carriage
+  returns, ``"``, ``,``, ``;``, backslashes, unicode, empty items and empty lists. An item holding both quote
+  characters cannot be written unambiguously without escapes: the fake never generates one
+  (UNCONFIRMED how the vendor writes it) (fid ``test_mytracker_list_values_use_the_documented_format``).
+- Quotas per API user: 10 a second, 100 a minute, 1000 an hour [providers 3.7]; over any:
+  ``429 {"code":429,"message":"Too Many Requests","data":{"error":{"info":{"quotas":[{"name",
+  "count", "limit", "resetTime", "resetInSecond", "exceeded"}, ...]}}}}`` listing all three
+  (fid ``test_mytracker_envelope_on_every_answer[429 quota]``, matrix "vendor's own 429").
+  Knobs ``per_second``, ``per_minute``, ``per_hour``. Not modelled: the per-IP quotas, the
+  60 errors/minute block and the unauthorized callers' 10/s.
+- 500: the envelope with ``code`` 500 and ``data: null`` (shape UNCONFIRMED; no 5xx is
+  documented) (fid ``[500]``, matrix "5xx with the vendor's routine headers"). No wait header
+  is documented on any answer.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime as dt
 import gzip
 import hashlib
+import hmac
 import io
 import random
 import threading
@@ -19,9 +90,9 @@ import time
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from tap_event_exports.sandbox.server import FakeRequest, FakeResponse, FakeServer
-from tap_event_exports.vendors.mytracker import sign
 
 EVENTS = (
     "installs",
@@ -33,6 +104,93 @@ EVENTS = (
 )
 FORBIDDEN = {"code": 403, "message": "Access denied", "data": None}
 LINK_SECONDS = 3600
+FILTER_VALUES = 1000
+"""At most 1000 values in one filter [seeds/003]; its detail says "below 1000": exactly 1000
+is allowed here (UNCONFIRMED which)."""
+FILTERS = (
+    "idApp",
+    "SDKKey",
+    "idAccount",
+    "idAd",
+    "idCampaign",
+    "idCountry",
+    "idProject",
+    "idPartner",
+    "eventName",
+)
+ALLOWED_EVENTS = (
+    "Argument 'event' must be in set of allowed tables. "
+    "Allowed values are: install, payment, launch, customEvent."
+)
+"""The documented detail, word for word (its list of values is the document's, not the API's)."""
+QUEUE_FULL = (
+    "Maximum number of simultaneous requests reached. Wait until there is space available in "
+    "the queue."
+)
+SPECIAL_ITEMS = (
+    "param with\n line break",
+    "cr\ronly",
+    "crlf\r\nend",
+    'say "hi"',
+    "it's",
+    "a,b",
+    "semi;colon",
+    "C:\\new\\table",
+    "trailing\\",
+    "",
+    "Чат 🎉 ü",
+    "[nested]",
+    " spaced ",
+)
+"""Items the generated lists carry: what the documented serialization must survive."""
+
+
+def sign(method: str, url: str, body: bytes | str | None, user_id: str, secret: str) -> str:
+    """The ``Authorization`` header myTracker expects, computed as its documentation says.
+
+    ``baseline = METHOD & quote(url, safe='~') & quote(body or '', safe='~')``, then
+    ``Base64(HMAC-SHA1(secret, baseline))`` [providers 3.3].
+    """
+    if isinstance(body, bytes):
+        body = body.decode()
+    quote = urllib.parse.quote
+    baseline = f"{method.upper()}&{quote(url, safe='~')}&{quote(body or '', safe='~')}"
+    digest = hmac.new(secret.encode(), baseline.encode(), hashlib.sha1).digest()
+    return f"AuthHMAC {user_id}:{base64.b64encode(digest).decode()}"
+
+
+def write_list(items: list[str]) -> str:
+    """A list as myTracker writes ``params.name``: ``['a','b']``, raw items, no escapes.
+
+    An item containing ``'`` goes in double quotes; one holding both quotes cannot be written.
+    """
+    out = []
+    for item in items:
+        if "'" in item and '"' in item:
+            msg = f"an item with both quote characters has no escape-free form: {item!r}"
+            raise ValueError(msg)
+        quote = '"' if "'" in item else "'"
+        out.append(f"{quote}{item}{quote}")
+    return "[" + ",".join(out) + "]"
+
+
+def read_list(text: str) -> list[str]:
+    """The items of a list written by :func:`write_list` (each ends at its next own quote)."""
+    if not (text.startswith("[") and text.endswith("]")):
+        raise ValueError(text)
+    items, pos, end = [], 1, len(text) - 1
+    while pos < end:
+        quote = text[pos]
+        if quote not in "'\"":
+            raise ValueError(text)
+        close = text.index(quote, pos + 1)
+        items.append(text[pos + 1 : close])
+        pos = close + 1
+        if pos < end:
+            if text[pos] != ",":
+                raise ValueError(text)
+            pos += 1
+    return items
 
 
 def bad_request(detail: str) -> FakeResponse:
@@ -47,14 +205,19 @@ def generate_rows(
     """Raw events of one kind: unix timestamps, ids, titles, SDK keys and list parameters."""
     rng = random.Random(f"{seed}-{event}")
     rows = []
+    specials = 0
     for day in range(days):
         base = int(start.timestamp()) + day * 86400
         for _ in range(per_day):
             ts = base + rng.randrange(86400)
             app = rng.choice([1, 454, 23])
-            names = [f"param{n}" for n in range(rng.randrange(3))]
-            if names and rng.random() < 0.3:
-                names[-1] = "param with\n line break"
+            names = [f"param{n}" for n in range(rng.randrange(4))]
+            values = [str(rng.randrange(100)) for _ in names]
+            if names and rng.random() < 0.6:
+                # every special item in turn, in names and (shifted) in values
+                names[-1] = SPECIAL_ITEMS[specials % len(SPECIAL_ITEMS)]
+                values[0] = SPECIAL_ITEMS[(specials + 5) % len(SPECIAL_ITEMS)]
+                specials += 1
             rows.append(
                 {
                     "tsEvent": str(ts),
@@ -67,8 +230,8 @@ def generate_rows(
                     "SDKKey": f"{rng.randrange(10**19):020d}",
                     "idDevice": str(rng.randrange(10**9)),
                     "eventName": rng.choice(["level_up", "purchase_click", "tutorial"]),
-                    "params.name": repr(names),
-                    "params.value": repr([str(rng.randrange(100)) for _ in names]),
+                    "params.name": write_list(names),
+                    "params.value": write_list(values),
                     "revenue": f"{rng.randrange(100000) / 100:.2f}",
                 }
             )
@@ -110,10 +273,16 @@ class MyTrackerFake(FakeServer):
         row_limit: int | None = None,
         per_second: int = 10,
         per_minute: int = 100,
+        per_hour: int = 1000,
+        queue_limit: int | None = None,
+        export_permission: bool = True,
         port: int = 0,
         memoize: bool = False,
     ) -> None:
         """Serve ``rows`` per event; exports above ``row_limit`` rows fail as too large.
+
+        ``queue_limit`` refuses a new export while that many are in progress; without
+        ``export_permission`` every export is refused, as for a user without the right.
 
         ``memoize`` keeps the rows and gzip parts of each distinct request, so a repeated
         request is served without selecting or rendering again (benchmarks measure the tap,
@@ -126,7 +295,9 @@ class MyTrackerFake(FakeServer):
         self.job_seconds = job_seconds
         self.part_rows = part_rows
         self.row_limit = row_limit
-        self.limits = ((per_second, 1.0), (per_minute, 60.0))
+        self.limits = ((per_second, 1.0), (per_minute, 60.0), (per_hour, 3600.0))
+        self.queue_limit = queue_limit
+        self.export_permission = export_permission
         self.exports: dict[str, RawExport] = {}
         self.faults: deque[str] = deque()
         self.bad_signatures = 0
@@ -170,9 +341,8 @@ class MyTrackerFake(FakeServer):
                 self.faults.remove("429")
             quotas = []
             exceeded = forced
-            for (limit, seconds), name in zip(
-                self.limits, ("RequestsByUserPerSecond", "RequestsByUserPerMinute"), strict=True
-            ):
+            names = ("RequestsByUserPerSecond", "RequestsByUserPerMinute", "RequestsByUserPerHour")
+            for (limit, seconds), name in zip(self.limits, names, strict=True):
                 count = sum(1 for s in self._stamps if now - s < seconds)
                 over = count >= limit
                 exceeded = exceeded or over
@@ -235,22 +405,73 @@ class MyTrackerFake(FakeServer):
             out.extend(v for v in value.split(",") if v)
         return out
 
+    def _span(self, params: dict[str, list[str]]) -> tuple[int, int] | FakeResponse:
+        """``tsFrom``/``tsTo``, or ``dateFrom``/``dateTo`` as whole days in ``timezone``."""
+        if "tsFrom" in params or "tsTo" in params:
+            try:
+                ts_from, ts_to = int(params["tsFrom"][0]), int(params["tsTo"][0])
+            except (KeyError, ValueError):
+                return bad_request("Argument 'tsTo' is expected but not set")
+        elif "dateFrom" in params or "dateTo" in params:
+            try:
+                zone = ZoneInfo((params.get("timezone") or ["Europe/Moscow"])[0])
+            except (KeyError, ValueError):
+                return bad_request("Argument 'timezone' is invalid")
+            try:
+                first = dt.date.fromisoformat(params["dateFrom"][0])
+                last = dt.date.fromisoformat(params["dateTo"][0])
+            except (KeyError, ValueError):
+                return bad_request("Argument 'dateTo' is expected but not set")
+            if first < dt.date(1970, 1, 1) or last > dt.datetime.now(zone).date():
+                return bad_request("Argument 'dateTo' is invalid")
+            start = dt.datetime.combine(first, dt.time(0), tzinfo=zone)
+            end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+            ts_from, ts_to = int(start.timestamp()), int(end.timestamp()) - 1
+            if ts_from > ts_to:
+                return bad_request("Argument 'dateFrom' is invalid")
+            return ts_from, ts_to
+        else:
+            return bad_request("Argument 'tsFrom' is expected but not set")
+        if ts_from > ts_to or ts_to > time.time():
+            return bad_request("Argument 'tsTo' is invalid")
+        return ts_from, ts_to
+
+    def in_progress(self) -> list[RawExport]:
+        """Exports still running (what fills the queue)."""
+        now = time.monotonic()
+        return [e for e in self.exports.values() if not e.canceled and now - e.created < e.duration]
+
     def _create(self, params: dict[str, list[str]]) -> FakeResponse:
         event = (params.get("event") or [None])[0]
         if event is None:
             return bad_request("Argument 'event' is expected but not set")
         if event not in self.rows and event not in EVENTS:
-            return bad_request("Argument 'event' must be in set of allowed tables.")
+            return bad_request(ALLOWED_EVENTS)
         selectors = self._list(params, "selectors")
         if not selectors:
             return bad_request("Argument 'selectors' is invalid")
-        try:
-            ts_from = int(params["tsFrom"][0])
-            ts_to = int(params["tsTo"][0])
-        except (KeyError, ValueError):
-            return bad_request("Arguments tsFrom and tsTo are expected")
-        if ts_from > ts_to or ts_to > time.time():
-            return bad_request("Argument 'tsTo' is invalid")
+        for name in FILTERS:
+            if len(self._list(params, name) or ()) > FILTER_VALUES:
+                return bad_request(f"Argument '{name}' set size expected to be below 1000")
+        if not self.export_permission:
+            return bad_request("Export permissions required to export raw data from an account")
+        span = self._span(params)
+        if isinstance(span, FakeResponse):
+            return span
+        ts_from, ts_to = span
+        running = self.in_progress()
+        if self.queue_limit is not None and len(running) >= self.queue_limit:
+            body = {
+                "code": 400,
+                "message": "Bad Request",
+                "data": {
+                    "error": {
+                        "detail": QUEUE_FULL,
+                        "info": {"exports": [{"idRawExport": e.id} for e in running]},
+                    }
+                },
+            }
+            return FakeResponse.json(400, body)
         apps = self._list(params, "idApp")
         names = self._list(params, "eventName")
         invert = (params.get("eventNameInvert") or ["0"])[0] == "1"
