@@ -7,6 +7,7 @@ printed at the end of the run (tests/conftest.py).
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 
 import pytest
@@ -79,13 +80,34 @@ FAULTS = {
     "header changes between windows": ("new-column", 1, "file", RECOVERS),
     "expired result link": ("403", 1, "file", RECOVERS),
     "vendor's own 429 (reset header / quota body)": ("vendor-429", 1, "vendor", RECOVERS),
+    "5xx with the vendor's routine headers": ("vendor-5xx", 1, "vendor", RECOVERS),
     "job ends in the vendor's error state": ("vendor-job-error", 1, "vendor", None),
 }
 
-# Faults only the vendor's own fake can produce: (switch, argument) per vendor, and the outcome
-# the vendor's documentation implies (a job error myTracker calls retryable is recreated).
+
+def dfinery_routine_headers(fake) -> None:
+    """What Dfinery's examples show on a routine answer: a daily cycle, plenty left, and the
+    reset (unix ms) at the end of the period, here 2075 s away. On a 5xx that reset is no wait
+    hint: the run must retry with its own backoff and finish in seconds."""
+    fake.limit_cycle = "1d"
+    fake.advertised_remaining = 99999
+    fake.quota_reset_at = time.time() + 2075
+
+
+QUICK_SECONDS = 20.0
+"""How long a run recovering from one 5xx may take (a reset read as a wait would be ~35 min)."""
+
+# Faults only the vendor's own fake can produce: (switch, argument) per vendor, the outcome the
+# vendor's documentation implies (a job error myTracker calls retryable is recreated), and
+# optionally how to set the fake up first. A vendor's own 500 carries whatever that vendor
+# sends on every answer: Dfinery its x-ratelimit-* headers; Keen and Batch document no such
+# header (a plain 500 with their error body); myTracker its envelope with code 500.
 VENDOR_FAULTS = {
     ("dfinery", "vendor-429"): (("429",), {"reset_in": 1.0}, RECOVERS),
+    ("dfinery", "vendor-5xx"): (("500",), {}, RECOVERS, dfinery_routine_headers),
+    ("keen", "vendor-5xx"): (("500",), {}, RECOVERS),
+    ("mytracker", "vendor-5xx"): (("500",), {}, RECOVERS),
+    ("batch", "vendor-5xx"): (("500",), {}, RECOVERS),
     ("mytracker", "vendor-429"): (("429",), {}, RECOVERS),
     ("keen", "vendor-429"): (("429",), {}, RECOVERS),
     ("batch", "vendor-job-error"): (("ERROR",), {}, FAILS),
@@ -135,15 +157,21 @@ def test_fault(request, vendor, fault):
     kind, times, target, outcome = FAULTS[fault]
     fake.log.clear()
     if target == "vendor":
-        args, kwargs, outcome = VENDOR_FAULTS[(vendor, kind)]
+        args, kwargs, outcome, *setup = VENDOR_FAULTS[(vendor, kind)]
+        for prepare in setup:
+            prepare(fake)
         fake.fail_next(*args, **kwargs)
     else:
         path = file_path if target == "file" else status_path
         fake.inject(kind, times=times, path=path, delay=2.5)
+    started = time.monotonic()
     run = run_tap(config, raise_errors=False)
+    took = time.monotonic() - started
     records = run.records(stream)
     keys = [r[key] for r in records]
     assert len(keys) == len(set(keys)), "no record is emitted twice in one run"
+    if kind == "vendor-5xx":
+        assert took < QUICK_SECONDS, f"one 5xx cost {took:.0f}s: a reset header was read as a wait"
     if outcome == RECOVERS:
         assert run.error is None, run.error
         # content-based keys change with the content (a new column), so compare content

@@ -78,12 +78,10 @@ Documented behaviour, where it comes from and where it is exercised:
 from __future__ import annotations
 
 import base64
-import csv
 import datetime as dt
 import gzip
 import hashlib
 import hmac
-import io
 import random
 import threading
 import time
@@ -157,6 +155,20 @@ def sign(method: str, url: str, body: bytes | str | None, user_id: str, secret: 
     baseline = f"{method.upper()}&{quote(url, safe='~')}&{quote(body or '', safe='~')}"
     digest = hmac.new(secret.encode(), baseline.encode(), hashlib.sha1).digest()
     return f"AuthHMAC {user_id}:{base64.b64encode(digest).decode()}"
+
+
+def csv_line(values: list[str]) -> str:
+    """One CSV record, comma separated, ending in a line feed, quoted as RFC 4180 says.
+
+    A field holding a comma, a quote, a CR or an LF is quoted, quotes doubled. Python's
+    ``csv.writer`` with a line-feed terminator leaves a lone CR unquoted, which no reader can
+    split back; a vendor's file would quote it.
+    """
+    quoted = (
+        '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\r\n') else value
+        for value in values
+    )
+    return ",".join(quoted) + "\n"
 
 
 def write_list(items: list[str]) -> str:
@@ -546,12 +558,9 @@ class MyTrackerFake(FakeServer):
                 for i in range(0, len(export.rows), self.part_rows)
             ] or [[]]
             for chunk in chunks:
-                out = io.StringIO()
-                writer = csv.writer(out, lineterminator="\n")
-                writer.writerow(export.selectors)
-                for row in chunk:
-                    writer.writerow([row.get(s, "") for s in export.selectors])
-                export.parts.append(gzip.compress(out.getvalue().encode()))
+                lines = [csv_line(export.selectors)]
+                lines.extend(csv_line([row.get(s, "") for s in export.selectors]) for row in chunk)
+                export.parts.append(gzip.compress("".join(lines).encode()))
             if self._rendered is not None:
                 self._rendered[export.request] = export.parts
         digest = hashlib.md5(export.id.encode()).hexdigest()  # noqa: S324 - a file name
