@@ -102,6 +102,12 @@ EVENTS = (
 )
 FORBIDDEN = {"code": 403, "message": "Access denied", "data": None}
 LINK_SECONDS = 3600
+QUOTA_NAMES = {
+    1.0: "RequestsByUserPerSecond",
+    60.0: "RequestsByUserPerMinute",
+    3600.0: "RequestsByUserPerHour",
+}
+"""The quota names of the documented 429 body, by period."""
 FILTER_VALUES = 1000
 """At most 1000 values in one filter [seeds/003]; its detail says "below 1000": exactly 1000
 is allowed here (UNCONFIRMED which)."""
@@ -225,10 +231,13 @@ def generate_rows(
             app = rng.choice([1, 454, 23])
             names = [f"param{n}" for n in range(rng.randrange(4))]
             values = [str(rng.randrange(100)) for _ in names]
+            if names and rng.random() < 0.3:
+                names[-1] = SPECIAL_ITEMS[0]  # the documentation's own example item
             if names and rng.random() < 0.6:
-                # every special item in turn, in names and (shifted) in values
-                names[-1] = SPECIAL_ITEMS[specials % len(SPECIAL_ITEMS)]
-                values[0] = SPECIAL_ITEMS[(specials + 5) % len(SPECIAL_ITEMS)]
+                # every awkward item in turn, in values and (shifted) in names
+                values[0] = SPECIAL_ITEMS[specials % len(SPECIAL_ITEMS)]
+                if len(names) > 1:
+                    names[0] = SPECIAL_ITEMS[(specials + 5) % len(SPECIAL_ITEMS)]
                 specials += 1
             rows.append(
                 {
@@ -353,8 +362,8 @@ class MyTrackerFake(FakeServer):
                 self.faults.remove("429")
             quotas = []
             exceeded = forced
-            names = ("RequestsByUserPerSecond", "RequestsByUserPerMinute", "RequestsByUserPerHour")
-            for (limit, seconds), name in zip(self.limits, names, strict=True):
+            for limit, seconds in self.limits:
+                name = QUOTA_NAMES.get(seconds, f"RequestsByUserPer{int(seconds)}Seconds")
                 count = sum(1 for s in self._stamps if now - s < seconds)
                 over = count >= limit
                 exceeded = exceeded or over
