@@ -34,7 +34,7 @@ Documented behaviour, where it comes from and where it is exercised:
   ``{"error_code": "<NAME>", "code": <number>, "message": "..."}``. No wait header and no rate
   limit are documented for v1.0: none is sent.
 - 409 Conflict when "the user in the POST data is currently being processed" [seeds/004]
-  (body UNCONFIRMED: ``{"message": "Conflict"}``) (fid ``[409]``).
+  (body UNCONFIRMED: ``{"message": "Conflict"}``) (fid ``test_batch_conflict_is_409``).
 - Create answers ``202 {"requestId": "<uuid>"}`` [seeds/004 Success]
   (fid ``test_batch_export_walks_the_documented_status_machine``).
 - Status ``GET …/export/request/<id>``: ``{"id", "uri", "request_date", "status", "request",
@@ -42,7 +42,8 @@ Documented behaviour, where it comes from and where it is exercised:
   (with ``error_msg``), ``SUCCESS`` → ``EXPIRED`` after the files' TTL of one month (knob
   ``file_ttl``) [providers 4.4; seeds/004 "TTL of one month"]. ``file_url`` and
   ``completion_date`` only once finished (UNCONFIRMED); ``request_date`` is the creation time
-  (fid ``test_batch_export_walks_the_documented_status_machine``).
+  (fid ``test_batch_export_walks_the_documented_status_machine``,
+  ``test_batch_error_and_expired_states``).
 - List ``GET …/export/requests``: a JSON array of the same objects, newest first [providers
   4.5] (fid ``test_batch_export_walks_the_documented_status_machine``).
 - ``file_url`` with ``X-Authorization`` → ``302`` with the real link in ``Location``, valid 20

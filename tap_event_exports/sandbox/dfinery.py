@@ -22,7 +22,7 @@ Documented behaviour, where it comes from and where it is exercised:
   required ``yyyy-MM-dd``; ``to_date`` "Select" (optional) in seeds/000's table (providers 1.4
   could not read that cell). Without ``to_date`` the fake exports through its ``today()``
   (UNCONFIRMED) (fid ``test_dfinery_to_date_is_optional``). ``from_date`` after ``to_date``:
-  ``400 invalid_parameter`` (UNCONFIRMED) (fid ``[400 invalid_parameter]``).
+  ``400 invalid_parameter`` (UNCONFIRMED) (fid ``[400 from after to]``).
 - Both dates inclusive local days (UNCONFIRMED; the docs' example uses from == to for one day),
   timezone ``Asia/Seoul`` by default (UNCONFIRMED; knob ``timezone``) (``test_dfinery.py``).
 - Lookback: data up to 30 days back only; an older ``from_date`` is

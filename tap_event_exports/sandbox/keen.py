@@ -53,7 +53,8 @@ Documented behaviour, where it comes from and where it is exercised:
 - 429 when over the rate limit, blocked "for the rest of the minute" (SECONDARY [providers
   2.7]). ``Retry-After`` is not documented: the fake sends ``Retry-After: 1`` by default
   (UNCONFIRMED; knob ``retry_after``, ``None`` to leave it out)
-  (fid ``test_keen_errors_are_message_and_error_code[429]``, matrix "vendor's own 429").
+  (fid ``test_keen_errors_are_message_and_error_code[429]``,
+  ``test_keen_429_without_retry_after_knob``, matrix "vendor's own 429").
 - 500: plain ``{"message", "error_code"}`` with no wait header (none documented)
   (fid ``[500]``, matrix "5xx with the vendor's routine headers").
 """

@@ -41,7 +41,8 @@ Documented behaviour, where it comes from and where it is exercised:
   1000"), a full queue ("Maximum number of simultaneous requests reached. Wait until there is
   space available in the queue." with ``info.exports: [{"idRawExport": "2"}]``, knob
   ``queue_limit``; the real queue size is UNCONFIRMED, default: no limit) [seeds/003]
-  (fid ``test_mytracker_envelope_on_every_answer``). Missing date pair, a bound in the future
+  (fid ``test_mytracker_envelope_on_every_answer``,
+  ``test_mytracker_full_queue_and_finished_cancel``). Missing date pair, a bound in the future
   or from > to: a 400 of the same shape (detail wording UNCONFIRMED).
 - get.json ``data.status``: ``In progress`` with ``progress: "64%"`` and ``isCancellable``;
   ``Success!`` with ``files: [{"link", "timestampExpires"}]`` (``timestampExpires`` a
@@ -51,11 +52,13 @@ Documented behaviour, where it comes from and where it is exercised:
   ``test_mytracker.py``). Unknown id: ``404 {"code":404,"message":"Not Found","data":{"error":
   {"detail":"Raw export request not found"}}}`` [providers 3.5] (fid ``[404 get]``).
 - cancel.json: 200 ``{"idRawExport", "info": "Canceled"}``; 404 as above; 400 "This RawExport
-  can not be cancel (it's completed)" [providers 3.5] (fid ``[404 cancel]``, ``[400 cancel done]``).
+  can not be cancel (it's completed)" [providers 3.5] (fid ``[404 cancel]``, ``test_mytracker_full_queue_and_finished_cancel``).
 - Files: ``<id>.<event>.<hash>.<n>.csv.gz`` gzip CSV parts, one or more links, available
   until ``timestampExpires`` [providers 3.5, 3.6]. Link lifetime (1 h here) UNCONFIRMED;
-  CSV delimiter ``,``, header row and minimal quoting UNCONFIRMED (clients assume them); an
-  expired or unknown link answers 404 in the envelope (UNCONFIRMED).
+  CSV delimiter ``,``, header row, LF line ends and RFC 4180 quoting (a field with ``,``,
+  ``"``, CR or LF quoted, a lone CR included: ``csv_line``) UNCONFIRMED (clients assume a
+  comma CSV with a header); an expired or unknown link answers 404 in the envelope
+  (UNCONFIRMED).
 - ``params.name`` / ``params.value`` are lists serialized like
   ``['param1','param2<newline> with line break']`` [providers 3.4, from the docs' selector
   list]: items in single quotes, an item containing ``'`` in double quotes, items written raw
@@ -63,12 +66,14 @@ Documented behaviour, where it comes from and where it is exercised:
   (``write_list`` / ``read_list``). The generated rows carry real line feeds, carriage
   returns, ``"``, ``,``, ``;``, backslashes, unicode, empty items and empty lists. An item holding both quote
   characters cannot be written unambiguously without escapes: the fake never generates one
-  (UNCONFIRMED how the vendor writes it) (fid ``test_mytracker_list_values_use_the_documented_format``).
+  (UNCONFIRMED how the vendor writes it) (fid ``test_mytracker_list_values_use_the_documented_format``,
+  ``test_mytracker_list_serialization_round_trips``; ``test_mytracker.py`` exact datasets).
 - Quotas per API user: 10 a second, 100 a minute, 1000 an hour [providers 3.7]; over any:
   ``429 {"code":429,"message":"Too Many Requests","data":{"error":{"info":{"quotas":[{"name",
   "count", "limit", "resetTime", "resetInSecond", "exceeded"}, ...]}}}}`` listing all three
   (fid ``test_mytracker_envelope_on_every_answer[429 quota]``, matrix "vendor's own 429").
-  Knobs ``per_second``, ``per_minute``, ``per_hour``. Not modelled: the per-IP quotas, the
+  Knobs ``per_second``, ``per_minute``, ``per_hour`` (or ``limits``)
+  (fid ``test_mytracker_quota_defaults_are_the_documented_ones``). Not modelled: the per-IP quotas, the
   60 errors/minute block and the unauthorized callers' 10/s.
 - 500: the envelope with ``code`` 500 and ``data: null`` (shape UNCONFIRMED; no 5xx is
   documented) (fid ``[500]``, matrix "5xx with the vendor's routine headers"). No wait header
