@@ -201,3 +201,22 @@ def _print_matrix(terminalreporter, FAULTS, MATRIX, VENDORS):
     for fault in FAULTS:
         cells = [MATRIX.get((v, fault), "NOT RUN / FAILED") for v in vendors]
         terminalreporter.write_line(fault.ljust(width) + "".join(c.ljust(16) for c in cells))
+
+
+def _hypothesis_profiles() -> None:
+    """Hypothesis (tests/test_reading_properties.py): derandomized by default, so CI runs the
+    same examples every time; ``HYPOTHESIS_PROFILE=explore`` searches with random seeds and ten
+    times the examples."""
+    try:
+        from hypothesis import Phase, settings
+    except ImportError:  # not installed: only the property tests need it
+        return
+    import os
+
+    quick = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]  # no explain
+    settings.register_profile("ci", derandomize=True, database=None, print_blob=True, phases=quick)
+    settings.register_profile("explore", max_examples=1000, database=None, print_blob=True)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()
