@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from singer_sdk import typing as th
 
+from tap_event_exports.engine.converters import COLUMN_TYPES
 from tap_event_exports.engine.durations import parse_duration
 from tap_event_exports.engine.errors import ConfigError
-from tap_event_exports.engine.records import COLUMN_TYPES
 from tap_event_exports.engine.windows import utc
 
 
@@ -114,17 +114,18 @@ def meltano_settings(settings: t.Sequence[Setting], prefix: str = "") -> list[di
 # --- validation --------------------------------------------------------------------------
 
 
-def _fail(path: str, problem: str) -> t.NoReturn:
+def fail(path: str, problem: str) -> t.NoReturn:
+    """Refuse a setting with a one-line message naming it."""
     raise ConfigError(f"config: {path}: {problem}")
 
 
 def _parse_datetime(path: str, value: t.Any) -> dt.datetime:
     if not isinstance(value, str):
-        _fail(path, f"must be an RFC 3339 date-time string, got {type(value).__name__}")
+        fail(path, f"must be an RFC 3339 date-time string, got {type(value).__name__}")
     try:
         return utc(dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
     except ValueError:
-        _fail(path, f"{value!r} is not an RFC 3339 date-time such as 2025-01-01T00:00:00Z")
+        fail(path, f"{value!r} is not an RFC 3339 date-time such as 2025-01-01T00:00:00Z")
 
 
 def _check(setting: Setting, value: t.Any, path: str) -> t.Any:
@@ -133,19 +134,19 @@ def _check(setting: Setting, value: t.Any, path: str) -> t.Any:
         if not isinstance(value, str) or not value.strip():
             shown = "a non-empty string" if kind == "string" else "a non-empty string (secret)"
             got = type(value).__name__ if not isinstance(value, str) else "an empty string"
-            _fail(path, f"must be {shown}, got {got}")
+            fail(path, f"must be {shown}, got {got}")
         return value.strip()
     if kind == "enum":
         if value not in setting.choices:
-            _fail(path, f"must be one of {', '.join(setting.choices)}, got {value!r}")
+            fail(path, f"must be one of {', '.join(setting.choices)}, got {value!r}")
         return value
     if kind == "integer":
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            _fail(path, f"must be an integer, got {value!r}")
+            fail(path, f"must be an integer, got {value!r}")
         if setting.minimum is not None and value < setting.minimum:
-            _fail(path, f"must be at least {setting.minimum:g}, got {value}")
+            fail(path, f"must be at least {setting.minimum:g}, got {value}")
         return value
     if kind == "number":
         if isinstance(value, Decimal):  # singer-sdk reads JSON decimals as Decimal
@@ -154,17 +155,17 @@ def _check(setting: Setting, value: t.Any, path: str) -> t.Any:
             try:
                 value = float(value)
             except ValueError:
-                _fail(path, f"must be a number of seconds, got {value!r}")
+                fail(path, f"must be a number of seconds, got {value!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            _fail(path, f"must be a number of seconds, got {value!r}")
+            fail(path, f"must be a number of seconds, got {value!r}")
         if setting.minimum is not None and value < setting.minimum:
-            _fail(path, f"must be at least {setting.minimum:g}, got {value}")
+            fail(path, f"must be at least {setting.minimum:g}, got {value}")
         return value
     if kind == "boolean":
         if isinstance(value, str) and value.lower() in {"true", "false"}:
             return value.lower() == "true"
         if not isinstance(value, bool):
-            _fail(path, f"must be true or false, got {value!r}")
+            fail(path, f"must be true or false, got {value!r}")
         return value
     if kind == "date-time":
         return _parse_datetime(path, value)
@@ -172,12 +173,12 @@ def _check(setting: Setting, value: t.Any, path: str) -> t.Any:
         try:
             return parse_duration(value)
         except ValueError as exc:
-            _fail(path, str(exc))
+            fail(path, str(exc))
     if kind == "timezone":
         try:
             ZoneInfo(str(value))
         except (ZoneInfoNotFoundError, ValueError):
-            _fail(path, f"{value!r} is not an IANA timezone name such as Asia/Seoul or UTC")
+            fail(path, f"{value!r} is not an IANA timezone name such as Asia/Seoul or UTC")
         return str(value)
     if kind in {"string-list", "integer-list"}:
         if isinstance(value, str):
@@ -186,20 +187,20 @@ def _check(setting: Setting, value: t.Any, path: str) -> t.Any:
         if not isinstance(value, list) or not all(
             isinstance(v, item_type) and not isinstance(v, bool) for v in value
         ):
-            _fail(path, f"must be a list of {'strings' if item_type is str else 'integers'}")
+            fail(path, f"must be a list of {'strings' if item_type is str else 'integers'}")
         return value
     if kind == "column-types":
         if not isinstance(value, dict):
-            _fail(path, "must be an object mapping column names to types")
+            fail(path, "must be an object mapping column names to types")
         for column, kind_name in value.items():
             if kind_name not in COLUMN_TYPES:
-                _fail(f"{path}.{column}", f"must be one of {', '.join(COLUMN_TYPES)}")
+                fail(f"{path}.{column}", f"must be one of {', '.join(COLUMN_TYPES)}")
         return dict(value)
     if kind == "object":
         return validate_block(value, setting.fields, path)
     if kind == "object-list":
         if not isinstance(value, list) or not value:
-            _fail(path, "must be a non-empty list of objects")
+            fail(path, "must be a non-empty list of objects")
         return [validate_block(v, setting.fields, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
 
@@ -208,18 +209,18 @@ def validate_block(block: t.Any, settings: t.Sequence[Setting], path: str) -> di
     """Validate one object of settings; fill defaults; convert durations and date-times."""
     where = path or "config"
     if not isinstance(block, dict):
-        _fail(where, f"must be an object, got {type(block).__name__}")
+        fail(where, f"must be an object, got {type(block).__name__}")
     known = {s.name for s in settings}
     unknown = sorted(set(block) - known)
     if unknown and path:
-        _fail(f"{path}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(known))})")
+        fail(f"{path}.{unknown[0]}", f"unknown setting (known: {', '.join(sorted(known))})")
     out: dict[str, t.Any] = {}
     for setting in settings:
         name = f"{path}.{setting.name}" if path else setting.name
         value = block.get(setting.name)
         if value is None:
             if setting.required:
-                _fail(name, "is required")
+                fail(name, "is required")
             if setting.default is None:
                 out[setting.name] = None
                 continue
@@ -239,6 +240,7 @@ class GlobalSettings:
     poll_interval: float
     max_poll_time: float
     max_concurrent_jobs: int
+    max_prefetch_mb: float = 512
     temp_dir: str | None = None
     secrets: tuple[str, ...] = field(default=())
 
@@ -286,9 +288,18 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "max_concurrent_jobs",
         "integer",
-        "Export jobs (or synchronous window requests) in flight at once per stream.",
-        default=2,
+        "Export jobs (or synchronous window requests) in flight at once in the whole run, "
+        "across every stream and partition (each provider's own limit applies too).",
+        default=8,
         minimum=1,
+    ),
+    Setting(
+        "max_prefetch_mb",
+        "number",
+        "Export files downloaded ahead of their turn and not yet emitted, in MB, at most "
+        "(keeps temp disk flat; the export a stream waits for is always fetched).",
+        default=512,
+        minimum=0,
     ),
     Setting(
         "temp_dir",
@@ -299,8 +310,10 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
 )
 
 
-def provider_common(*, base_url: str, window: str, lookback: str) -> tuple[Setting, ...]:
-    """The settings every provider block accepts."""
+def provider_common(
+    *, base_url: str, window: str, lookback: str, max_jobs: int, max_jobs_why: str
+) -> tuple[Setting, ...]:
+    """The settings every provider block accepts (``max_jobs``: the provider's own default)."""
     return (
         Setting("base_url", "string", "API base URL (default: the vendor's).", default=base_url),
         Setting(
@@ -314,6 +327,13 @@ def provider_common(*, base_url: str, window: str, lookback: str) -> tuple[Setti
             "duration",
             f"How far before the bookmark an incremental run restarts (default {lookback}).",
             default=lookback,
+        ),
+        Setting(
+            "max_concurrent_jobs",
+            "integer",
+            f"Exports in flight at once for this provider's credentials ({max_jobs_why}).",
+            default=max_jobs,
+            minimum=1,
         ),
     )
 

@@ -10,15 +10,16 @@ import sys
 import threading
 import typing as t
 
-from singer_sdk import Tap
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_event_exports.engine.errors import ConfigError, TapError
+from tap_event_exports.engine.runtime import Runtime
 from tap_event_exports.engine.state import StateError
 from tap_event_exports.engine.workspace import Workspace
 from tap_event_exports.redaction import protect, redact
+from tap_event_exports.sdk import SdkTap
 from tap_event_exports.settings import (
     GLOBAL_SETTINGS,
     GlobalSettings,
@@ -26,7 +27,7 @@ from tap_event_exports.settings import (
     to_property,
     validate_block,
 )
-from tap_event_exports.streams import ExportStream, Runtime
+from tap_event_exports.streams import ExportStream, scheduler_for
 from tap_event_exports.vendors.batch import Batch
 from tap_event_exports.vendors.dfinery import Dfinery
 from tap_event_exports.vendors.keen import Keen
@@ -35,7 +36,7 @@ from tap_event_exports.vendors.mytracker import MyTracker
 if t.TYPE_CHECKING:
     from collections.abc import Callable
 
-    from tap_event_exports.vendors.base import Provider
+    from tap_event_exports.engine.contract import Provider
 
 PROVIDERS: tuple[Provider, ...] = (Dfinery(), Keen(), MyTracker(), Batch())
 
@@ -120,7 +121,7 @@ def one_line_errors(func: Callable[..., t.Any]) -> Callable[..., t.Any]:
     return wrapper
 
 
-class TapEventExports(Tap):
+class TapEventExports(SdkTap):
     """Raw event exports from Dfinery, Keen IO, myTracker and Batch, as Singer records."""
 
     name = "tap-event-exports"
@@ -134,12 +135,10 @@ class TapEventExports(Tap):
         super().__init__(*args, **kwargs)
         self._check_catalog()
 
-    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        """Validate with one-line messages first; the JSON schema check follows."""
-        if raise_errors:
-            settings, _ = parse_config(self.config)
-            protect(settings.secrets)
-        return super()._validate_config(raise_errors=raise_errors)
+    def check_config(self) -> None:
+        """One-line messages for a bad config, before the SDK's JSON-schema check."""
+        settings, _ = parse_config(self.config)
+        protect(settings.secrets)
 
     @property
     def runtime(self) -> Runtime:
@@ -161,18 +160,29 @@ class TapEventExports(Tap):
         return streams
 
     def sync_all(self) -> None:
-        """Sync with export files in a folder of this run's own, removed when it ends."""
-        with Workspace(self.runtime.settings.temp_dir):
-            super().sync_all()
+        """Sync every selected stream, with every stream's exports scheduled ahead at once.
 
-    def _handle_termination(self, signum: int, frame: t.Any) -> None:
+        Export files live in a folder of this run's own, removed when it ends.
+        """
+        runtime = self.runtime
+        with Workspace(runtime.settings.temp_dir):
+            selected = [s for s in self.streams.values() if isinstance(s, ExportStream)]
+            scheduler = scheduler_for(runtime, [s for s in selected if s.selected])
+            runtime.scheduler = scheduler
+            try:
+                super().sync_all()
+            finally:
+                runtime.scheduler = None
+                scheduler.close()
+
+    def on_termination(self, signum: int) -> None:
         """Stop workers, write the last STATE (complete windows only) and exit 128 + signal.
 
         The exit code says the run did not finish, so schedulers do not take it for a success.
         """
         self.stop.set()
         self.logger.warning("Stopped by signal %d; the last STATE resumes this run", signum)
-        self._state_writer.write_state(self.state)
+        self.write_state_now()
         sys.exit(128 + signum)
 
     def load_state(self, state: dict[str, t.Any]) -> None:
@@ -235,4 +245,4 @@ class TapEventExports(Tap):
             catalog=_json_file(catalog, "catalog"),
         )
 
-    cb_discover = classmethod(one_line_errors(Tap.cb_discover.__func__))  # type: ignore[attr-defined]
+    cb_discover = classmethod(one_line_errors(SdkTap.cb_discover.__func__))  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
-from tap_event_exports.engine.records import DateTimeReader
+from tap_event_exports.engine.converters import DateTimeReader
 
 TIMEZONES = ["UTC", "Asia/Seoul", "Europe/Berlin", "America/St_Johns", "Asia/Kathmandu"]
 BULK_FORMS = [

@@ -9,8 +9,9 @@ import pytest
 
 from tap_event_exports.engine import columnar
 from tap_event_exports.engine.columnar import ColumnarCsv, NotColumnar, rows_to_batch
+from tap_event_exports.engine.csv_reader import CsvExport
 from tap_event_exports.engine.errors import DataError
-from tap_event_exports.engine.records import CsvExport, SyntheticKeys
+from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 
 TYPES = {
     "s": "string",

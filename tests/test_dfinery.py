@@ -101,16 +101,16 @@ def test_filters_are_sent_as_documented(dfinery):
         window="P2D",
     )
     run = run_tap(config)
-    # P2D windows lie on a fixed grid of two-day steps from 1970-01-01
-    start = seoul_today() - dt.timedelta(days=DAYS - 1)
-    first = start - dt.timedelta(days=(start - dt.date(1970, 1, 1)).days % 2)
+    # the run starts at start_date (its day) and runs to the grid of two-day steps from 1970
+    first = seoul_today() - dt.timedelta(days=DAYS - 1)
+    first_end = first + dt.timedelta(days=2 - (first - dt.date(1970, 1, 1)).days % 2)
     assert min(dfinery.bodies, key=lambda b: b["from_date"]) == {
         "events": ["df_purchase"],
         "events_condition_type": "include",
         "properties": ["df_discount", "df_items_df_price"],
         "properties_condition_type": "include",
         "from_date": first.isoformat(),
-        "to_date": (first + dt.timedelta(days=1)).isoformat(),
+        "to_date": (first_end - dt.timedelta(days=1)).isoformat(),
     }
     records = run.records("dfinery_events")
     assert {r["df_event_name"] for r in records} == {"df_purchase"}

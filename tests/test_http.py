@@ -9,15 +9,10 @@ import tracemalloc
 import pytest
 import requests
 
+from tap_event_exports.engine.contract import BodyFailure, VendorDialect
 from tap_event_exports.engine.download import download
 from tap_event_exports.engine.errors import RetriesExhaustedError, VendorError
-from tap_event_exports.engine.http import (
-    BodyFailure,
-    HttpPolicy,
-    RequestSpec,
-    VendorDialect,
-    header_wait,
-)
+from tap_event_exports.engine.http import HttpPolicy, RequestSpec, header_wait
 from tap_event_exports.sandbox.server import FakeResponse, FakeServer
 
 

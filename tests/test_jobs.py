@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
+from tap_event_exports.engine.contract import JobStatus, Phase, VendorDialect
 from tap_event_exports.engine.http import HttpPolicy
-from tap_event_exports.engine.jobs import JobFailedError, JobLedger, JobRunner, JobStatus, Phase
+from tap_event_exports.engine.jobs import JobFailedError, JobLedger, JobRunner
 from tap_event_exports.engine.windows import DayGranularity, Window
 
 UTC = dt.timezone.utc
@@ -42,7 +43,7 @@ class ScriptedJobs:
         return self.fate(job_id, self.windows.get(job_id))
 
 
-class NoDialect:
+class NoDialect(VendorDialect):
     name = "scripted"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
 import json
 import time
@@ -12,6 +11,7 @@ import pytest
 
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.jobs import JobFailedError
+from tap_event_exports.sandbox.mytracker import read_list
 from tap_event_exports.vendors.mytracker import selector_type, sign, stream_name
 from tests.conftest import CUSTOM_SELECTORS, INSTALL_SELECTORS, mytracker_config
 from tests.harness import run_tap, run_until_sigterm
@@ -57,7 +57,7 @@ def expected(rows, selectors, bound):
             elif kind == "integer":
                 record[name] = int(text)
             elif kind == "array":
-                record[name] = ast.literal_eval(text)
+                record[name] = read_list(text)
             else:
                 record[name] = text
         out.append(record)

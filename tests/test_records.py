@@ -9,18 +9,18 @@ from decimal import Decimal
 
 import pytest
 
-from tap_event_exports.engine import records
-from tap_event_exports.engine.errors import DataError
-from tap_event_exports.engine.records import (
+from tap_event_exports.engine import csv_reader as records
+from tap_event_exports.engine.converters import (
     ArrayReader,
-    CsvExport,
     DateTimeReader,
-    SyntheticKeys,
-    to_array,
     to_boolean,
     to_integer,
     to_number,
 )
+from tap_event_exports.engine.csv_reader import CsvExport
+from tap_event_exports.engine.errors import DataError
+from tap_event_exports.engine.lists import to_array
+from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 
 
 def write(tmp_path, data: bytes, name="f.csv"):

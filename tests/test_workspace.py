@@ -11,8 +11,9 @@ import time
 import pytest
 
 from tap_event_exports.engine import workspace
+from tap_event_exports.engine.contract import VendorDialect
 from tap_event_exports.engine.download import download
-from tap_event_exports.engine.http import HttpPolicy, RequestSpec, VendorDialect
+from tap_event_exports.engine.http import HttpPolicy, RequestSpec
 from tap_event_exports.engine.workspace import RUN_PREFIX, Workspace, sweep
 from tap_event_exports.sandbox.server import FakeResponse, FakeServer
 

@@ -29,8 +29,9 @@ import pyarrow.csv as pcsv
 
 from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
 from tap_event_exports.engine.concurrency import read_ahead
+from tap_event_exports.engine.converters import convert_column, converter_for
 from tap_event_exports.engine.errors import NotColumnar
-from tap_event_exports.engine.records import SyntheticKeys, convert_column, converter_for
+from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator

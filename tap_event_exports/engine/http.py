@@ -23,12 +23,14 @@ import requests
 import urllib3.exceptions
 
 from tap_event_exports.engine import waits
+from tap_event_exports.engine.contract import VendorDialect
 from tap_event_exports.engine.errors import (
     RateLimitedError,
     RetriableError,
     RetriesExhaustedError,
     VendorError,
 )
+from tap_event_exports.engine.pacing import RateLimiter
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -42,6 +44,7 @@ MAX_SENSIBLE_WAIT_SECONDS = 600.0
 """A vendor wait longer than this stops the run cleanly (with its state) instead of sleeping."""
 
 RETRIABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+AUTH_REFUSALS = frozenset({401, 403})
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
     requests.Timeout,
@@ -69,65 +72,7 @@ class RequestSpec:
     """Whether the provider's credentials are attached (only ever to the API's own host)."""
 
 
-class BodyFailure(t.NamedTuple):
-    """A 2xx JSON body that is really an error."""
-
-    retriable: bool
-    message: str
-    wait: float | None = None
-    """Seconds the vendor asks to wait (a quota body), if it says."""
-    rate_limited: bool = False
-
-
-class VendorDialect:
-    """What a vendor module tells the policy about its API.
-
-    Vendor dialects subclass this and override what their API does differently; every hook has
-    the default that fits a plain JSON API.
-    """
-
-    name: str = "vendor"
-    retry_statuses: frozenset[int] = frozenset()
-    """Statuses beyond :data:`RETRIABLE_STATUSES` that this vendor means as "try again"."""
-
-    def authenticate(self, request: requests.PreparedRequest) -> None:
-        """Attach credentials to a request bound for the vendor's API."""
-
-    def error_message(self, response: requests.Response) -> str:
-        """The vendor's own words for a failed response."""
-        return response.reason or ""
-
-    def rate_limited(self, response: requests.Response, message: str) -> bool:
-        """Whether a failed answer is a rate limit or quota (and not, say, a 500).
-
-        Only such answers make reset headers a wait: vendors send them on every response.
-        """
-        return response.status_code == 429 or quota_exhausted(response)
-
-    def wait_hint(self, response: requests.Response) -> float | None:
-        """Seconds a rate-limit answer asks us to wait, where the vendor says it its own way."""
-        return None
-
-    def retriable(self, response: requests.Response, message: str) -> bool:
-        """Whether a status that is normally final means "try again" here."""
-        return False
-
-    def body_failure(self, body: t.Any) -> BodyFailure | None:
-        """Whether a JSON body received with a 2xx status is really an error."""
-        return None
-
-
-REMAINING_HEADERS = ("X-Rate-Limit-Remaining", "X-RateLimit-Remaining", "RateLimit-Remaining")
 RESET_HEADERS = ("X-Rate-Limit-Reset", "X-RateLimit-Reset", "RateLimit-Reset")
-
-
-def quota_exhausted(response: requests.Response) -> bool:
-    """Whether the response's rate-limit headers say no request is left in the period."""
-    for name in REMAINING_HEADERS:
-        raw = response.headers.get(name)
-        if raw is not None and raw.strip() in {"0", "0.0"}:
-            return True
-    return False
 
 
 def retry_after(response: requests.Response, *, now: float | None = None) -> float | None:
@@ -196,10 +141,13 @@ class HttpPolicy:
         stop: threading.Event | None = None,
         base_url: str,
         user_agent: str = "tap-event-exports",
+        pacing: tuple[tuple[int, float], ...] = (),
     ) -> None:
         """Configure from the global settings; ``stop`` interrupts any wait at once.
 
         ``base_url`` is the vendor's API: only requests to its host carry credentials.
+        ``pacing`` holds the vendor's documented quotas, ``(count, seconds)`` pairs, kept on
+        the client side for every request to the API host.
         """
         self.dialect = dialect
         self.api_host = urllib.parse.urlsplit(base_url).netloc.lower()
@@ -211,6 +159,11 @@ class HttpPolicy:
         self._pause_lock = threading.Lock()
         self._paused_until = 0.0
         """Monotonic time before which no request goes to the API: a rate limit pauses all."""
+        self.pacing = RateLimiter(pacing, self.stop, vendor=dialect.name) if pacing else None
+        self._probe = threading.Lock()
+        self._accepted = False
+        """Whether the vendor has answered a request with credentials with a success."""
+        self._refused: VendorError | None = None
 
     @property
     def session(self) -> requests.Session:
@@ -230,6 +183,29 @@ class HttpPolicy:
 
     def send_once(self, spec: RequestSpec, *, what: str) -> requests.Response:
         """Send one request and classify the answer; the body is left unread (streamed).
+
+        Until the vendor has accepted the credentials once, requests to its API go one at a
+        time: a wrong key is refused once, and every other request of the run fails with that
+        refusal without being sent (no burst of 401s from parallel workers).
+        """
+        if self._accepted or not spec.auth or not self._on_api_host(spec.url):
+            return self._send_once(spec, what=what)
+        with self._probe:
+            if self._refused is not None:
+                raise VendorError(str(self._refused), status=self._refused.status)
+            if self._accepted:
+                return self._send_once(spec, what=what)
+            try:
+                response = self._send_once(spec, what=what)
+            except VendorError as exc:
+                if exc.status in AUTH_REFUSALS:
+                    self._refused = exc
+                raise
+            self._accepted = True
+            return response
+
+    def _send_once(self, spec: RequestSpec, *, what: str) -> requests.Response:
+        """Send one request and classify the answer (see :meth:`send_once`).
 
         Redirects are followed here, not by requests: credentials go only to the vendor's API
         host, never to a result-file link on another host (pre-signed storage URLs). A refusal
@@ -253,6 +229,8 @@ class HttpPolicy:
             on_api = self._on_api_host(prepared.url or "")
             if on_api:
                 self.await_pause()
+                if self.pacing is not None:
+                    self.pacing.acquire()
             if spec.auth and on_api:
                 self.dialect.authenticate(prepared)
             try:

@@ -10,20 +10,19 @@ that a job a stopped run left behind is resumed by the next one instead of creat
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import logging
 import threading
 import time
 import typing as t
-from dataclasses import dataclass, field
 
 from tap_event_exports.engine import waits
+from tap_event_exports.engine.contract import ExportJobs, JobStatus, Partition, Phase
 from tap_event_exports.engine.download import Download, download
 from tap_event_exports.engine.errors import TapError
 from tap_event_exports.engine.windows import Window, rfc3339
 
 if t.TYPE_CHECKING:
-    from tap_event_exports.engine.http import HttpPolicy, RequestSpec
+    from tap_event_exports.engine.http import HttpPolicy
     from tap_event_exports.engine.windows import Granularity
 
 logger = logging.getLogger("tap_event_exports.jobs")
@@ -31,44 +30,6 @@ logger = logging.getLogger("tap_event_exports.jobs")
 POLL_GROWTH = 1.5
 POLL_CAP_SECONDS = 300.0
 MAX_RECREATE = 3
-
-
-class Phase(enum.Enum):
-    """Where a job is, in vendor-neutral terms."""
-
-    RUNNING = "running"
-    DONE = "done"
-    RETRY = "retry"
-    """The job failed in a way the vendor says can be repeated: create it again."""
-    EXPIRED = "expired"
-    """The job or its results are gone: create it again."""
-    TOO_LARGE = "too_large"
-    """The vendor will never finish this window: split it."""
-    FAILED = "failed"
-
-
-@dataclass
-class JobStatus:
-    """A job's state as read from the vendor."""
-
-    phase: Phase
-    files: list[RequestSpec] = field(default_factory=list)
-    message: str = ""
-    progress: str = ""
-
-
-class ExportJobs(t.Protocol):
-    """What a vendor module says about its export jobs."""
-
-    vendor: str
-
-    def create(self, window: Window | None, partition: dict | None) -> str:
-        """Create the export job of one window (``None`` for a snapshot); return its id."""
-        ...
-
-    def status(self, job_id: str, partition: dict | None) -> JobStatus:
-        """Read a job's status (a job the vendor no longer knows is ``EXPIRED``)."""
-        ...
 
 
 class JobFailedError(TapError):
@@ -83,6 +44,8 @@ class JobLedger:
     """
 
     KEY = "pending_jobs"
+    revision: t.ClassVar[int] = 0
+    """Counts changes of every ledger of the run, so a STATE can follow new job ids soon."""
 
     def __init__(self, state: dict) -> None:
         """Keep pending jobs under ``state["pending_jobs"]``."""
@@ -107,6 +70,7 @@ class JobLedger:
         """Record a window's job (or that it was split)."""
         with self._lock:
             self._state[self.KEY] = {**self._state[self.KEY], self.key(window): entry}
+            JobLedger.revision += 1
 
     def stale(self, planned: list[Window]) -> dict[str, dict]:
         """Entries no planned window will resume (a changed ``window`` or ``start_date``)."""
@@ -174,7 +138,7 @@ class JobRunner:
         self.min_split = min_split
 
     def fetch(
-        self, window: Window | None, partition: dict | None, ledger: JobLedger
+        self, window: Window | None, partition: Partition, ledger: JobLedger
     ) -> list[Download]:
         """The complete files of a window, whatever it takes (splitting it if need be)."""
         entry = ledger.get(window)
@@ -220,7 +184,7 @@ class JobRunner:
         return downloads
 
     def _finish(
-        self, window: Window | None, partition: dict | None, ledger: JobLedger
+        self, window: Window | None, partition: Partition, ledger: JobLedger
     ) -> tuple[JobStatus, str]:
         """Drive one window's job to a final state; return it with the job's id."""
         where = self._where(window, partition)
@@ -231,7 +195,11 @@ class JobRunner:
         recreated = 0
         while True:
             if not job_id:
-                job_id = self.jobs.create(window, partition)
+                job_id = (
+                    self.jobs.create(window, partition)
+                    if window is not None
+                    else self.jobs.create_snapshot(partition)
+                )
                 ledger.put(window, {"job": job_id})
                 logger.info("%s: created job %s", where, job_id)
             status = self._poll(job_id, partition, where)
@@ -260,7 +228,7 @@ class JobRunner:
             )
             job_id = None
 
-    def _poll(self, job_id: str, partition: dict | None, where: str) -> JobStatus:
+    def _poll(self, job_id: str, partition: Partition, where: str) -> JobStatus:
         started = time.monotonic()
         interval = max(0.01, self.poll_interval)
         last_progress = ""
@@ -290,10 +258,10 @@ class JobRunner:
                 raise JobFailedError(msg)
             interval = min(interval * POLL_GROWTH, max(POLL_CAP_SECONDS, self.poll_interval))
 
-    def _where(self, window: Window | None, partition: dict | None) -> str:
+    def _where(self, window: Window | None, partition: Partition) -> str:
         return f"{self.jobs.vendor}: {self._place(window, partition)}"
 
-    def _place(self, window: Window | None, partition: dict | None) -> str:
+    def _place(self, window: Window | None, partition: Partition) -> str:
         label = self.stream
         if partition:
             label += "[" + ", ".join(f"{k}={v}" for k, v in partition.items()) + "]"

@@ -154,14 +154,18 @@ def plan_windows(
     step: dt.timedelta,
     granularity: Granularity,
     earliest: dt.datetime | None = None,
+    exact: bool = False,
 ) -> Plan:
     """Plan the windows of one run.
 
-    Starts at ``bookmark - lookback`` (never before ``start_date``) or at ``start_date``, rounded
-    down to the grid of ``step``-wide windows, so windows are the same in every run; ends at
-    ``end_date`` or ``now``, rounded up to the granularity, so a record on a boundary belongs to
-    exactly one window. ``earliest`` is the oldest instant the vendor can still serve: the plan
-    never starts before it, and what is older and not yet extracted is returned as ``lost``.
+    Starts at ``bookmark - lookback`` (never before ``start_date``) or at ``start_date``. With
+    ``exact`` that instant is only rounded down to the granularity, and the first window runs to
+    the next boundary of the fixed grid of ``step``-wide windows counted from the epoch; without
+    it, the start is rounded down to that grid, so every window is the same in every run (for
+    rows without an event time, whose keys depend on their window). Ends at ``end_date`` or
+    ``now``, rounded up to the granularity, so a record on a boundary belongs to exactly one
+    window. ``earliest`` is the oldest instant the vendor can still serve: the plan never
+    starts before it, and what is older and not yet extracted is returned as ``lost``.
     """
     start_date, now = utc(start_date), utc(now)
     resume_from = start_date if bookmark is None else max(start_date, utc(bookmark))
@@ -169,7 +173,7 @@ def plan_windows(
     end = now if end_date is None else min(utc(end_date), now)
 
     lost = None
-    start = granularity.align(start, step)
+    start = utc(granularity.floor(start)) if exact else granularity.align(start, step)
     if earliest is not None and start < earliest:
         if resume_from < earliest:
             lost = Window(resume_from, min(earliest, max(end, resume_from)))
@@ -177,6 +181,12 @@ def plan_windows(
 
     stop = granularity.ceil(end)
     windows: list[Window] = []
+    grid = granularity.align(start, step)
+    if grid < start:  # off the grid: the first window runs to the next grid boundary
+        first_end = min(granularity.advance(grid, step), stop)
+        if start < first_end:
+            windows.append(Window(start, first_end))
+            start = first_end
     while start < stop:
         next_start = min(granularity.advance(start, step), stop)
         windows.append(Window(start, next_start))

@@ -11,24 +11,26 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
-from tap_event_exports.engine.errors import VendorError
-from tap_event_exports.engine.http import (
-    HttpPolicy,
-    RequestSpec,
+from tap_event_exports.engine.contract import (
+    ExportJobs,
+    ExportSpec,
+    JobExports,
+    JobStatus,
+    Limits,
+    Partition,
+    Phase,
     VendorDialect,
-    json_body,
+    Windowing,
 )
-from tap_event_exports.engine.jobs import JobStatus, Phase
+from tap_event_exports.engine.errors import VendorError
+from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
 from tap_event_exports.settings import Setting, provider_common
-from tap_event_exports.streams import ExportSpec, Windowing
 
 if t.TYPE_CHECKING:
     import requests
 
-    from tap_event_exports.engine.download import Download
-    from tap_event_exports.engine.jobs import JobLedger
-    from tap_event_exports.streams import Runtime
+    from tap_event_exports.engine.runtime import Runtime
 
 BASE_URL = "https://api.batch.com"
 LOOKBACK_DAYS = 90
@@ -118,7 +120,7 @@ class BatchDialect(VendorDialect):
         return response.reason or ""
 
 
-class BatchJobs:
+class BatchJobs(ExportJobs):
     """Batch export requests as export jobs."""
 
     vendor = "batch"
@@ -127,20 +129,35 @@ class BatchJobs:
         self,
         policy: HttpPolicy,
         base: str,
-        route: t.Callable[[dict | None], str],
-        payload: t.Callable[[Window | None], dict],
+        route: t.Callable[[Partition], str],
+        payload: t.Callable[[Window], dict] | dict,
         stream: str,
     ) -> None:
-        """``route`` gives the create path of a partition, ``payload`` the body of a window."""
+        """Create requests at ``route`` of a partition with ``payload``.
+
+        ``payload`` gives the body of a window (a function), or is the snapshot's body (a dict).
+        """
         self.policy = policy
         self.base = base
         self.route = route
         self.payload = payload
         self.stream = stream
 
-    def create(self, window: Window | None, partition: dict | None) -> str:  # noqa: D102
+    def create(self, window: Window, partition: Partition) -> str:  # noqa: D102
+        if isinstance(self.payload, dict):
+            msg = f"batch: {self.stream} is a snapshot"
+            raise TypeError(msg)
+        return self._create(self.payload(window), partition)
+
+    def create_snapshot(self, partition: Partition) -> str:  # noqa: D102
+        if not isinstance(self.payload, dict):
+            msg = f"batch: {self.stream} exports windows"
+            raise TypeError(msg)
+        return self._create(self.payload, partition)
+
+    def _create(self, payload: dict, partition: Partition) -> str:
         what = f"{self.stream}: create export request"
-        spec = RequestSpec("POST", self.base + self.route(partition), json=self.payload(window))
+        spec = RequestSpec("POST", self.base + self.route(partition), json=payload)
         body = json_body(self.policy.request(spec, what=what))
         request_id = body.get("requestId") if isinstance(body, dict) else None
         if not request_id:
@@ -148,7 +165,7 @@ class BatchJobs:
             raise VendorError(msg)
         return str(request_id)
 
-    def status(self, job_id: str, partition: dict | None) -> JobStatus:  # noqa: D102
+    def status(self, job_id: str, partition: Partition) -> JobStatus:  # noqa: D102
         spec = RequestSpec("GET", f"{self.base}/export/request/{job_id}")
         try:
             response = self.policy.request(spec, what=f"{self.stream}: request {job_id}")
@@ -182,7 +199,13 @@ class Batch:
         "userbase exports."
     )
     settings: tuple[Setting, ...] = (
-        *provider_common(base_url=BASE_URL, window="P1D", lookback="P1D"),
+        *provider_common(
+            base_url=BASE_URL,
+            window="P1D",
+            lookback="P1D",
+            max_jobs=4,
+            max_jobs_why="default 4; Batch documents no limit of its own",
+        ),
         Setting(
             "api_key", "string", "The app's Batch API key (Live), part of every URL.", required=True
         ),
@@ -214,6 +237,7 @@ class Batch:
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """The Batch streams a validated block enables."""
         policy = runtime.http(BatchDialect(block["rest_api_key"]), block["base_url"])
+        limits = Limits(f"batch:{block['api_key']}", block["max_concurrent_jobs"])
         base = f"{block['base_url'].rstrip('/')}/1.0/{block['api_key']}"
         granularity = SecondGranularity()
         ids = block["ids"]
@@ -239,46 +263,32 @@ class Batch:
 
         def spec(
             name: str,
-            route: t.Callable[[dict | None], str],
-            payload: t.Callable[[Window | None], dict],
+            route: t.Callable[[Partition], str],
+            payload: t.Callable[[Window], dict] | dict,
             columns: dict[str, str],
             *,
             windowed: bool = True,
-            partitions: list[dict] | None = None,
+            partitions: list[Partition] | None = None,
             replication_key: str | None = None,
         ) -> ExportSpec:
             jobs = BatchJobs(policy, base, route, payload, name)
-            runner = runtime.jobs(
-                jobs,
-                policy,
-                name,
-                describe=describe,
-            )
-
-            def fetch(
-                window: Window | None, partition: dict | None, ledger: JobLedger | None
-            ) -> list[Download]:
-                assert ledger is not None  # noqa: S101 - jobs=True below
-                return runner.fetch(window, partition, ledger)
-
             return ExportSpec(
                 name=name,
                 vendor="batch",
                 columns=columns,
                 primary_keys=("_record_id",) if windowed else ("install_id",),
-                fetch=fetch,
+                source=JobExports(jobs, policy),
+                limits=limits,
                 timezone="UTC",
                 windowing=windowing if windowed else None,
                 replication_key=replication_key,
                 delimiter=";",
                 synthetic_key=windowed,
-                partitions=partitions,
+                partitions=partitions or [],
                 column_types=column_types,
-                jobs=True,
             )
 
-        def window_body(window: Window | None, **extra: t.Any) -> dict:
-            assert window is not None  # noqa: S101 - windowed streams only
+        def window_body(window: Window, **extra: t.Any) -> dict:
             return {
                 "from": stamp(window.start),
                 "to": stamp(window.end - granularity.unit),
@@ -295,11 +305,10 @@ class Batch:
             kind_events = events.get(kind.setting) or kind.default_events
             for what in ("events", "ids"):
 
-                def route(partition: dict | None, kind: Kind = kind, what: str = what) -> str:
-                    assert partition is not None  # noqa: S101 - partitioned streams
+                def route(partition: Partition, kind: Kind = kind, what: str = what) -> str:
                     return f"/export/{kind.route}/{partition[kind.partition]}/{what}"
 
-                def payload(window: Window | None, kind_events: list[str] = kind_events) -> dict:
+                def payload(window: Window, kind_events: list[str] = kind_events) -> dict:
                     return window_body(window, events=kind_events)
 
                 columns = (
@@ -332,7 +341,7 @@ class Batch:
                 spec(
                     "batch_userbase",
                     lambda _p: "/export/userbase",
-                    lambda _w: {"ids": ids},
+                    {"ids": ids},
                     USERBASE_COLUMNS,
                     windowed=False,
                 )

@@ -10,19 +10,32 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
-from tap_event_exports.engine.download import download
-from tap_event_exports.engine.http import BodyFailure, RequestSpec, VendorDialect, json_body
+from tap_event_exports.engine.contract import (
+    BodyFailure,
+    ExportSpec,
+    Limits,
+    Partition,
+    SnapshotRequest,
+    VendorDialect,
+    Windowing,
+    WindowRequests,
+)
+from tap_event_exports.engine.download import Download, download
+from tap_event_exports.engine.http import RequestSpec, json_body
 from tap_event_exports.engine.windows import DayGranularity, Window
-from tap_event_exports.settings import Setting, provider_common
-from tap_event_exports.streams import ExportSpec, Windowing
+from tap_event_exports.settings import Setting, fail, provider_common
 
 if t.TYPE_CHECKING:
     import requests
 
-    from tap_event_exports.streams import Runtime
+    from tap_event_exports.engine.runtime import Runtime
 
 BASE_URL = "https://openapi.dfinery.ai"
 EXPORT_DAYS_BACK = 30
+MAX_CONCURRENT_EXPORTS = 5
+"""Export requests a service may have running at once (Dfinery's rate-limit page)."""
+EXPORT_QUOTA = ((100, 3600.0),)
+"""Export requests per hour per service, kept on the client side for the whole run."""
 CONDITIONS = ("all", "include", "exclude")
 
 EVENT_COLUMNS: dict[str, str] = {
@@ -158,7 +171,13 @@ class Dfinery:
     title = "Dfinery"
     description = "Dfinery (IGAWorks) Export API: events by day, and user profiles."
     settings: tuple[Setting, ...] = (
-        *provider_common(base_url=BASE_URL, window="P1D", lookback="P1D"),
+        *provider_common(
+            base_url=BASE_URL,
+            window="P1D",
+            lookback="P1D",
+            max_jobs=MAX_CONCURRENT_EXPORTS,
+            max_jobs_why="Dfinery allows 5 exports at once per service",
+        ),
         Setting("service_id", "string", "Dfinery service id.", required=True),
         Setting(
             "api_token",
@@ -202,22 +221,21 @@ class Dfinery:
 
     def check(self, block: dict[str, t.Any]) -> None:
         """Cross-field rules the schema alone cannot say."""
-        from tap_event_exports.settings import _fail  # noqa: PLC0415
-
         if block["events_condition_type"] != "all" and not block["events"]:
-            _fail("dfinery.events", "must list events when events_condition_type is not all")
+            fail("dfinery.events", "must list events when events_condition_type is not all")
         if block["properties_condition_type"] in {"include", "exclude"} and not block["properties"]:
-            _fail(
-                "dfinery.properties", "must list properties when properties_condition_type is set"
-            )
+            fail("dfinery.properties", "must list properties when properties_condition_type is set")
         granularity = DayGranularity(block["timezone"])
         if problem := granularity.check_step(block["window"]):
-            _fail("dfinery.window", problem)
+            fail("dfinery.window", problem)
 
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """The Dfinery streams a validated block enables."""
         self.check(block)
-        policy = runtime.http(DfineryDialect(block["api_token"]), block["base_url"])
+        policy = runtime.http(
+            DfineryDialect(block["api_token"]), block["base_url"], pacing=EXPORT_QUOTA
+        )
+        limits = Limits(f"dfinery:{block['service_id']}", block["max_concurrent_jobs"])
         base = block["base_url"].rstrip("/")
         service = {"service_id": block["service_id"]}
         granularity = DayGranularity(block["timezone"])
@@ -230,8 +248,7 @@ class Dfinery:
             today = granularity.local_date(now)
             return granularity.midnight(today - dt.timedelta(days=EXPORT_DAYS_BACK))
 
-        def fetch_events(window: Window | None, _partition: dict | None, _ledger: None) -> list:
-            assert window is not None  # noqa: S101 - a windowed stream
+        def fetch_events(window: Window, _partition: Partition) -> list[Download]:
             first, last = granularity.inclusive_dates(window)
             body: dict[str, t.Any] = {
                 "events_condition_type": block["events_condition_type"],
@@ -254,7 +271,8 @@ class Dfinery:
                 columns=EVENT_COLUMNS,
                 primary_keys=("df_event_detail_log_id",),
                 replication_key="df_event_datetime",
-                fetch=fetch_events,
+                source=WindowRequests(fetch_events),
+                limits=limits,
                 timezone=block["timezone"],
                 windowing=Windowing(
                     granularity=granularity,
@@ -269,9 +287,7 @@ class Dfinery:
         profiles = block["user_profiles"]
         if profiles is not None:
 
-            def fetch_profiles(
-                _window: Window | None, _partition: dict | None, _ledger: None
-            ) -> list:
+            def fetch_profiles(_partition: Partition) -> list[Download]:
                 body = {k: v for k, v in profiles.items() if v not in (None, [])}
                 spec = RequestSpec(
                     "POST", f"{base}/api/v1/export/userprofile", params=service, json=body
@@ -284,7 +300,8 @@ class Dfinery:
                     vendor="dfinery",
                     columns=PROFILE_COLUMNS,
                     primary_keys=("df_unified_id",),
-                    fetch=fetch_profiles,
+                    source=SnapshotRequest(fetch_profiles),
+                    limits=limits,
                     timezone=block["timezone"],
                     column_types=block["column_types"] or {},
                 )

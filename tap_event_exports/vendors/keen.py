@@ -15,22 +15,32 @@ import time
 import typing as t
 import urllib.parse
 
+from tap_event_exports.engine.contract import (
+    BodyFailure,
+    ExportJobs,
+    ExportSpec,
+    JobExports,
+    JobStatus,
+    Limits,
+    Partition,
+    Phase,
+    VendorDialect,
+    Windowing,
+    WindowRequests,
+)
 from tap_event_exports.engine.download import Download, download
 from tap_event_exports.engine.errors import DataError, VendorError
-from tap_event_exports.engine.http import BodyFailure, RequestSpec, VendorDialect, json_body
-from tap_event_exports.engine.jobs import JobStatus, Phase
+from tap_event_exports.engine.http import RequestSpec, json_body
 from tap_event_exports.engine.jsonrows import ResultCapped, events_to_csv
 from tap_event_exports.engine.windows import SecondGranularity, Window, rfc3339
 from tap_event_exports.naming import snake_case
-from tap_event_exports.settings import Setting, _fail, provider_common
-from tap_event_exports.streams import ExportSpec, Windowing
+from tap_event_exports.settings import Setting, fail, provider_common
 
 if t.TYPE_CHECKING:
     import requests
 
     from tap_event_exports.engine.http import HttpPolicy
-    from tap_event_exports.engine.jobs import JobLedger, JobRunner
-    from tap_event_exports.streams import Runtime
+    from tap_event_exports.engine.runtime import Runtime
 
 logger = logging.getLogger("tap_event_exports.keen")
 
@@ -87,7 +97,7 @@ def timeframe(window: Window) -> dict[str, str]:
     return {"start": rfc3339(window.start), "end": rfc3339(window.end)}
 
 
-class KeenExtractions:
+class KeenExtractions(ExportJobs):
     """2.0 extractions to file as export jobs."""
 
     vendor = "keen"
@@ -99,8 +109,7 @@ class KeenExtractions:
         self.filters = filters
         self.stream = stream
 
-    def create(self, window: Window | None, partition: dict | None) -> str:  # noqa: D102
-        assert window is not None  # noqa: S101 - windowed streams only
+    def create(self, window: Window, partition: Partition) -> str:  # noqa: D102
         body = {"filters": self.filters, "timeframe": timeframe(window)}
         answer = json_body(
             self.policy.request(
@@ -112,7 +121,7 @@ class KeenExtractions:
             raise VendorError(msg)
         return str(answer["_id"])
 
-    def status(self, job_id: str, partition: dict | None) -> JobStatus:  # noqa: D102
+    def status(self, job_id: str, partition: Partition) -> JobStatus:  # noqa: D102
         spec = RequestSpec("GET", f"{self.url}/{job_id}")
         try:
             response = self.policy.request(spec, what=f"{self.stream}: extraction {job_id}")
@@ -136,7 +145,13 @@ class Keen:
     title = "Keen IO"
     description = "Keen IO extractions of event collections (extraction files or queries)."
     settings: tuple[Setting, ...] = (
-        *provider_common(base_url=BASE_URL, window="P1D", lookback="PT2H"),
+        *provider_common(
+            base_url=BASE_URL,
+            window="P1D",
+            lookback="PT2H",
+            max_jobs=4,
+            max_jobs_why="default 4; Keen runs about 24 queries of a project at once",
+        ),
         Setting("project_id", "string", "Keen project id.", required=True),
         Setting(
             "api_key", "secret", "Read or master key (sent as `Authorization`).", required=True
@@ -167,18 +182,19 @@ class Keen:
     def check(self, block: dict[str, t.Any]) -> None:
         """Cross-field rules."""
         if not block["collections"]:
-            _fail("keen.collections", "must list at least one event collection")
+            fail("keen.collections", "must list at least one event collection")
         names = [snake_case(c) for c in block["collections"]]
         for index, name in enumerate(names):
             if not name:
-                _fail(f"keen.collections[{index}]", "must contain letters or digits")
+                fail(f"keen.collections[{index}]", "must contain letters or digits")
             if names.count(name) > 1:
-                _fail(f"keen.collections[{index}]", f"gives the stream name keen_{name} twice")
+                fail(f"keen.collections[{index}]", f"gives the stream name keen_{name} twice")
 
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """One stream per collection."""
         self.check(block)
         policy = runtime.http(KeenDialect(block["api_key"]), block["base_url"])
+        limits = Limits(f"keen:{block['project_id']}", block["max_concurrent_jobs"])
         project = f"{block['base_url'].rstrip('/')}/{{v}}/projects/{block['project_id']}"
         filters = [
             {k: v for k, v in f.items() if k != "property_value" or v is not None}
@@ -199,14 +215,15 @@ class Keen:
         for collection in block["collections"]:
             name = f"keen_{snake_case(collection)}"
             quoted = urllib.parse.quote(collection, safe="")
+            source: JobExports | WindowRequests
             if block["api"] == "extract":
                 jobs = KeenExtractions(
                     policy, f"{project.format(v='2.0')}/{quoted}/_extract", filters, name
                 )
-                fetch = _job_fetch(runtime.jobs(jobs, policy, name, describe=describe))
+                source = JobExports(jobs, policy)
             else:
                 url = f"{project.format(v='3.0')}/queries/extraction"
-                fetch = _query_fetch(
+                source = _query_source(
                     policy,
                     url=url,
                     collection=collection,
@@ -220,29 +237,19 @@ class Keen:
                     vendor="keen",
                     columns=COLUMNS,
                     primary_keys=("keen.id",),
-                    fetch=fetch,
+                    source=source,
+                    limits=limits,
                     timezone="UTC",
                     windowing=windowing,
                     replication_key="keen.timestamp",
                     key_fallback=True,
                     column_types=block["column_types"] or {},
-                    jobs=block["api"] == "extract",
                 )
             )
         return streams
 
 
-def _job_fetch(runner: JobRunner) -> t.Callable[..., list[Download]]:
-    def fetch(
-        window: Window | None, partition: dict | None, ledger: JobLedger | None
-    ) -> list[Download]:
-        assert ledger is not None  # noqa: S101 - jobs=True
-        return runner.fetch(window, partition, ledger)
-
-    return fetch
-
-
-def _query_fetch(
+def _query_source(
     policy: HttpPolicy,
     *,
     url: str,
@@ -250,7 +257,7 @@ def _query_fetch(
     filters: list[dict],
     stream: str,
     describe: t.Callable[[Window], str],
-) -> t.Callable[..., list[Download]]:
+) -> WindowRequests:
     granularity = SecondGranularity()
 
     def query(window: Window) -> list[Download]:
@@ -278,8 +285,4 @@ def _query_fetch(
         size = raw.bytes_received
         return [Download(path, size, size, time.monotonic() - started)]
 
-    def fetch(window: Window | None, partition: dict | None, ledger: JobLedger | None) -> list:
-        assert window is not None  # noqa: S101 - windowed streams only
-        return query(window)
-
-    return fetch
+    return WindowRequests(lambda window, _partition: query(window))

@@ -17,27 +17,28 @@ import time
 import typing as t
 import urllib.parse
 
-from tap_event_exports.engine.errors import VendorError
-from tap_event_exports.engine.http import (
+from tap_event_exports.engine.contract import (
     BodyFailure,
-    HttpPolicy,
-    RequestSpec,
+    ExportJobs,
+    ExportSpec,
+    JobExports,
+    JobStatus,
+    Limits,
+    Partition,
+    Phase,
     VendorDialect,
-    json_body,
+    Windowing,
 )
-from tap_event_exports.engine.jobs import JobRunner, JobStatus, Phase
-from tap_event_exports.engine.pacing import RateLimiter
+from tap_event_exports.engine.errors import VendorError
+from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
 from tap_event_exports.naming import snake_case
-from tap_event_exports.settings import Setting, provider_common
-from tap_event_exports.streams import ExportSpec, Windowing
+from tap_event_exports.settings import Setting, fail, provider_common
 
 if t.TYPE_CHECKING:
     import requests
 
-    from tap_event_exports.engine.download import Download
-    from tap_event_exports.engine.jobs import JobLedger
-    from tap_event_exports.streams import Runtime
+    from tap_event_exports.engine.runtime import Runtime
 
 BASE_URL = "https://tracker.my.com"
 API = "/api/raw/v1/export"
@@ -118,14 +119,12 @@ class MyTrackerDialect(VendorDialect):
 
     name = "mytracker"
 
-    def __init__(self, user_id: str, secret: str, limiter: RateLimiter) -> None:
-        """Sign with the API user id and secret key; pace requests with ``limiter``."""
+    def __init__(self, user_id: str, secret: str) -> None:
+        """Sign with the API user id and secret key."""
         self._user_id = user_id
         self._secret = secret
-        self._limiter = limiter
 
     def authenticate(self, request: requests.PreparedRequest) -> None:  # noqa: D102
-        self._limiter.acquire()
         request.headers["Authorization"] = sign(
             request.method or "GET", request.url or "", request.body, self._user_id, self._secret
         )
@@ -185,7 +184,7 @@ def quota_wait(body: t.Any) -> float | None:
     return max(waits) if waits else None
 
 
-class MyTrackerJobs:
+class MyTrackerJobs(ExportJobs):
     """Raw data export requests as export jobs."""
 
     vendor = "mytracker"
@@ -199,8 +198,7 @@ class MyTrackerJobs:
         self.stream = stream
         self.parameters = parameters
 
-    def create(self, window: Window | None, partition: dict | None) -> str:  # noqa: D102
-        assert window is not None  # noqa: S101 - windowed streams only
+    def create(self, window: Window, partition: Partition) -> str:  # noqa: D102
         spec = RequestSpec("POST", f"{self.base}{API}/create.json", params=self.parameters(window))
         body = json_body(self.policy.request(spec, what=f"{self.stream}: create raw export"))
         try:
@@ -209,7 +207,7 @@ class MyTrackerJobs:
             msg = f"mytracker: {self.stream}: no idRawExport in the answer: {str(body)[:200]}"
             raise VendorError(msg) from None
 
-    def status(self, job_id: str, partition: dict | None) -> JobStatus:  # noqa: D102
+    def status(self, job_id: str, partition: Partition) -> JobStatus:  # noqa: D102
         spec = RequestSpec("GET", f"{self.base}{API}/get.json", params={"idRawExport": job_id})
         try:
             response = self.policy.request(spec, what=f"{self.stream}: raw export {job_id}")
@@ -236,10 +234,11 @@ class MyTrackerJobs:
             return JobStatus(Phase.FAILED, message="the export was canceled by a user")
         return JobStatus(Phase.FAILED, message=f"{state}: {detail}")
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str) -> bool:
         """Cancel an export that no later run will resume."""
         spec = RequestSpec("GET", f"{self.base}{API}/cancel.json", params={"idRawExport": job_id})
         self.policy.request(spec, what=f"{self.stream}: cancel raw export {job_id}")
+        return True
 
 
 def _part_number(file: dict) -> int:
@@ -271,7 +270,13 @@ class MyTracker:
     title = "myTracker"
     description = "myTracker Raw Data Export API: signed asynchronous exports of raw events."
     settings: tuple[Setting, ...] = (
-        *provider_common(base_url=BASE_URL, window="P1D", lookback="P1D"),
+        *provider_common(
+            base_url=BASE_URL,
+            window="P1D",
+            lookback="P1D",
+            max_jobs=4,
+            max_jobs_why="default 4; requests are also paced to the API user's quotas",
+        ),
         Setting("api_user_id", "string", "API User ID (profile → API Credentials).", required=True),
         Setting(
             "api_secret_key",
@@ -296,30 +301,29 @@ class MyTracker:
 
     def check(self, block: dict[str, t.Any]) -> None:
         """Cross-field rules."""
-        from tap_event_exports.settings import _fail  # noqa: PLC0415
-
         names = [stream_name(e["event"]) for e in block["exports"]]
         for index, export in enumerate(block["exports"]):
             filters = export["filters"] or {}
             if not isinstance(filters, dict):
-                _fail(f"mytracker.exports[{index}].filters", "must be an object")
+                fail(f"mytracker.exports[{index}].filters", "must be an object")
             unknown = sorted(set(filters) - set(CREATE_PARAMETERS))
             if unknown:
-                _fail(
+                fail(
                     f"mytracker.exports[{index}].filters.{unknown[0]}",
                     f"unknown create parameter (known: {', '.join(CREATE_PARAMETERS)})",
                 )
             if names.count(names[index]) > 1:
-                _fail(f"mytracker.exports[{index}].event", f"{export['event']} is listed twice")
+                fail(f"mytracker.exports[{index}].event", f"{export['event']} is listed twice")
 
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """One stream per export."""
         self.check(block)
-        limiter = RateLimiter(RATE_LIMITS, runtime.stop, vendor="mytracker")
         policy = runtime.http(
-            MyTrackerDialect(block["api_user_id"], block["api_secret_key"], limiter),
+            MyTrackerDialect(block["api_user_id"], block["api_secret_key"]),
             block["base_url"],
+            pacing=RATE_LIMITS,
         )
+        limits = Limits(f"mytracker:{block['api_user_id']}", block["max_concurrent_jobs"])
         base = block["base_url"].rstrip("/")
         granularity = SecondGranularity()
         timezone = block["timezone"]
@@ -351,24 +355,6 @@ class MyTracker:
                 return query
 
             jobs = MyTrackerJobs(policy, base, name, parameters)
-            runner = runtime.jobs(
-                jobs,
-                policy,
-                name,
-                granularity=granularity,
-                describe=describe,
-                min_split=MIN_SPLIT,
-            )
-
-            def fetch(
-                window: Window | None,
-                partition: dict | None,
-                ledger: JobLedger | None,
-                runner: JobRunner = runner,
-            ) -> list[Download]:
-                assert ledger is not None  # noqa: S101 - jobs=True below
-                return runner.fetch(window, partition, ledger)
-
             columns = {selector: selector_type(selector) for selector in export["selectors"]}
             streams.append(
                 ExportSpec(
@@ -376,7 +362,8 @@ class MyTracker:
                     vendor="mytracker",
                     columns=columns,
                     primary_keys=("_record_id",),
-                    fetch=fetch,
+                    source=JobExports(jobs, policy, split=granularity, min_split=MIN_SPLIT),
+                    limits=limits,
                     timezone=timezone,
                     lists="quoted",
                     windowing=Windowing(
@@ -388,8 +375,6 @@ class MyTracker:
                     replication_key="tsEvent" if "tsEvent" in columns else None,
                     synthetic_key=True,
                     column_types=block["column_types"] or {},
-                    jobs=True,
-                    cancel=jobs.cancel,
                 )
             )
         return streams

@@ -1,0 +1,276 @@
+"""The vendor contract: everything a vendor module declares, and nothing it must implement twice.
+
+A vendor module (``vendors/<name>.py``) turns its validated settings block into
+:class:`ExportSpec` values. Each spec says how the vendor's API talks (a :class:`VendorDialect`
+for the HTTP policy), how it cuts time (:class:`Windowing`), how one export is fetched (one of the
+three :data:`Source` shapes) and what limits its credential has (:class:`Limits`). The engine
+does the rest: planning, scheduling, retries, jobs, downloads, reading and state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import typing as t
+from dataclasses import dataclass, field
+
+from tap_event_exports.engine.converters import property_schema
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import requests
+
+    from tap_event_exports.engine.download import Download
+    from tap_event_exports.engine.http import HttpPolicy, RequestSpec
+    from tap_event_exports.engine.runtime import Runtime
+    from tap_event_exports.engine.windows import Granularity, Window
+    from tap_event_exports.settings import Setting
+
+Partition = dict[str, str]
+"""The values that pick one vendor object of a stream (``{"campaign_token": "c1"}``); ``{}``
+for streams without partitions. They are also columns of the stream's records."""
+
+SYNTHETIC_KEY = "_record_id"
+
+# --- HTTP dialect --------------------------------------------------------------------------
+
+
+class BodyFailure(t.NamedTuple):
+    """A 2xx JSON body that is really an error."""
+
+    retriable: bool
+    message: str
+    wait: float | None = None
+    """Seconds the vendor asks to wait (a quota body), if it says."""
+    rate_limited: bool = False
+
+
+REMAINING_HEADERS = ("X-Rate-Limit-Remaining", "X-RateLimit-Remaining", "RateLimit-Remaining")
+
+
+def quota_exhausted(response: requests.Response) -> bool:
+    """Whether the response's rate-limit headers say no request is left in the period."""
+    for name in REMAINING_HEADERS:
+        raw = response.headers.get(name)
+        if raw is not None and raw.strip() in {"0", "0.0"}:
+            return True
+    return False
+
+
+class VendorDialect:
+    """What a vendor module tells the HTTP policy about its API.
+
+    Vendor dialects subclass this and override what their API does differently; every hook has
+    the default that fits a plain JSON API.
+    """
+
+    name: str = "vendor"
+    retry_statuses: frozenset[int] = frozenset()
+    """Statuses beyond the usual 429/5xx that this vendor means as "try again"."""
+
+    def authenticate(self, request: requests.PreparedRequest) -> None:
+        """Attach credentials to a request bound for the vendor's API."""
+
+    def error_message(self, response: requests.Response) -> str:
+        """The vendor's own words for a failed response."""
+        return response.reason or ""
+
+    def rate_limited(self, response: requests.Response, message: str) -> bool:
+        """Whether a failed answer is a rate limit or quota (and not, say, a 500).
+
+        Only such answers make reset headers a wait: vendors send them on every response.
+        """
+        return response.status_code == 429 or quota_exhausted(response)
+
+    def wait_hint(self, response: requests.Response) -> float | None:
+        """Seconds a rate-limit answer asks us to wait, where the vendor says it its own way."""
+        return None
+
+    def retriable(self, response: requests.Response, message: str) -> bool:
+        """Whether a status that is normally final means "try again" here."""
+        return False
+
+    def body_failure(self, body: t.Any) -> BodyFailure | None:
+        """Whether a JSON body received with a 2xx status is really an error."""
+        return None
+
+
+# --- export jobs ---------------------------------------------------------------------------
+
+
+class Phase(enum.Enum):
+    """Where a job is, in vendor-neutral terms."""
+
+    RUNNING = "running"
+    DONE = "done"
+    RETRY = "retry"
+    """The job failed in a way the vendor says can be repeated: create it again."""
+    EXPIRED = "expired"
+    """The job or its results are gone: create it again."""
+    TOO_LARGE = "too_large"
+    """The vendor will never finish this window: split it."""
+    FAILED = "failed"
+
+
+@dataclass
+class JobStatus:
+    """A job's state as read from the vendor."""
+
+    phase: Phase
+    files: list[RequestSpec] = field(default_factory=list)
+    message: str = ""
+    progress: str = ""
+
+
+class ExportJobs:
+    """A vendor's asynchronous exports: how to create one, read its status, cancel it."""
+
+    vendor: str = "vendor"
+
+    def create(self, window: Window, partition: Partition) -> str:
+        """Create the export job of one window of one partition; return its id."""
+        raise NotImplementedError
+
+    def create_snapshot(self, partition: Partition) -> str:
+        """Create the export job of a full-table snapshot; return its id."""
+        msg = f"{self.vendor}: this export has no snapshot"
+        raise NotImplementedError(msg)
+
+    def status(self, job_id: str, partition: Partition) -> JobStatus:
+        """Read a job's status (a job the vendor no longer knows is ``EXPIRED``)."""
+        raise NotImplementedError
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job no window will resume; ``False`` where the vendor cannot."""
+        return False
+
+
+# --- sources: how one export is fetched ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowRequests:
+    """Synchronous exports: one request (or a few, split by the vendor module) per window."""
+
+    fetch: Callable[[Window, Partition], list[Download]]
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    """A synchronous full-table snapshot."""
+
+    fetch: Callable[[Partition], list[Download]]
+
+
+@dataclass(frozen=True)
+class JobExports:
+    """Asynchronous export jobs, run by the engine's job runner (ids kept in state)."""
+
+    jobs: ExportJobs
+    policy: HttpPolicy
+    split: Granularity | None = None
+    """Where windows the vendor refuses as too large may be split (``None``: never)."""
+    min_split: dt.timedelta | None = None
+    """The smallest window a split may produce."""
+
+
+Source = WindowRequests | SnapshotRequest | JobExports
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one vendor credential allows at once; every stream of the credential shares it."""
+
+    group: str
+    """Names the credential (``dfinery:<service_id>``); streams with the same group share."""
+    max_jobs: int
+    """Exports (jobs, or synchronous requests) in flight at once for this credential."""
+
+
+# --- the stream declaration ------------------------------------------------------------------
+
+
+@dataclass
+class Windowing:
+    """How a vendor cuts event time into export requests."""
+
+    granularity: Granularity
+    step: dt.timedelta
+    lookback: dt.timedelta
+    earliest: Callable[[dt.datetime], dt.datetime | None] = lambda _now: None
+    """The oldest instant the vendor can still serve, given the current time."""
+    describe: Callable[[Window], str] = str
+    """How a window is shown in logs and errors (the vendor's own from/to values)."""
+
+
+@dataclass
+class ExportSpec:
+    """Everything a vendor module declares about one stream."""
+
+    name: str
+    vendor: str
+    columns: dict[str, str]
+    """Built-in column types (see ``engine.converters.COLUMN_TYPES``)."""
+    primary_keys: tuple[str, ...]
+    source: Source
+    limits: Limits
+    timezone: str = "UTC"
+    lists: str = "json"
+    """How the vendor writes list values (``engine.converters.LIST_SYNTAXES``)."""
+    windowing: Windowing | None = None
+    """``None`` for a full-table snapshot."""
+    replication_key: str | None = None
+    """The column holding each row's event time, where rows carry one."""
+    delimiter: str = ","
+    synthetic_key: bool = False
+    partitions: list[Partition] = field(default_factory=list)
+    column_types: dict[str, str] = field(default_factory=dict)
+    key_fallback: bool = False
+    """Use the synthetic key when an export lacks the primary key column (Keen's ``keen.id``)."""
+
+    def __post_init__(self) -> None:
+        """A snapshot source needs no windows; window requests need them."""
+        if isinstance(self.source, SnapshotRequest) and self.windowing is not None:
+            msg = f"{self.name}: a snapshot source with windowing"
+            raise TypeError(msg)
+        if isinstance(self.source, WindowRequests) and self.windowing is None:
+            msg = f"{self.name}: window requests without windowing"
+            raise TypeError(msg)
+
+    def schema(self) -> dict:
+        """The stream's JSON schema: built-in columns, user overrides, key and partitions."""
+        types = {**self.columns, **self.column_types}
+        if self.synthetic_key:
+            types[SYNTHETIC_KEY] = "string"
+        for partition in self.partitions:
+            for name in partition:
+                types.setdefault(name, "string")
+        return {
+            "type": "object",
+            "properties": {name: property_schema(kind) for name, kind in types.items()},
+        }
+
+    @property
+    def exact_lookback(self) -> bool:
+        """Rows carry their event time: windows may start anywhere, keys need no window.
+
+        Identical rows share their event time, so the count of identical rows within an export
+        is the same in any window that covers them, and a key hashed from the row alone is
+        stable. Streams without an event time keep windows on a fixed grid instead.
+        """
+        return self.windowing is not None and self.replication_key is not None
+
+
+class Provider(t.Protocol):
+    """A vendor: its settings block and the streams that block enables."""
+
+    key: str
+    """The config block that enables the provider (``dfinery``, ``keen``...)."""
+    title: str
+    description: str
+    settings: tuple[Setting, ...]
+
+    def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
+        """Declare the streams of a validated settings block."""
+        ...
