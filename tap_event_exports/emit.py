@@ -10,6 +10,7 @@ the SDK's ``MsgSpecWriter`` uses, so the JSON of a record is byte for byte what 
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 import typing as t
 
@@ -22,8 +23,18 @@ if t.TYPE_CHECKING:
 FLUSH_AT = 1 << 17
 
 
-def row_type(names: list[str]) -> Callable[..., msgspec.Struct]:
-    """A Struct type whose instances, built from a row's values, encode as the record object."""
+UNSAFE_NAME = re.compile(r'["\\\x00-\x1f\x7f]')
+"""Characters msgspec does not take in a renamed field (column names may hold anything)."""
+
+
+def row_type(names: list[str]) -> Callable[..., t.Any]:
+    """A Struct type whose instances, built from a row's values, encode as the record object.
+
+    Column names msgspec cannot rename to (quotes, backslashes, control characters) get
+    plain dicts instead, which encode the same, only more slowly.
+    """
+    if any(UNSAFE_NAME.search(name) for name in names):
+        return lambda *values: dict(zip(names, values, strict=True))
     fields = [(f"f{index}", object) for index in range(len(names))]
     rename = {f"f{index}": name for index, name in enumerate(names)}
     return msgspec.defstruct("Record", fields, rename=rename)
@@ -42,7 +53,7 @@ class LineWriter:
         self._prefix = prefix
         self._suffix = suffix
         self._buffer = bytearray()
-        self._row: Callable[..., msgspec.Struct] | None = None
+        self._row: Callable[..., t.Any] | None = None
 
     def columns(self, names: list[str]) -> None:
         """Set the column names of the rows written from now on (see :meth:`write_rows`)."""
@@ -70,7 +81,7 @@ class LineWriter:
         assert row is not None  # noqa: S101 - columns() comes first
         return self._write_structs(map(row, *columns))
 
-    def _write_structs(self, records: t.Iterable[msgspec.Struct]) -> int:
+    def _write_structs(self, records: t.Iterable[t.Any]) -> int:
         buffer = self._buffer
         prefix, suffix, out = self._prefix, self._suffix, self._out
         encode_into = encoder.encode_into

@@ -51,9 +51,13 @@ class TapRun:
 
 
 def parse_lines(raw: bytes) -> tuple[list[dict], list[str]]:
-    """Parse complete JSON lines; a torn last line (killed process) is dropped."""
+    """Parse complete JSON lines; a torn last line (killed process) is dropped.
+
+    Lines end at ``\n`` only: ``str.splitlines`` would also cut at U+2028 and friends, which
+    JSON strings may hold as they are.
+    """
     messages, lines = [], []
-    for line in raw.decode().splitlines():
+    for line in raw.decode().split("\n"):
         try:
             messages.append(json.loads(line, parse_float=Decimal))
             lines.append(line)

@@ -21,7 +21,6 @@ import json
 import re
 import struct
 import typing as t
-from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,6 +47,8 @@ NO_BOOLEAN = pa.scalar(None, pa.bool_())
 NO_TEXT = pa.scalar(None, pa.string())
 NULL_SPELLINGS = pa.array(["", "null"])
 KEY_SEPARATOR = pa.scalar("\x1f")
+ZERO = pa.scalar(0.0)
+BOM = b"\xef\xbb\xbf"
 """Arrow scalars are made once: a Python value given to a kernel costs a failed numpy import."""
 ARROW_TYPES = {
     "string": pa.string(),
@@ -81,8 +82,8 @@ def rows_to_batch(names: list[str], kinds: list[str], rows: list[list[t.Any]]) -
             arrays.append(_list_array(column))
             continue
         values = column
-        if kind == "number":  # long decimals: parquet columns are doubles
-            values = tuple(float(v) if isinstance(v, Decimal) else v for v in column)
+        if kind == "number":  # doubles, as the columnar reader gives them (zero without sign)
+            values = tuple(None if v is None else float(v) + 0.0 for v in column)
         arrays.append(pa.array(values, arrow_type(kind)))
     return pa.RecordBatch.from_arrays(arrays, names=names)
 
@@ -97,7 +98,11 @@ def _list_array(values: t.Sequence[t.Any]) -> pa.Array:
             for items in values
         ]
         array = pa.array(texts, pa.list_(pa.string()))
-    return array.cast(pa.list_(pa.string())) if array.type == pa.null() else array
+    if array.type == pa.null() or (
+        pa.types.is_list(array.type) and pa.types.is_null(array.type.value_type)
+    ):  # no item anywhere (nulls, or only empty lists): lists of strings, as elsewhere
+        return array.cast(pa.list_(pa.string()))
+    return array
 
 
 class ColumnarCsv:
@@ -260,6 +265,9 @@ class ColumnarCsv:
                     block = whole[self._header_end(whole) :]
                     if not block:
                         continue
+                if block.startswith(BOM):
+                    msg = "a row that begins with U+FEFF (pyarrow drops it at a block's start)"
+                    raise pa.ArrowInvalid(msg)
                 if stray_quote(block, self.delimiter):
                     msg = "a quote inside a field, next to other characters (not RFC 4180 CSV)"
                     raise pa.ArrowInvalid(msg)
@@ -349,9 +357,10 @@ def _typed(column: pa.Array, kind: str, convert: Callable[[str], t.Any] | None) 
         if pc.sum(pc.match_substring_regex(values, form)).as_py() != present:
             return None
         try:
-            return column.cast(arrow_type(kind))
+            typed = column.cast(arrow_type(kind))
         except pa.ArrowInvalid:  # out of range
             return None
+        return pc.add(typed, ZERO) if kind == "number" else typed  # -0 is 0
     if kind == "boolean":
         lowered = pc.utf8_lower(pc.utf8_trim_whitespace(column))
         truth = pc.is_in(lowered, TRUE)
