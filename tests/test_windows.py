@@ -200,3 +200,79 @@ def test_halves():
     assert (first.end, second.start) == (t("2025-01-02T00:00:00+00:00"),) * 2
     one_day = Window(t("2025-01-01T00:00:00+00:00"), t("2025-01-02T00:00:00+00:00"))
     assert one_day.halves(DayGranularity("UTC")) is None
+
+
+def test_exact_lookback_starts_at_bookmark_minus_lookback_then_joins_the_grid():
+    """Keen's defaults (P1D windows, PT2H lookback) at hour 10: only 2 hours are re-read."""
+    plan = plan_windows(
+        start_date=t("2025-01-01T00:00:00+00:00"),
+        end_date=None,
+        now=t("2025-01-10T11:00:00+00:00"),
+        bookmark=t("2025-01-10T10:00:00+00:00"),
+        lookback=dt.timedelta(hours=2),
+        step=dt.timedelta(days=1),
+        granularity=SecondGranularity(),
+        exact=True,
+    )
+    assert plan.windows == [Window(t("2025-01-10T08:00:00+00:00"), t("2025-01-10T11:00:00+00:00"))]
+    longer = plan_windows(
+        start_date=t("2025-01-01T00:00:00+00:00"),
+        end_date=None,
+        now=t("2025-01-12T01:00:00+00:00"),
+        bookmark=t("2025-01-10T10:00:00.700+00:00"),
+        lookback=dt.timedelta(hours=2),
+        step=dt.timedelta(days=1),
+        granularity=SecondGranularity(),
+        exact=True,
+    )
+    assert longer.windows == [
+        Window(t("2025-01-10T08:00:00+00:00"), t("2025-01-11T00:00:00+00:00")),
+        Window(t("2025-01-11T00:00:00+00:00"), t("2025-01-12T00:00:00+00:00")),
+        Window(t("2025-01-12T00:00:00+00:00"), t("2025-01-12T01:00:00+00:00")),
+    ]
+
+
+def test_exact_lookback_on_a_day_api_floors_to_local_midnight():
+    plan = plan_windows(
+        start_date=t("2025-01-01T00:00:00+09:00"),
+        end_date=None,
+        now=t("2025-01-10T15:00:00+09:00"),
+        bookmark=t("2025-01-10T15:00:00+09:00"),
+        lookback=dt.timedelta(days=1),
+        step=dt.timedelta(days=3),
+        granularity=DayGranularity("Asia/Seoul"),
+        exact=True,
+    )
+    assert plan.windows[0].start == t("2025-01-09T00:00:00+09:00")
+    assert all(w.end - w.start <= dt.timedelta(days=3) for w in plan.windows)
+
+
+def test_a_first_run_starts_at_start_date_not_before():
+    plan = plan_windows(
+        start_date=t("2025-01-01T06:30:00+00:00"),
+        end_date=t("2025-01-03T00:00:00+00:00"),
+        now=t("2025-01-10T00:00:00+00:00"),
+        bookmark=None,
+        lookback=dt.timedelta(0),
+        step=dt.timedelta(days=1),
+        granularity=SecondGranularity(),
+        exact=True,
+    )
+    assert plan.windows[0] == Window(t("2025-01-01T06:30:00+00:00"), t("2025-01-02T00:00:00+00:00"))
+
+
+def test_a_window_is_cut_where_an_earlier_runs_pending_job_ends():
+    from tap_event_exports.engine.jobs import JobLedger
+    from tap_event_exports.engine.planning import resume_points
+
+    state: dict = {}
+    ledger = JobLedger(state)
+    earlier = Window(t("2025-01-10T00:00:00+00:00"), t("2025-01-10T09:15:00+00:00"))
+    ledger.put(earlier, {"job": "j-1"})
+    today = Window(t("2025-01-10T00:00:00+00:00"), t("2025-01-10T12:00:00+00:00"))
+    other = Window(t("2025-01-09T00:00:00+00:00"), t("2025-01-10T00:00:00+00:00"))
+    assert resume_points([other, today], ledger) == [
+        other,
+        earlier,
+        Window(t("2025-01-10T09:15:00+00:00"), t("2025-01-10T12:00:00+00:00")),
+    ]

@@ -72,6 +72,10 @@ class JobLedger:
             self._state[self.KEY] = {**self._state[self.KEY], self.key(window): entry}
             JobLedger.revision += 1
 
+    def keys(self) -> list[str]:
+        """The keys (``start/end`` of a window, or ``snapshot``) of every entry."""
+        return list(self._state[self.KEY])
+
     def stale(self, planned: list[Window]) -> dict[str, dict]:
         """Entries no planned window will resume (a changed ``window`` or ``start_date``)."""
         spans = [(rfc3339(w.start), rfc3339(w.end)) for w in planned]

@@ -8,6 +8,7 @@ is fetched, so every partition's state exists before workers write job ids into 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import typing as t
 from dataclasses import dataclass
@@ -90,9 +91,36 @@ def plan_partition(
         )
     else:
         logger.info("%s: nothing to extract (bookmark is at the end)", label)
+    windows = list(plan.windows)
     if ledger is not None and isinstance(spec.source, JobExports):
-        cancel_stale(spec.source, ledger, plan.windows, label)
-    return PartitionPlan(spec.name, label, partition, state, list(plan.windows), ledger)
+        windows = resume_points(windows, ledger)
+        cancel_stale(spec.source, ledger, windows, label)
+    return PartitionPlan(spec.name, label, partition, state, list[Window | None](windows), ledger)
+
+
+def resume_points(windows: list[Window], ledger: JobLedger) -> list[Window]:
+    """Windows cut where a pending job of an earlier run ends, so that job is resumed.
+
+    The window that held "now" in the earlier run ended at that run's start; the same window
+    now reaches further. Its job covers the first part, a new export the rest.
+    """
+    ends: dict[str, list[str]] = {}
+    for key in ledger.keys():  # noqa: SIM118 - a ledger, not a dict
+        start, _, end = key.partition("/")
+        ends.setdefault(start, []).append(end)
+    out: list[Window] = []
+    for window in windows:
+        cut = [
+            dt.datetime.fromisoformat(end)
+            for end in ends.get(rfc3339(window.start), [])
+            if rfc3339(window.start) < end < rfc3339(window.end)
+        ]
+        if cut:
+            middle = min(cut)
+            out.extend((Window(window.start, middle), Window(middle, window.end)))
+        else:
+            out.append(window)
+    return out
 
 
 def cancel_stale(source: JobExports, ledger: JobLedger, planned: list[Window], label: str) -> None:
