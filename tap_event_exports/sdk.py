@@ -9,6 +9,7 @@ instead of failing a sync.
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from singer_sdk import Stream, Tap
@@ -27,6 +28,8 @@ PRIVATE_STREAM_MEMBERS = (
     "_tap",
 )
 PRIVATE_TAP_MEMBERS = ("_validate_config", "_handle_termination")
+FINAL_TAP_MEMBERS = ("sync_all",)
+"""Public but final in singer-sdk: wrapped (the SDK's own body still runs), never changed."""
 
 
 class SdkStream(Stream):
@@ -75,6 +78,16 @@ class SdkStream(Stream):
 
 class SdkTap(Tap):
     """A singer-sdk tap with one-line config errors first and a clean stop on a signal."""
+
+    @override
+    def sync_all(self) -> None:  # type: ignore[misc]  # final: wrapped, see FINAL_TAP_MEMBERS
+        """Run the SDK's sync of every stream inside :meth:`sync_scope`."""
+        with self.sync_scope():
+            super().sync_all()
+
+    def sync_scope(self) -> contextlib.AbstractContextManager[None]:
+        """What the whole sync runs inside (a temp folder, a scheduler...)."""
+        return contextlib.nullcontext()
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:

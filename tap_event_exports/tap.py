@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import io
@@ -34,7 +35,7 @@ from tap_event_exports.vendors.keen import Keen
 from tap_event_exports.vendors.mytracker import MyTracker
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from tap_event_exports.engine.contract import Provider
 
@@ -159,18 +160,19 @@ class TapEventExports(SdkTap):
                     streams.append(ExportStream(self, spec, self.runtime))
         return streams
 
-    def sync_all(self) -> None:
-        """Sync every selected stream, with every stream's exports scheduled ahead at once.
+    @contextlib.contextmanager
+    def sync_scope(self) -> Iterator[None]:
+        """Every selected stream's exports scheduled ahead at once, files in the run's folder.
 
-        Export files live in a folder of this run's own, removed when it ends.
+        The folder is removed when the sync ends, whatever the way.
         """
         runtime = self.runtime
         with Workspace(runtime.settings.temp_dir):
-            selected = [s for s in self.streams.values() if isinstance(s, ExportStream)]
-            scheduler = scheduler_for(runtime, [s for s in selected if s.selected])
+            streams = [s for s in self.streams.values() if isinstance(s, ExportStream)]
+            scheduler = scheduler_for(runtime, [s for s in streams if s.selected])
             runtime.scheduler = scheduler
             try:
-                super().sync_all()
+                yield
             finally:
                 runtime.scheduler = None
                 scheduler.close()
