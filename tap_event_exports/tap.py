@@ -15,6 +15,7 @@ from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
+from tap_event_exports import package_version
 from tap_event_exports.engine.errors import ConfigError, TapError
 from tap_event_exports.engine.runtime import Runtime
 from tap_event_exports.engine.state import StateError
@@ -128,6 +129,11 @@ class TapEventExports(SdkTap):
     name = "tap-event-exports"
     message_writer_class = MsgSpecWriter
     config_jsonschema = config_schema()
+
+    @classmethod
+    def get_plugin_version(cls) -> str:
+        """The package version (``--version``, ``--about``), read from the installed metadata."""
+        return package_version()
 
     def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
         """Set up the run-wide stop signal before streams are built."""

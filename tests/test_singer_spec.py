@@ -23,9 +23,12 @@ def test_singer_check_tap_accepts_output_and_resume(tmp_path):
         path.write_text(json.dumps(config))
         wrapper = tmp_path / "tap"
         # singer-check-tap reads the tap's stdout on a thread but takes its summary as soon as
-        # the tap exits, without joining that thread: a pause before exiting lets it finish.
+        # the tap exits, without joining that thread: the wrapper closes its stdout (EOF for
+        # the reader) and pauses before exiting, so the reader finishes first.
         wrapper.write_text(
-            "#!/bin/sh\n" + " ".join(tap_command()) + ' "$@"\nstatus=$?\nsleep 1\nexit $status\n'
+            "#!/bin/sh\n"
+            + " ".join(tap_command())
+            + ' "$@"\nstatus=$?\nexec >/dev/null\nsleep 1\nexit $status\n'
         )
         wrapper.chmod(0o755)
         proc = subprocess.run(

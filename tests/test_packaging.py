@@ -1,0 +1,76 @@
+"""The sdist and wheel build from the checkout and pass `twine check --strict`."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("build") is None,
+    reason="needs `build` (pip install -e '.[test]')",
+)
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> Path:
+    """Build both distributions once (in an isolated environment, as a release would)."""
+    out = tmp_path_factory.mktemp("dist")
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return out
+
+
+def only(dist: Path, pattern: str) -> Path:
+    found = sorted(dist.glob(pattern))
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_twine_check_strict(dist):
+    files = [str(only(dist, "*.whl")), str(only(dist, "*.tar.gz"))]
+    result = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *files],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("PASSED") == 2, result.stdout
+
+
+def test_wheel_has_marker_license_and_metadata(dist):
+    with zipfile.ZipFile(only(dist, "*.whl")) as wheel:
+        names = wheel.namelist()
+        assert "tap_event_exports/py.typed" in names
+        licenses = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert licenses, names
+        assert "Apache License" in wheel.read(licenses[0]).decode()
+        meta_name = next(n for n in names if n.endswith(".dist-info/METADATA"))
+        meta = wheel.read(meta_name).decode()
+        entry_points = wheel.read(meta_name.replace("METADATA", "entry_points.txt")).decode()
+    assert "License-Expression: Apache-2.0" in meta
+    assert "Description-Content-Type: text/markdown" in meta
+    assert "tap-event-exports = tap_event_exports.__main__:main" in entry_points
+    # the sandbox ships too: `tap-event-exports-sandbox` and the demo need it
+    assert any(n.startswith("tap_event_exports/sandbox/") for n in names)
+    assert not any(n.startswith("tests/") for n in names)
+
+
+def test_sdist_has_license_and_readme(dist):
+    with tarfile.open(only(dist, "*.tar.gz")) as sdist:
+        names = {Path(*Path(n).parts[1:]).as_posix() for n in sdist.getnames()}
+    assert {"LICENSE", "README.md", "pyproject.toml", "tap_event_exports/py.typed"} <= names
+    assert not any(n.startswith((".venv", ".git/")) for n in names)
