@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -14,6 +15,20 @@ ARROW_ALLOCATOR = "narenas:1,tcache:false"
 parquet writer thread from holding memory of its own; a user's ``JE_ARROW_MALLOC_CONF`` wins."""
 
 
+MALLOC_ARENAS = 2
+"""glibc malloc arenas: each worker thread would otherwise get an arena of its own, which keeps
+the memory it once used (20 downloads in flight cost about 25 MiB more without this)."""
+M_ARENA_MAX = -8
+
+
+def _limit_malloc_arenas() -> None:
+    """Cap glibc's arenas (unless ``MALLOC_ARENA_MAX`` is set); nothing elsewhere."""
+    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def _stopped_early(signum: int, _frame: t.Any) -> None:
     """SIGTERM while starting up: nothing was extracted yet; exit as a stopped run (128 + 15)."""
     sys.exit(128 + signum)
@@ -22,6 +37,7 @@ def _stopped_early(signum: int, _frame: t.Any) -> None:
 def main() -> None:
     """Run the tap; a SIGTERM during startup (imports take ~0.7 s) still exits 143, not -15."""
     signal.signal(signal.SIGTERM, _stopped_early)
+    _limit_malloc_arenas()
     os.environ.setdefault("JE_ARROW_MALLOC_CONF", ARROW_ALLOCATOR)
     from tap_event_exports.tap import TapEventExports  # noqa: PLC0415 - after the handler
 
