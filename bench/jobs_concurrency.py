@@ -46,6 +46,7 @@ def main() -> None:
                     "api_key": fake.api_key,
                     "rest_api_key": fake.rest_key,
                     "reachability": True,
+                    "max_concurrent_jobs": level,
                 },
             }
             path = Path(tmp, f"config-{level}.json")
