@@ -11,11 +11,14 @@ import sys
 import threading
 import typing as t
 
+import click
 from singer_sdk import typing as th
 from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.tap_base import CliTestOptionValue
 
 from tap_event_exports import package_version
+from tap_event_exports.connection import PROBE_RETRIES, run_check
 from tap_event_exports.engine.errors import ConfigError, TapError
 from tap_event_exports.engine.runtime import Runtime
 from tap_event_exports.engine.state import StateError
@@ -121,6 +124,16 @@ def one_line_errors(func: Callable[..., t.Any]) -> Callable[..., t.Any]:
         sys.exit(1)
 
     return wrapper
+
+
+@one_line_errors
+def _connection_check(cls: type[TapEventExports], settings: t.Any) -> int:
+    config = dict(settings.config if settings is not None else {})
+    config["max_retries"] = min(int(config.get("max_retries") or 8), PROBE_RETRIES)
+    parse_env = settings.parse_env if settings is not None else False
+    tap = cls(config=config, parse_env_config=parse_env, validate_config=True)
+    streams = [s for s in tap.streams.values() if isinstance(s, ExportStream)]
+    return run_check(streams, tap.runtime.now)
 
 
 class TapEventExports(SdkTap):
@@ -252,5 +265,19 @@ class TapEventExports(SdkTap):
             state=_json_file(state, "state"),
             catalog=_json_file(catalog, "catalog"),
         )
+
+    @classmethod
+    def cb_test(cls, ctx: click.Context, param: click.Option, value: str) -> None:
+        """``--test``: a connection check of every enabled provider (``--test=schema`` as usual).
+
+        One line per provider, exit 0 when all pass and 1 with the vendor's message when one
+        does not; retries are few, so a check answers within seconds.
+        """
+        if value != CliTestOptionValue.All.value:
+            super().cb_test(ctx, param, value)
+            return
+        settings = ctx.params.get("config")
+        code = _connection_check(cls, settings)
+        ctx.exit(code)
 
     cb_discover = classmethod(one_line_errors(SdkTap.cb_discover.__func__))  # type: ignore[attr-defined]

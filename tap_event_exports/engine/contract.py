@@ -228,6 +228,9 @@ class ExportSpec:
     column_types: dict[str, str] = field(default_factory=dict)
     key_fallback: bool = False
     """Use the synthetic key when an export lacks the primary key column (Keen's ``keen.id``)."""
+    probe: Callable[[Partition], None] | None = None
+    """The vendor's cheapest request that proves credentials and objects (``--test``);
+    ``None``: one export of the smallest window."""
 
     def __post_init__(self) -> None:
         """A snapshot source needs no windows; window requests need them."""

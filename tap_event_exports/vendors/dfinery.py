@@ -32,6 +32,8 @@ if t.TYPE_CHECKING:
 
 BASE_URL = "https://openapi.dfinery.ai"
 EXPORT_DAYS_BACK = 30
+PROBE_EVENT = "tap_event_exports_connection_check"
+"""An event name no service has: its export is a header row."""
 MAX_CONCURRENT_EXPORTS = 5
 """Export requests a service may have running at once (Dfinery's rate-limit page)."""
 EXPORT_QUOTA = ((100, 3600.0),)
@@ -264,6 +266,18 @@ class Dfinery:
             spec = RequestSpec("POST", f"{base}/api/v1/export/event", params=service, json=body)
             return [download(policy, spec, what=f"dfinery_events: window {describe(window)}")]
 
+        def probe(_partition: Partition) -> None:
+            """Today's export of an event no service has: a header row proves token and service."""
+            today = granularity.local_date(runtime.now).isoformat()
+            body = {
+                "events_condition_type": "include",
+                "events": [PROBE_EVENT],
+                "from_date": today,
+                "to_date": today,
+            }
+            spec = RequestSpec("POST", f"{base}/api/v1/export/event", params=service, json=body)
+            download(policy, spec, what="dfinery_events: connection check").discard()
+
         streams = [
             ExportSpec(
                 name="dfinery_events",
@@ -273,6 +287,7 @@ class Dfinery:
                 replication_key="df_event_datetime",
                 source=WindowRequests(fetch_events),
                 limits=limits,
+                probe=probe,
                 timezone=block["timezone"],
                 windowing=Windowing(
                     granularity=granularity,
