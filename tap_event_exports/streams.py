@@ -201,6 +201,7 @@ class ExportStream(SdkStream):
                         tally = self._deliver(downloads, plan, window, sink, counter)
                         total.rows, total.size = total.rows + tally.rows, total.size + tally.size
                         total.windows += 1
+                        self._count(tally)
                         self._finish(plan, window, tally, write_messages, started)
                         yield sink.files.finish() if isinstance(sink, BatchSink) else []
         except DRY_RUN_ENDS:
@@ -227,6 +228,13 @@ class ExportStream(SdkStream):
             total.size,
             time.monotonic() - started,
         )
+
+    def _count(self, tally: Tally) -> None:
+        stats = self.runtime.stats
+        stats.stream_of(self.name, self.spec.vendor)
+        stats.count(self.name, "rows", tally.rows)
+        stats.count(self.name, "bytes", tally.size)
+        stats.count(self.name, "windows")
 
     def _stop_workers(self, scheduler: ExportScheduler) -> None:
         self.runtime.stop.set()
@@ -281,7 +289,9 @@ class ExportStream(SdkStream):
         """A window's records are out: move its bookmark, forget its jobs, write STATE."""
         if window is not None:
             bookmark = min(window.end, utc(self.runtime.now))
+            before = plan.state.get("replication_key_value")
             advance_bookmark(plan.state, replication_key=self.replication_key or "", value=bookmark)
+            self.runtime.stats.bookmark(plan.label, before, plan.state.get("replication_key_value"))
         if plan.ledger is not None:
             plan.ledger.drop_within(window)
         if write_messages:

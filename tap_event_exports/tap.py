@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import io
 import json
+import logging
 import sys
 import threading
 import typing as t
@@ -22,6 +23,7 @@ from tap_event_exports.connection import PROBE_RETRIES, run_check
 from tap_event_exports.engine.errors import ConfigError, TapError
 from tap_event_exports.engine.runtime import Runtime
 from tap_event_exports.engine.state import StateError
+from tap_event_exports.engine.stats import RunStats
 from tap_event_exports.engine.workspace import Workspace
 from tap_event_exports.redaction import protect, redact
 from tap_event_exports.sdk import SdkTap
@@ -126,6 +128,13 @@ def one_line_errors(func: Callable[..., t.Any]) -> Callable[..., t.Any]:
     return wrapper
 
 
+def log_summary(stats: RunStats, summary: dict[str, t.Any]) -> None:
+    """The run's totals: a table to read, and one JSON line to alert on."""
+    logger = logging.getLogger("tap_event_exports.summary")
+    logger.info("Run summary:\n%s", stats.table(summary))
+    logger.info("RUN_SUMMARY %s", stats.json_line(summary))
+
+
 @one_line_errors
 def _connection_check(cls: type[TapEventExports], settings: t.Any) -> int:
     config = dict(settings.config if settings is not None else {})
@@ -195,6 +204,9 @@ class TapEventExports(SdkTap):
             finally:
                 runtime.scheduler = None
                 scheduler.close()
+                summary = runtime.stats.summary()
+                summary["peak_exports_in_flight"] = scheduler.peak_in_flight
+                log_summary(runtime.stats, summary)
 
     def on_termination(self, signum: int) -> None:
         """Stop workers, write the last STATE (complete windows only) and exit 128 + signal.

@@ -31,6 +31,7 @@ from tap_event_exports.engine.errors import (
     VendorError,
 )
 from tap_event_exports.engine.pacing import RateLimiter
+from tap_event_exports.engine.stats import RunStats
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable
@@ -142,6 +143,7 @@ class HttpPolicy:
         base_url: str,
         user_agent: str = "tap-event-exports",
         pacing: tuple[tuple[int, float], ...] = (),
+        stats: RunStats | None = None,
     ) -> None:
         """Configure from the global settings; ``stop`` interrupts any wait at once.
 
@@ -159,7 +161,12 @@ class HttpPolicy:
         self._pause_lock = threading.Lock()
         self._paused_until = 0.0
         """Monotonic time before which no request goes to the API: a rate limit pauses all."""
-        self.pacing = RateLimiter(pacing, self.stop, vendor=dialect.name) if pacing else None
+        self.stats = stats if stats is not None else RunStats()
+        self.pacing = (
+            RateLimiter(pacing, self.stop, vendor=dialect.name, on_wait=self._waited)
+            if pacing
+            else None
+        )
         self._probe = threading.Lock()
         self._accepted = False
         """Whether the vendor has answered a request with credentials with a success."""
@@ -175,8 +182,13 @@ class HttpPolicy:
             self._local.session = session
         return session
 
+    def _waited(self, seconds: float) -> None:
+        self.stats.count_vendor(self.dialect.name, "waits")
+        self.stats.count_vendor(self.dialect.name, "wait_seconds", seconds)
+
     def sleep(self, seconds: float) -> None:
-        """Wait, unless the run is being stopped."""
+        """Wait (counted in the run's totals), unless the run is being stopped."""
+        self._waited(seconds)
         if self.stop.wait(max(0.0, seconds)):
             msg = f"{self.dialect.name}: run stopped"
             raise RetriableError(msg)
@@ -347,6 +359,7 @@ class HttpPolicy:
                     f"wait {wait:.0f}s, retry after {waits.until(wait)}"
                 )
                 raise RateLimitedError(msg)
+            self.stats.count_vendor(self.dialect.name, "requests_retried")
             if limited:
                 self.hold(wait)
             logger.warning(

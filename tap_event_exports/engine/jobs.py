@@ -196,6 +196,7 @@ class JobRunner:
         job_id = entry.get("job") if entry else None
         if job_id:
             logger.info("%s: resuming job %s left by an earlier run", where, job_id)
+            self.policy.stats.count(self.stream, "jobs_resumed")
         recreated = 0
         while True:
             if not job_id:
@@ -206,6 +207,7 @@ class JobRunner:
                 )
                 ledger.put(window, {"job": job_id})
                 logger.info("%s: created job %s", where, job_id)
+                self.policy.stats.count(self.stream, "jobs_created")
             status = self._poll(job_id, partition, where)
             if status.phase in {Phase.DONE, Phase.TOO_LARGE}:
                 return status, job_id

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+import typing as t
 
 from tap_event_exports.engine import waits
+
+if t.TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class RateLimiter:
@@ -17,9 +21,15 @@ class RateLimiter:
     """
 
     def __init__(
-        self, limits: tuple[tuple[int, float], ...], stop: threading.Event, *, vendor: str
+        self,
+        limits: tuple[tuple[int, float], ...],
+        stop: threading.Event,
+        *,
+        vendor: str,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         """``limits``: (count, seconds) pairs, as the vendor documents them."""
+        self.on_wait = on_wait
         self.documented = limits
         self.limits = tuple((count, seconds + max(0.1, seconds * 0.1)) for count, seconds in limits)
         self.stop = stop
@@ -47,5 +57,7 @@ class RateLimiter:
                     self._sent.append(now)
                     return
             waits.announce(self.vendor, f"client-side quota pacing ({self.describe()})", wait)
+            if self.on_wait is not None:
+                self.on_wait(wait)
             if self.stop.wait(wait):
                 return

@@ -94,7 +94,8 @@ def plan_partition(
     windows = list(plan.windows)
     if ledger is not None and isinstance(spec.source, JobExports):
         windows = resume_points(windows, ledger)
-        cancel_stale(spec.source, ledger, windows, label)
+        canceled = cancel_stale(spec.source, ledger, windows, label)
+        runtime.stats.count(spec.name, "jobs_canceled", canceled)
     return PartitionPlan(spec.name, label, partition, state, list[Window | None](windows), ledger)
 
 
@@ -123,9 +124,13 @@ def resume_points(windows: list[Window], ledger: JobLedger) -> list[Window]:
     return out
 
 
-def cancel_stale(source: JobExports, ledger: JobLedger, planned: list[Window], label: str) -> None:
-    """Cancel (where the vendor can) and forget jobs that no planned window will resume."""
+def cancel_stale(source: JobExports, ledger: JobLedger, planned: list[Window], label: str) -> int:
+    """Cancel (where the vendor can) and forget jobs that no planned window will resume.
+
+    Returns how many were canceled.
+    """
     stale = ledger.stale(planned)
+    canceled = 0
     for key, entry in stale.items():
         job = entry.get("job")
         if not job:
@@ -133,6 +138,8 @@ def cancel_stale(source: JobExports, ledger: JobLedger, planned: list[Window], l
         try:
             if source.jobs.cancel(str(job)):
                 logger.info("%s: canceled job %s of window %s", label, job, key)
+                canceled += 1
         except Exception as exc:
             logger.info("%s: could not cancel job %s: %s", label, job, exc)
     ledger.forget(stale)
+    return canceled

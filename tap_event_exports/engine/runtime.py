@@ -14,6 +14,7 @@ from tap_event_exports.engine.contract import (
 from tap_event_exports.engine.http import HttpPolicy
 from tap_event_exports.engine.jobs import JobLedger, JobRunner
 from tap_event_exports.engine.scheduler import ExportScheduler, group_limits
+from tap_event_exports.engine.stats import RunStats
 
 if t.TYPE_CHECKING:
     import datetime as dt
@@ -37,6 +38,7 @@ class Runtime:
     stop: threading.Event
     now: dt.datetime
     scheduler: ExportScheduler | None = field(default=None)
+    stats: RunStats = field(default_factory=RunStats)
 
     def http(
         self,
@@ -53,6 +55,7 @@ class Runtime:
             stop=self.stop,
             base_url=base_url,
             pacing=pacing,
+            stats=self.stats,
         )
 
     def own_scheduler(self, limits: Iterable[Limits]) -> ExportScheduler:
