@@ -7,7 +7,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from tap_event_exports.engine import columnar
+from tap_event_exports.engine import columnar, csv_blocks
 from tap_event_exports.engine.columnar import ColumnarCsv, NotColumnar, rows_to_batch
 from tap_event_exports.engine.csv_reader import CsvExport
 from tap_event_exports.engine.errors import DataError
@@ -140,7 +140,7 @@ def test_blocks_end_only_at_row_ends(tmp_path, monkeypatch):
     assert table.column("s")[0].as_py() == 'line\r\nbreak 0, "quoted"'
     assert table.num_rows == 60
     with open(path, "rb") as source:
-        blocks = list(columnar.whole_rows(source, 16))
+        blocks = list(csv_blocks.whole_rows(source, 16))
     assert b"".join(blocks) == open(path, "rb").read()
     assert all(block.endswith(b"\r\n") and block.count(b'"') % 2 == 0 for block in blocks)
     assert len(blocks) > 20
@@ -149,7 +149,7 @@ def test_blocks_end_only_at_row_ends(tmp_path, monkeypatch):
 def test_a_file_without_row_ends_goes_to_the_record_reader(tmp_path, monkeypatch):
     """Lone CR line ends: no block ends within LONGEST_ROW, so the record reader takes it."""
     monkeypatch.setattr(columnar, "BLOCK_SIZE", 16)
-    monkeypatch.setattr(columnar, "LONGEST_ROW", 256)
+    monkeypatch.setattr(csv_blocks, "LONGEST_ROW", 256)
     path = tmp_path / "cr.csv"
     path.write_bytes(b"s,i\r" + b"".join(f"r{n},{n}\r".encode() for n in range(100)))
     reader = ColumnarCsv(str(path), ["s", "i"], delimiter=",", timezone="UTC")

@@ -18,8 +18,6 @@ import csv
 import gzip
 import io
 import json
-import re
-import struct
 import typing as t
 
 import pyarrow as pa
@@ -29,6 +27,7 @@ import pyarrow.csv as pcsv
 from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
 from tap_event_exports.engine.concurrency import read_ahead
 from tap_event_exports.engine.converters import convert_column, converter_for
+from tap_event_exports.engine.csv_blocks import BOM, first_row_end, stray_quote, whole_rows
 from tap_event_exports.engine.errors import NotColumnar
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 
@@ -37,8 +36,6 @@ if t.TYPE_CHECKING:
 
 BLOCK_SIZE = 3 << 18
 """Bytes of CSV per batch: fewer kernel calls per row as it grows, more memory held."""
-LONGEST_ROW = 1 << 26
-"""Bytes without a row end after which a file is left to the record reader."""
 INTEGER = r"^-?[0-9]{1,18}$"
 NUMBER = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?$"
 TRUE = pa.array(["true", "1", "t"])
@@ -48,7 +45,6 @@ NO_TEXT = pa.scalar(None, pa.string())
 NULL_SPELLINGS = pa.array(["", "null"])
 KEY_SEPARATOR = pa.scalar("\x1f")
 ZERO = pa.scalar(0.0)
-BOM = b"\xef\xbb\xbf"
 """Arrow scalars are made once: a Python value given to a kernel costs a failed numpy import."""
 ARROW_TYPES = {
     "string": pa.string(),
@@ -225,7 +221,7 @@ class ColumnarCsv:
         carriage returns has no such cut, and its rows are left to the record reader rather
         than lost with the header.
         """
-        end = _first_row_end(block)
+        end = first_row_end(block)
         try:
             rows = list(
                 csv.reader(io.StringIO(block[:end].decode("utf-8-sig")), delimiter=self.delimiter)
@@ -287,59 +283,8 @@ def _header_end_error() -> pa.ArrowInvalid:
     return pa.ArrowInvalid("the header row does not end with a newline the blocks can cut at")
 
 
-def stray_quote(block: bytes, delimiter: str) -> bool:
-    """Whether a quote stands between two characters that are not delimiters or line ends.
-
-    Python's csv (strict) refuses ``"b"c`` and pyarrow reads it as ``bc``; such blocks are
-    left to the record reader, which names the line (or, for a literal quote inside an
-    unquoted field such as ``b"c``, reads it exactly as pyarrow would). RE2 scans the block.
-    """
-    if b'"' not in block:
-        return False
-    offsets = pa.py_buffer(struct.pack("<qq", 0, len(block)))
-    text = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(block)])
-    other = f'[^{re.escape(delimiter)}\\r\\n"]'
-    return pc.any(pc.match_substring_regex(text, f'{other}"{other}')).as_py()
-
-
 def _outside(name: str, kind: str) -> str:
     return f"column {name!r} has values outside the {kind} forms"
-
-
-def whole_rows(source: t.BinaryIO, size: int) -> Iterator[bytes]:
-    """Blocks of about ``size`` bytes that end at a row end (a newline outside quotes).
-
-    In RFC 4180 CSV a newline is a row end exactly when an even number of quote characters
-    precede it. A file without such newlines for ``LONGEST_ROW`` bytes (lone carriage-return
-    line ends, a stray quote) stops with ``ArrowInvalid``; the record reader then reads it.
-    """
-    rest = b""
-    while True:
-        data = source.read(size)
-        if not data:
-            if rest:
-                yield rest
-            return
-        buffer = rest + data
-        end = buffer.rfind(b"\n") + 1
-        while end and buffer.count(b'"', 0, end) % 2:
-            end = buffer.rfind(b"\n", 0, end - 1) + 1
-        if not end:
-            if len(buffer) > LONGEST_ROW:
-                msg = f"no row end outside quotes in {LONGEST_ROW} bytes"
-                raise pa.ArrowInvalid(msg)
-            rest = buffer
-            continue
-        rest = buffer[end:]
-        yield buffer[:end]
-
-
-def _first_row_end(block: bytes) -> int:
-    """Where the first row of a block ends (after its newline outside quotes)."""
-    end = block.find(b"\n") + 1
-    while end and block.count(b'"', 0, end) % 2:
-        end = block.find(b"\n", end) + 1
-    return end or len(block)
 
 
 def _typed(column: pa.Array, kind: str, convert: Callable[[str], t.Any] | None) -> pa.Array | None:

@@ -1,0 +1,74 @@
+"""Whole-row blocks of a CSV file, cut by the tap so that pyarrow parses one block at a time.
+
+In RFC 4180 CSV a newline is a row end exactly when an even number of quote characters precede
+it; blocks end only there. Blocks pyarrow would read differently from Python's strict csv are
+recognised here and left to the record reader.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import typing as t
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
+LONGEST_ROW = 1 << 26
+"""Bytes without a row end after which a file is left to the record reader."""
+BOM = b"\xef\xbb\xbf"
+"""A UTF-8 byte order mark: pyarrow drops one at the start of every block it parses."""
+
+
+def whole_rows(source: t.BinaryIO, size: int) -> Iterator[bytes]:
+    """Blocks of about ``size`` bytes that end at a row end (a newline outside quotes).
+
+    In RFC 4180 CSV a newline is a row end exactly when an even number of quote characters
+    precede it. A file without such newlines for ``LONGEST_ROW`` bytes (lone carriage-return
+    line ends, a stray quote) stops with ``ArrowInvalid``; the record reader then reads it.
+    """
+    rest = b""
+    while True:
+        data = source.read(size)
+        if not data:
+            if rest:
+                yield rest
+            return
+        buffer = rest + data
+        end = buffer.rfind(b"\n") + 1
+        while end and buffer.count(b'"', 0, end) % 2:
+            end = buffer.rfind(b"\n", 0, end - 1) + 1
+        if not end:
+            if len(buffer) > LONGEST_ROW:
+                msg = f"no row end outside quotes in {LONGEST_ROW} bytes"
+                raise pa.ArrowInvalid(msg)
+            rest = buffer
+            continue
+        rest = buffer[end:]
+        yield buffer[:end]
+
+
+def first_row_end(block: bytes) -> int:
+    """Where the first row of a block ends (after its newline outside quotes)."""
+    end = block.find(b"\n") + 1
+    while end and block.count(b'"', 0, end) % 2:
+        end = block.find(b"\n", end) + 1
+    return end or len(block)
+
+
+def stray_quote(block: bytes, delimiter: str) -> bool:
+    """Whether a quote stands between two characters that are not delimiters or line ends.
+
+    Python's csv (strict) refuses ``"b"c`` and pyarrow reads it as ``bc``; such blocks are
+    left to the record reader, which names the line (or, for a literal quote inside an
+    unquoted field such as ``b"c``, reads it exactly as pyarrow would). RE2 scans the block.
+    """
+    if b'"' not in block:
+        return False
+    offsets = pa.py_buffer(struct.pack("<qq", 0, len(block)))
+    text = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(block)])
+    other = f'[^{re.escape(delimiter)}\\r\\n"]'
+    return pc.any(pc.match_substring_regex(text, f'{other}"{other}')).as_py()
