@@ -14,13 +14,16 @@ from __future__ import annotations
 import datetime as dt
 import typing as t
 
+from singer_sdk.mapper import SameRecordTransform
+
+from tap_event_exports.emit import FastRecordWriter
+
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     import pyarrow as pa
 
     from tap_event_exports.batch_files import BatchFiles
-    from tap_event_exports.emit import FastRecordWriter
     from tap_event_exports.engine.reading import Form, ReadPlan
     from tap_event_exports.sdk import SdkStream
 
@@ -146,3 +149,22 @@ class CollectSink:
 
     def flush(self) -> None:
         """Nothing is written anywhere."""
+
+
+def record_sink(stream: SdkStream) -> RecordSink | MapperSink:
+    """The fast writer where no stream map, flattening or dry-run limit applies; else the SDK's."""
+    maps = stream.stream_maps
+    plain = (
+        len(maps) == 1
+        and type(maps[0]) is SameRecordTransform
+        and not maps[0].flattening_enabled
+        and maps[0].stream_alias == stream.name
+    )
+    if plain and stream.record_limit is None:
+        return RecordSink(FastRecordWriter(stream.name))
+    if not plain:
+        stream.logger.info(
+            "%s: stream maps or flattening configured; records go through the SDK's mapper",
+            stream.name,
+        )
+    return MapperSink(stream)

@@ -14,7 +14,6 @@ import functools
 import logging
 import time
 import typing as t
-from dataclasses import dataclass
 
 from singer_sdk.exceptions import (
     AbortedSyncFailedException,
@@ -22,21 +21,17 @@ from singer_sdk.exceptions import (
     MaxRecordsLimitException,
 )
 from singer_sdk.helpers.conform import TypeConformanceLevel
-from singer_sdk.mapper import SameRecordTransform
 
-from tap_event_exports.emit import FastRecordWriter
+from tap_event_exports.delivery import ExportReader, Tally, describe
 from tap_event_exports.engine.contract import SYNTHETIC_KEY
 from tap_event_exports.engine.converters import column_type, property_schema
-from tap_event_exports.engine.csv_reader import CsvExport
 from tap_event_exports.engine.jobs import JobLedger
 from tap_event_exports.engine.planning import PartitionPlan, label_of, plan_partition
-from tap_event_exports.engine.reading import ReadPlan, read_export
 from tap_event_exports.engine.scheduler import ExportScheduler, ExportUnit
 from tap_event_exports.engine.state import advance_bookmark
-from tap_event_exports.engine.synthetic_keys import SyntheticKeys
-from tap_event_exports.engine.windows import rfc3339, utc
+from tap_event_exports.engine.windows import utc
 from tap_event_exports.sdk import SdkStream
-from tap_event_exports.sinks import BatchSink, CollectSink, MapperSink, RecordSink
+from tap_event_exports.sinks import BatchSink, CollectSink, MapperSink, RecordSink, record_sink
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,22 +40,12 @@ if t.TYPE_CHECKING:
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
     from tap_event_exports.engine.contract import ExportSpec, Partition
-    from tap_event_exports.engine.download import Download
     from tap_event_exports.engine.runtime import Runtime
     from tap_event_exports.engine.windows import Window
 
 Sink = RecordSink | MapperSink | BatchSink | CollectSink
 DRY_RUN_ENDS = (AbortedSyncFailedException, AbortedSyncPausedException, MaxRecordsLimitException)
 """How the SDK ends a stream's dry run once it has its records: the run goes on."""
-
-
-@dataclass
-class Tally:
-    """Rows and bytes of a window (or a whole stream), for the log."""
-
-    rows: int = 0
-    size: int = 0
-    windows: int = 0
 
 
 class ExportStream(SdkStream):
@@ -81,6 +66,7 @@ class ExportStream(SdkStream):
             # No time column to name, but still incremental: the bookmark is the window end.
             self.forced_replication_method = "INCREMENTAL"
         self._synthetic = spec.synthetic_key
+        self.reader = ExportReader(self)
         self._plans: dict[str, PartitionPlan] = {}
         self._sink: Sink | None = None
         self._jobs_written = -1
@@ -155,28 +141,11 @@ class ExportStream(SdkStream):
 
     def sync_context(self, context: dict | None, *, write_messages: bool) -> Iterator[dict]:
         """RECORD messages window by window (the SDK's record loop)."""
-        sink: Sink = self._record_sink() if write_messages and self.selected else CollectSink()
+        sink: Sink = record_sink(self) if write_messages and self.selected else CollectSink()
         for _files in self._sync(context, sink, write_messages=write_messages):
             if isinstance(sink, CollectSink):
                 sink.take()
         return iter(())
-
-    def _record_sink(self) -> RecordSink | MapperSink:
-        maps = self.stream_maps
-        plain = (
-            len(maps) == 1
-            and type(maps[0]) is SameRecordTransform
-            and not maps[0].flattening_enabled
-            and maps[0].stream_alias == self.name
-        )
-        if plain and self.record_limit is None:
-            return RecordSink(FastRecordWriter(self.name))
-        if not plain:
-            self.logger.info(
-                "%s: stream maps or flattening configured; records go through the SDK's mapper",
-                self.name,
-            )
-        return MapperSink(self)
 
     # --- the sync loop -----------------------------------------------------------------------
 
@@ -198,10 +167,10 @@ class ExportStream(SdkStream):
                     scheduler.submit(units)
                     for unit, window in zip(units, plan.windows, strict=True):
                         downloads = scheduler.take(unit.key, while_waiting=self._jobs_changed)
-                        tally = self._deliver(downloads, plan, window, sink, counter)
+                        tally = self.reader.deliver(downloads, plan, window, sink, counter)
                         total.rows, total.size = total.rows + tally.rows, total.size + tally.size
                         total.windows += 1
-                        self._count(tally)
+                        tally.report(self.runtime.stats, self.name, self.spec.vendor)
                         self._finish(plan, window, tally, write_messages, started)
                         yield sink.files.finish() if isinstance(sink, BatchSink) else []
         except DRY_RUN_ENDS:
@@ -229,54 +198,9 @@ class ExportStream(SdkStream):
             time.monotonic() - started,
         )
 
-    def _count(self, tally: Tally) -> None:
-        stats = self.runtime.stats
-        stats.stream_of(self.name, self.spec.vendor)
-        stats.count(self.name, "rows", tally.rows)
-        stats.count(self.name, "bytes", tally.size)
-        stats.count(self.name, "windows")
-
     def _stop_workers(self, scheduler: ExportScheduler) -> None:
         self.runtime.stop.set()
         scheduler.close()
-
-    def _deliver(
-        self,
-        downloads: list[Download],
-        plan: PartitionPlan,
-        window: Window | None,
-        sink: Sink,
-        counter: t.Any,
-    ) -> Tally:
-        """The records of one export's files, in order; every file is deleted afterwards."""
-        tally = Tally()
-
-        def count(rows: int) -> None:
-            tally.rows += rows
-            counter.increment(rows)
-
-        keys = SyntheticKeys(self._key_scope(plan, window))
-        try:
-            for download in downloads:
-                tally.size += download.bytes_received
-                read = self._read_plan(download.path, plan, window, keys)
-                if read is not None:
-                    read_export(read, sink, count)
-        finally:
-            for download in downloads:
-                download.discard()
-        return tally
-
-    def _key_scope(self, plan: PartitionPlan, window: Window | None) -> str:
-        """What a synthetic key hashes besides the row: stream, partition (and window).
-
-        The window only where rows carry no event time: their windows lie on a fixed grid.
-        """
-        partition = plan.partition or ""
-        if self.spec.exact_lookback:
-            return f"{self.name}|{partition}"
-        nominal = rfc3339(window.start) if window is not None else "snapshot"
-        return f"{self.name}|{partition}|{nominal}"
 
     def _finish(
         self,
@@ -296,18 +220,13 @@ class ExportStream(SdkStream):
             plan.ledger.drop_within(window)
         if write_messages:
             self._checkpoint()
-        where = (
-            "snapshot"
-            if window is None or self.spec.windowing is None
-            else (f"window {self.spec.windowing.describe(window)}")
-        )
         self.window_log.info(
             "%s: %s done: %d rows, %d bytes; bookmark %s",
             plan.label,
-            where,
+            describe(self.spec, window),
             tally.rows,
             tally.size,
-            rfc3339(min(window.end, utc(self.runtime.now))) if window is not None else "-",
+            plan.state.get("replication_key_value", "-"),
         )
 
     def _checkpoint(self) -> None:
@@ -324,40 +243,18 @@ class ExportStream(SdkStream):
         ):
             self._checkpoint()
 
-    # --- reading one file --------------------------------------------------------------------
+    # --- what exports reveal of the schema ---------------------------------------------------
 
-    def _read_plan(
-        self, path: str, plan: PartitionPlan, window: Window | None, keys: SyntheticKeys
-    ) -> ReadPlan | None:
-        """How one file is read (``None`` for a file without even a header)."""
-        what = f"{self.spec.vendor}: {plan.label}"
-        if window is not None and self.spec.windowing is not None:
-            what += f": window {self.spec.windowing.describe(window)}"
-        export = CsvExport(path, delimiter=self.spec.delimiter, what=what)
-        export.close()
-        header = export.header
-        if not header:
-            return None
+    @property
+    def synthetic(self) -> bool:
+        """Whether records carry the synthetic key (from the start, or since a fallback)."""
+        return self._synthetic
+
+    def learn(self, header: list[str]) -> None:
+        """A file's header: new columns, and the key fallback where the vendor id is missing."""
         self._learn_columns(header)
         if self.spec.key_fallback and not self._synthetic and self.primary_keys[0] not in header:
             self._fall_back_to_synthetic_key()
-        properties = self.schema["properties"]
-        mask = self.mask
-        keep = None
-        if any(not mask[("properties", name)] for name in header):
-            keep = lambda name: mask[("properties", name)]  # noqa: E731
-        return ReadPlan(
-            path=path,
-            what=what,
-            header=header,
-            types={name: column_type(properties[name]) for name in header},
-            keep=keep,
-            extra=dict(plan.partition) or None,
-            key=(SYNTHETIC_KEY, keys) if self._synthetic else None,
-            delimiter=self.spec.delimiter,
-            timezone=self.spec.timezone,
-            lists=self.spec.lists,
-        )
 
     def _learn_columns(self, header: list[str]) -> None:
         """Add columns the schema does not know yet, and announce them with a new SCHEMA."""

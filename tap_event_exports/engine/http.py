@@ -30,7 +30,7 @@ from tap_event_exports.engine.errors import (
     RetriesExhaustedError,
     VendorError,
 )
-from tap_event_exports.engine.pacing import RateLimiter
+from tap_event_exports.engine.pacing import RateLimiter, VendorPause
 from tap_event_exports.engine.stats import RunStats
 
 if t.TYPE_CHECKING:
@@ -121,6 +121,34 @@ def header_wait(response: requests.Response, *, now: float | None = None) -> flo
     return wait if wait is not None else reset_wait(response, now=now)
 
 
+def check_status(dialect: VendorDialect, response: requests.Response, *, what: str) -> None:
+    """Map a response's status to success, a retriable failure or a vendor error.
+
+    Reset headers count as a wait only on a rate limit (429, or the vendor's quota answer);
+    a 5xx is retried with backoff, honouring only ``Retry-After``.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return  # bodies are checked by whoever reads them: request() or download()
+    message = dialect.error_message(response)
+    response.close()
+    limited = dialect.rate_limited(response, message)
+    if (
+        limited
+        or status in RETRIABLE_STATUSES
+        or status in dialect.retry_statuses
+        or dialect.retriable(response, message)
+    ):
+        wait = retry_after(response)
+        if limited:
+            hint = dialect.wait_hint(response)
+            wait = hint if hint is not None else header_wait(response)
+        failure = f"HTTP {status} {message}".strip()
+        raise RetriableError(failure, wait=wait, rate_limited=limited)
+    msg = f"{dialect.name}: {what}: HTTP {status} {message}".strip()
+    raise VendorError(msg, status=status)
+
+
 def json_body(response: requests.Response, limit: int = 65536) -> t.Any:
     """Parse a (small) response body as JSON, or return ``None`` if it is not JSON."""
     try:
@@ -158,9 +186,8 @@ class HttpPolicy:
         self.stop = stop or threading.Event()
         self.user_agent = user_agent
         self._local = threading.local()
-        self._pause_lock = threading.Lock()
-        self._paused_until = 0.0
-        """Monotonic time before which no request goes to the API: a rate limit pauses all."""
+        self.pause = VendorPause()
+        """A rate limit pauses every request of the run to the vendor, not only one worker's."""
         self.stats = stats if stats is not None else RunStats()
         self.pacing = (
             RateLimiter(pacing, self.stop, vendor=dialect.name, on_wait=self._waited)
@@ -263,41 +290,13 @@ class HttpPolicy:
                 host = urllib.parse.urlsplit(url).hostname
                 msg = f"HTTP {response.status_code} from result link on {host} (expired link?)"
                 raise RetriableError(msg)
-            self.check(response, what=what)
+            check_status(self.dialect, response, what=what)
             return response
         msg = f"{self.dialect.name}: {what}: more than {MAX_REDIRECTS} redirects"
         raise VendorError(msg)
 
     def _on_api_host(self, url: str) -> bool:
         return urllib.parse.urlsplit(url).netloc.lower() == self.api_host
-
-    def check(self, response: requests.Response, *, what: str) -> None:
-        """Map a response's status to success, a retriable failure or a vendor error.
-
-        Reset headers count as a wait only on a rate limit (429, or the vendor's quota answer);
-        a 5xx is retried with backoff, honouring only ``Retry-After``.
-        """
-        status = response.status_code
-        if 200 <= status < 300:
-            return  # bodies are checked by whoever reads them: request() or download()
-        dialect = self.dialect
-        message = dialect.error_message(response)
-        response.close()
-        limited = dialect.rate_limited(response, message)
-        if (
-            limited
-            or status in RETRIABLE_STATUSES
-            or status in dialect.retry_statuses
-            or dialect.retriable(response, message)
-        ):
-            wait = retry_after(response)
-            if limited:
-                hint = dialect.wait_hint(response)
-                wait = hint if hint is not None else header_wait(response)
-            failure = f"HTTP {status} {message}".strip()
-            raise RetriableError(failure, wait=wait, rate_limited=limited)
-        msg = f"{dialect.name}: {what}: HTTP {status} {message}".strip()
-        raise VendorError(msg, status=status)
 
     def check_body(self, body: t.Any, *, what: str) -> None:
         """Raise the error a 2xx JSON body stands for, if it is one."""
@@ -310,18 +309,9 @@ class HttpPolicy:
             )
         raise VendorError(f"{self.dialect.name}: {what}: {failure.message}")
 
-    def hold(self, seconds: float) -> None:
-        """Pause every request of the run to this vendor for ``seconds`` from now."""
-        with self._pause_lock:
-            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
     def await_pause(self) -> None:
-        """Wait out a pause another worker's rate limit started."""
-        while True:
-            with self._pause_lock:
-                remaining = self._paused_until - time.monotonic()
-            if remaining <= 0:
-                return
+        """Wait out a pause a rate limit started (whichever worker met it)."""
+        while (remaining := self.pause.remaining()) > 0:
             waits.announce(
                 self.dialect.name, "rate limited: every request waits for the reset", remaining
             )
@@ -361,7 +351,7 @@ class HttpPolicy:
                 raise RateLimitedError(msg)
             self.stats.count_vendor(self.dialect.name, "requests_retried")
             if limited:
-                self.hold(wait)
+                self.pause.hold(wait)
             logger.warning(
                 "%s: %s: attempt %d/%d failed (%s); retrying in %.1fs (at %s)",
                 self.dialect.name,

@@ -61,3 +61,22 @@ class RateLimiter:
                 self.on_wait(wait)
             if self.stop.wait(wait):
                 return
+
+
+class VendorPause:
+    """A pause every worker of a vendor observes: until the reset a rate limit announced."""
+
+    def __init__(self) -> None:
+        """No pause yet."""
+        self._lock = threading.Lock()
+        self._until = 0.0
+
+    def hold(self, seconds: float) -> None:
+        """Pause every request to the vendor for ``seconds`` from now (or longer, if set)."""
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        """Seconds left of the pause (zero or less: none)."""
+        with self._lock:
+            return self._until - time.monotonic()
