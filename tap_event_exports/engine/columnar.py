@@ -247,10 +247,10 @@ class ColumnarCsv:
             quoted_strings_can_be_null=not as_written,
         )
         with open(self.path, "rb") as raw:
-            source: t.BinaryIO = raw
+            source: t.BinaryIO | gzip.GzipFile = raw
             if raw.read(2) == b"\x1f\x8b":
                 raw.seek(0)
-                source = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+                source = gzip.GzipFile(fileobj=raw)
             else:
                 raw.seek(0)
             header = True
@@ -329,8 +329,9 @@ def _python_values(
     elif kind == "date-time":
         typed = bulk_datetimes(column)
     if typed is not None:
-        return typed.to_pylist()
-    texts = column.to_pylist()
+        values: list[t.Any] = typed.to_pylist()
+        return values
+    texts: list[t.Any] = column.to_pylist()
     if convert is None:
         return texts
     try:

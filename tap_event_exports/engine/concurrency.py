@@ -9,7 +9,7 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
 
 In = t.TypeVar("In")
 Out = t.TypeVar("Out")
@@ -59,7 +59,7 @@ def ordered_prefetch(
                 discard(future.result())
 
 
-def read_ahead(items: Iterator[Out], *, depth: int = 1, name: str) -> Iterator[Out]:
+def read_ahead(items: Iterator[Out], *, depth: int = 1, name: str) -> Generator[Out, None, None]:
     """The items of ``items``, produced on a thread of their own up to ``depth`` ahead.
 
     For producers that work outside the GIL (pyarrow parsing the next CSV block while the

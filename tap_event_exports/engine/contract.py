@@ -241,7 +241,7 @@ class ExportSpec:
             msg = f"{self.name}: window requests without windowing"
             raise TypeError(msg)
 
-    def schema(self) -> dict:
+    def schema(self) -> dict[str, t.Any]:
         """The stream's JSON schema: built-in columns, user overrides, key and partitions."""
         types = {**self.columns, **self.column_types}
         if self.synthetic_key:

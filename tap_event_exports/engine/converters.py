@@ -23,9 +23,10 @@ COLUMN_TYPES = ("string", "integer", "number", "boolean", "date-time", "array")
 NULL_OR_SELF = {"": None, "null": None}.get
 """``NULL_OR_SELF(v, v)``: ``None`` for the null spellings, else the value itself (in C)."""
 UTC = dt.timezone.utc
+Result = t.TypeVar("Result")
 
 
-def property_schema(column_type: str) -> dict:
+def property_schema(column_type: str) -> dict[str, t.Any]:
     """The JSON schema of a nullable column of one of :data:`COLUMN_TYPES`."""
     if column_type == "date-time":
         return {"type": ["string", "null"], "format": "date-time"}
@@ -34,7 +35,7 @@ def property_schema(column_type: str) -> dict:
     return {"type": [column_type, "null"]}
 
 
-def column_type(prop: dict) -> str:
+def column_type(prop: dict[str, t.Any]) -> str:
     """The column type a property schema stands for (the inverse of :func:`property_schema`)."""
     types = prop.get("type", "string")
     types = [types] if isinstance(types, str) else list(types)
@@ -100,7 +101,7 @@ class CachedConverter:
         self.cached = self._cache.get
         """The converted value of a value seen before, else ``None`` (a fast path for loops)."""
 
-    def _remember(self, value: str, result: t.Any) -> t.Any:
+    def _remember(self, value: str, result: Result) -> Result:
         if len(self._cache) >= self.CACHE_LIMIT:
             self._cache.clear()
         self._cache[value] = result
@@ -120,9 +121,9 @@ class ArrayReader(CachedConverter):
         super().__init__()
         self.syntax = syntax
 
-    def __call__(self, value: str) -> list:
+    def __call__(self, value: str) -> list[t.Any]:
         """Convert one value (raises ``ValueError`` when it is not a list)."""
-        hit = self._cache.get(value)
+        hit: list[t.Any] | None = self._cache.get(value)
         if hit is not None:
             return hit
         return self._remember(value, to_array(value, self.syntax))
@@ -155,7 +156,7 @@ class DateTimeReader(CachedConverter):
 
     def __call__(self, value: str) -> str:
         """Convert one value (raises ``ValueError`` when it is not a date-time)."""
-        cached = self._cache.get(value)
+        cached: str | None = self._cache.get(value)
         if cached is not None:
             return cached
         if value.isdigit():  # unix time: nearly every value distinct, rendered without a cache
@@ -259,7 +260,7 @@ tries int() first)."""
 def convert_column(
     column: list[str | None],
     convert: Callable[[str], t.Any],
-    cached: Callable[[str], t.Any] | None,
+    cached: Callable[[str | None], t.Any] | None,
 ) -> list[t.Any]:
     """Convert one column of a block (``None`` for nulls); raises what the converter raises."""
     if cached is not None:
@@ -277,4 +278,4 @@ def convert_column(
             return list(map(builtin, column))
         except ValueError:
             pass  # e.g. "12.0" for an integer: the converter decides
-    return list(map(convert, column))
+    return list(map(convert, t.cast("list[str]", column)))  # no nulls: checked above

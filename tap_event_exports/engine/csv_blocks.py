@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 if t.TYPE_CHECKING:
+    import gzip
     from collections.abc import Iterator
 
 LONGEST_ROW = 1 << 26
@@ -23,7 +24,7 @@ BOM = b"\xef\xbb\xbf"
 """A UTF-8 byte order mark: pyarrow drops one at the start of every block it parses."""
 
 
-def whole_rows(source: t.BinaryIO, size: int) -> Iterator[bytes]:
+def whole_rows(source: t.BinaryIO | gzip.GzipFile, size: int) -> Iterator[bytes]:
     """Blocks of about ``size`` bytes that end at a row end (a newline outside quotes).
 
     In RFC 4180 CSV a newline is a row end exactly when an even number of quote characters
@@ -71,4 +72,4 @@ def stray_quote(block: bytes, delimiter: str) -> bool:
     offsets = pa.py_buffer(struct.pack("<qq", 0, len(block)))
     text = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(block)])
     other = f'[^{re.escape(delimiter)}\\r\\n"]'
-    return pc.any(pc.match_substring_regex(text, f'{other}"{other}')).as_py()
+    return bool(pc.any(pc.match_substring_regex(text, f'{other}"{other}')).as_py())

@@ -37,8 +37,9 @@ ROWS_PER_BLOCK = 2048
 """Rows typed together, column by column."""
 _READ_ERRORS = (UnicodeDecodeError, csv.Error, EOFError, OSError)
 _VALUE_ERRORS = (ValueError, KeyError, SyntaxError, ArithmeticError)
-Typed = tuple[int, "Callable[[str], t.Any]", str, "Callable[[str], t.Any] | None"]
-"""A typed column: its position in the row, converter, name and cache lookup (if any)."""
+Typed = tuple[int, "Callable[[str], t.Any]", str, "Callable[[str | None], t.Any] | None"]
+"""A typed column: its position in the row, converter, name and cache lookup (if any; it
+answers ``None`` for a null or a value not seen yet)."""
 
 
 class _Irregular(Exception):
@@ -51,11 +52,11 @@ def _type_block(
     """Typed value rows of a block of raw rows (``picked`` columns, or all)."""
     if set(map(len, block)) != {width}:
         raise _Irregular
-    sources: list[t.Sequence[str]] = block
+    sources: t.Sequence[t.Sequence[str]] = block
     if picked is not None:
-        sources = list(map(operator.itemgetter(*picked), block))
-        if len(picked) == 1:
-            sources = [(value,) for value in sources]
+        # itemgetter of one position gives the value itself, of several a tuple of them
+        values: list[t.Any] = list(map(operator.itemgetter(*picked), block))
+        sources = [(value,) for value in values] if len(picked) == 1 else values
     nulls = NULL_OR_SELF
     rows = [list(map(nulls, source, source)) for source in sources]
     for position, convert, _name, cached in typed:
@@ -73,10 +74,10 @@ class CsvExport:
         self.what = what
         self.path = path
         self.delimiter = delimiter
-        raw: t.BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by close()
+        raw: t.BinaryIO | gzip.GzipFile = open(path, "rb")  # noqa: SIM115 - closed by close()
         if raw.read(2) == b"\x1f\x8b":
             raw.seek(0)
-            raw = gzip.GzipFile(fileobj=raw)  # type: ignore[assignment]
+            raw = gzip.GzipFile(fileobj=raw)
         else:
             raw.seek(0)
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")

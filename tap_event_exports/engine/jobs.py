@@ -47,7 +47,7 @@ class JobLedger:
     revision: t.ClassVar[int] = 0
     """Counts changes of every ledger of the run, so a STATE can follow new job ids soon."""
 
-    def __init__(self, state: dict) -> None:
+    def __init__(self, state: dict[str, t.Any]) -> None:
         """Keep pending jobs under ``state["pending_jobs"]``."""
         self._state = state
         self._lock = threading.Lock()
@@ -61,12 +61,12 @@ class JobLedger:
             return "snapshot"
         return f"{rfc3339(window.start)}/{rfc3339(window.end)}"
 
-    def get(self, window: Window | None) -> dict | None:
+    def get(self, window: Window | None) -> dict[str, t.Any] | None:
         """The entry of a window: ``{"job": id}`` or ``{"split": true}``."""
         entry = self._state[self.KEY].get(self.key(window))
         return entry if isinstance(entry, dict) else None
 
-    def put(self, window: Window | None, entry: dict) -> None:
+    def put(self, window: Window | None, entry: dict[str, t.Any]) -> None:
         """Record a window's job (or that it was split)."""
         with self._lock:
             self._state[self.KEY] = {**self._state[self.KEY], self.key(window): entry}
@@ -76,7 +76,7 @@ class JobLedger:
         """The keys (``start/end`` of a window, or ``snapshot``) of every entry."""
         return list(self._state[self.KEY])
 
-    def stale(self, planned: list[Window]) -> dict[str, dict]:
+    def stale(self, planned: list[Window]) -> dict[str, dict[str, t.Any]]:
         """Entries no planned window will resume (a changed ``window`` or ``start_date``)."""
         spans = [(rfc3339(w.start), rfc3339(w.end)) for w in planned]
         out = {}

@@ -30,7 +30,9 @@ class ResultCapped(Exception):
         self.count = count
 
 
-def flatten(event: dict, prefix: str = "", out: dict | None = None) -> dict[str, t.Any]:
+def flatten(
+    event: dict[str, t.Any], prefix: str = "", out: dict[str, t.Any] | None = None
+) -> dict[str, t.Any]:
     """``{"user": {"email": x}}`` → ``{"user.email": x}``; lists stay values."""
     out = {} if out is None else out
     for key, value in event.items():

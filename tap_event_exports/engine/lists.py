@@ -29,7 +29,7 @@ _PARSE_BUDGET = 1 << 16
 """Candidate item ends tried before a value is refused (hostile text cannot loop for long)."""
 
 
-def to_array(value: str, syntax: str = "json") -> list:
+def to_array(value: str, syntax: str = "json") -> list[t.Any]:
     """A list from a vendor's list text (see :data:`LIST_SYNTAXES`).
 
     ``json`` values that are not JSON are read as quoted items, as earlier versions did.

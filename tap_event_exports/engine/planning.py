@@ -33,7 +33,7 @@ class PartitionPlan:
     label: str
     """``stream`` or ``stream[key=value]``, for logs."""
     partition: Partition
-    state: dict
+    state: dict[str, t.Any]
     """The partition's state (bookmark, pending jobs), shared with the SDK."""
     windows: list[Window | None]
     """Windows in order; ``[None]`` for a snapshot."""
@@ -52,7 +52,7 @@ def label_of(stream: str, partition: Partition) -> str:
 
 
 def plan_partition(
-    spec: ExportSpec, partition: Partition, state: dict, runtime: Runtime
+    spec: ExportSpec, partition: Partition, state: dict[str, t.Any], runtime: Runtime
 ) -> PartitionPlan:
     """Plan one partition (logging what it will extract, and what the vendor lost)."""
     label = label_of(spec.name, partition)

@@ -73,7 +73,9 @@ class Runtime:
         if isinstance(source, WindowRequests):
             by_window = source.fetch
 
-            def requests(window: Window | None, partition: Partition, _l: JobLedger | None) -> list:
+            def requests(
+                window: Window | None, partition: Partition, _l: JobLedger | None
+            ) -> list[Download]:
                 if window is None:
                     msg = f"{spec.name}: a windowed stream asked for a snapshot"
                     raise TypeError(msg)
@@ -98,7 +100,9 @@ class Runtime:
             min_split=source.min_split,
         )
 
-        def jobs(window: Window | None, partition: Partition, ledger: JobLedger | None) -> list:
+        def jobs(
+            window: Window | None, partition: Partition, ledger: JobLedger | None
+        ) -> list[Download]:
             if ledger is None:
                 msg = f"{spec.name}: export jobs need a ledger"
                 raise TypeError(msg)

@@ -8,6 +8,7 @@ treat it as any other tap's. The value means: every event before it has been ext
 from __future__ import annotations
 
 import datetime as dt
+import typing as t
 
 from tap_event_exports.engine.errors import TapError
 from tap_event_exports.engine.windows import rfc3339, utc
@@ -19,7 +20,7 @@ class StateError(TapError):
     """A state file that cannot be resumed from."""
 
 
-def read_bookmark(state: dict, *, stream: str) -> dt.datetime | None:
+def read_bookmark(state: dict[str, t.Any], *, stream: str) -> dt.datetime | None:
     """Return the bookmark of a stream/partition state, or ``None`` if it has none yet."""
     if not isinstance(state, dict):
         msg = f"state: bookmarks of stream '{stream}' must be an object, got {type(state).__name__}"
@@ -34,7 +35,7 @@ def read_bookmark(state: dict, *, stream: str) -> dt.datetime | None:
         raise StateError(msg) from None
 
 
-def advance_bookmark(state: dict, *, replication_key: str, value: dt.datetime) -> bool:
+def advance_bookmark(state: dict[str, t.Any], *, replication_key: str, value: dt.datetime) -> bool:
     """Move the bookmark forward to ``value``; never backwards. Return whether it moved."""
     current = state.get(BOOKMARK)
     new = rfc3339(value)

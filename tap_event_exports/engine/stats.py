@@ -22,11 +22,12 @@ VENDOR_COUNTERS = ("requests_retried", "waits", "wait_seconds")
 class RunStats:
     """Counters of one run, keyed by stream or vendor."""
 
-    streams: dict[str, collections.Counter[str]] = field(
-        default_factory=lambda: collections.defaultdict(collections.Counter)
+    streams: dict[str, dict[str, float]] = field(
+        default_factory=lambda: collections.defaultdict(dict)
     )
-    vendors: dict[str, collections.Counter[str]] = field(
-        default_factory=lambda: collections.defaultdict(collections.Counter)
+    """Each stream's counters by name (one never counted is zero); ``vendors`` likewise."""
+    vendors: dict[str, dict[str, float]] = field(
+        default_factory=lambda: collections.defaultdict(dict)
     )
     vendor_of: dict[str, str] = field(default_factory=dict)
     bookmarks: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
@@ -36,12 +37,14 @@ class RunStats:
     def count(self, stream: str, name: str, amount: float = 1) -> None:
         """Add to a stream's counter."""
         with self._lock:
-            self.streams[stream][name] += amount  # type: ignore[assignment]
+            counters = self.streams[stream]
+            counters[name] = counters.get(name, 0) + amount
 
     def count_vendor(self, vendor: str, name: str, amount: float = 1) -> None:
         """Add to a vendor's counter."""
         with self._lock:
-            self.vendors[vendor][name] += amount  # type: ignore[assignment]
+            counters = self.vendors[vendor]
+            counters[name] = counters.get(name, 0) + amount
 
     def stream_of(self, stream: str, vendor: str) -> None:
         """Say which vendor a stream belongs to (for the table's order)."""
@@ -56,13 +59,13 @@ class RunStats:
     def summary(self) -> dict[str, t.Any]:
         """The totals as one JSON-ready object."""
         with self._lock:
-            streams = {
-                name: {key: round(counter[key], 3) for key in STREAM_COUNTERS}
+            streams: dict[str, dict[str, t.Any]] = {
+                name: {key: round(counter.get(key, 0), 3) for key in STREAM_COUNTERS}
                 | {"vendor": self.vendor_of.get(name, "")}
                 for name, counter in sorted(self.streams.items())
             }
             vendors = {
-                name: {key: round(counter[key], 3) for key in VENDOR_COUNTERS}
+                name: {key: round(counter.get(key, 0), 3) for key in VENDOR_COUNTERS}
                 for name, counter in sorted(self.vendors.items())
             }
             moved = {

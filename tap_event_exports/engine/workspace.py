@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import typing as t
@@ -21,10 +22,10 @@ from dataclasses import dataclass
 if t.TYPE_CHECKING:
     from types import TracebackType
 
-try:
+if sys.platform == "win32":  # pragma: no cover - Windows: no advisory locks, no sweeping
+    fcntl = None
+else:
     import fcntl
-except ImportError:  # pragma: no cover - Windows: no advisory locks, no sweeping
-    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger("tap_event_exports.workspace")
 
