@@ -16,7 +16,9 @@ from singer_sdk import Stream, Tap
 from typing_extensions import override
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Generator, Iterator
+
+    from singer_sdk.helpers import types
 
 PRIVATE_STREAM_MEMBERS = (
     "_sync_records",
@@ -37,12 +39,14 @@ class SdkStream(Stream):
 
     @override
     def _sync_records(
-        self, context: dict | None = None, *, write_messages: bool = True
-    ) -> Iterable[dict]:
+        self, context: types.Context | None = None, *, write_messages: bool = True
+    ) -> Generator[dict, t.Any, t.Any]:
         """Hand the SDK's record loop to :meth:`sync_context`."""
-        return self.sync_context(context, write_messages=write_messages)
+        yield from self.sync_context(context, write_messages=write_messages)
 
-    def sync_context(self, context: dict | None, *, write_messages: bool) -> Iterator[dict]:
+    def sync_context(
+        self, context: types.Context | None, *, write_messages: bool
+    ) -> Iterator[dict]:
         """The stream's own record loop (BATCH manifests are yielded; records are written)."""
         raise NotImplementedError
 
@@ -79,8 +83,8 @@ class SdkStream(Stream):
 class SdkTap(Tap):
     """A singer-sdk tap with one-line config errors first and a clean stop on a signal."""
 
-    @override
-    def sync_all(self) -> None:  # type: ignore[misc]  # final: wrapped, see FINAL_TAP_MEMBERS
+    @override  # type: ignore[misc]  # final in singer-sdk: wrapped, see FINAL_TAP_MEMBERS
+    def sync_all(self) -> None:
         """Run the SDK's sync of every stream inside :meth:`sync_scope`."""
         with self.sync_scope():
             super().sync_all()

@@ -37,6 +37,7 @@ if t.TYPE_CHECKING:
     from collections.abc import Iterator
 
     from singer_sdk import Tap
+    from singer_sdk.helpers import types
     from singer_sdk.helpers._batch import BaseBatchFileEncoding, BatchConfig
 
     from tap_event_exports.engine.contract import ExportSpec, Partition
@@ -82,7 +83,7 @@ class ExportStream(SdkStream):
         """One partition per vendor object (campaign token, group id) where the vendor has them."""
         return list(self.spec.partitions) or None
 
-    def get_replication_key_signpost(self, context: dict | None) -> None:
+    def get_replication_key_signpost(self, context: types.Context | None = None) -> None:
         """No signpost: bookmarks never come from record values."""
         return
 
@@ -115,14 +116,14 @@ class ExportStream(SdkStream):
 
     # --- the SDK's entry points ------------------------------------------------------------
 
-    def get_records(self, context: dict | None) -> Iterator[dict]:
+    def get_records(self, context: types.Context | None) -> Iterator[dict]:
         """Every record of the run as dicts, without writing messages."""
         sink = CollectSink()
         for _files in self._sync(context, sink, write_messages=False):
             yield from sink.take()
 
     def get_batches(
-        self, batch_config: BatchConfig, context: dict | None = None
+        self, batch_config: BatchConfig, context: types.Context | None = None
     ) -> Iterator[tuple[BaseBatchFileEncoding, list[str]]]:
         """BATCH files of the stream's records, closed window by window (see ``batch_files``).
 
@@ -139,7 +140,9 @@ class ExportStream(SdkStream):
         finally:
             files.abort()
 
-    def sync_context(self, context: dict | None, *, write_messages: bool) -> Iterator[dict]:
+    def sync_context(
+        self, context: types.Context | None, *, write_messages: bool
+    ) -> Iterator[dict]:
         """RECORD messages window by window (the SDK's record loop)."""
         sink: Sink = record_sink(self) if write_messages and self.selected else CollectSink()
         for _files in self._sync(context, sink, write_messages=write_messages):
@@ -149,9 +152,11 @@ class ExportStream(SdkStream):
 
     # --- the sync loop -----------------------------------------------------------------------
 
-    def _sync(self, context: dict | None, sink: Sink, *, write_messages: bool) -> Iterator[list]:
+    def _sync(
+        self, context: types.Context | None, sink: Sink, *, write_messages: bool
+    ) -> Iterator[list[str]]:
         """Each export in turn: records to ``sink``, bookmark, STATE; yields closed BATCH files."""
-        partitions = [dict(context)] if context else (self.spec.partitions or [{}])
+        partitions: list[Partition] = [dict(context)] if context else (self.spec.partitions or [{}])
         own = self.runtime.scheduler is None
         scheduler = self.runtime.scheduler or self.runtime.own_scheduler([self.spec.limits])
         counter, timer, total = self.get_record_counter(), self.get_sync_timer(), Tally()

@@ -260,7 +260,7 @@ class TapEventExports(SdkTap):
 
     @classmethod
     @one_line_errors
-    def invoke(  # type: ignore[override]
+    def invoke(
         cls,
         *,
         about: bool = False,
@@ -292,4 +292,8 @@ class TapEventExports(SdkTap):
         code = _connection_check(cls, settings)
         ctx.exit(code)
 
-    cb_discover = classmethod(one_line_errors(SdkTap.cb_discover.__func__))  # type: ignore[attr-defined]
+    @classmethod
+    @one_line_errors
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
+        """``--discover``: the SDK's discovery, with the tap's own errors as one line."""
+        super().cb_discover(ctx, param, value)
