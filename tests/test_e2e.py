@@ -180,3 +180,20 @@ def test_plain_pipe_with_state_fed_back(sandbox, tmp_path):
         assert {r[key] for r in rows} == values, f"{stream}: the resumed run brings nothing new"
         if expected[stream][0] != "df_unified_id" and stream != "batch_userbase":
             assert len(rows) - first[stream] < first[stream], f"{stream}: only the lookback again"
+
+
+def test_meltano_config_test_passes_against_the_sandbox(sandbox):
+    """``meltano config test`` runs the tap until its first record; ``--test`` probes."""
+    sandbox(through_today=False)
+    env = {"MELTANO_ENVIRONMENT": "sandbox", "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    proc = meltano("config", "tap-event-exports", "test", env=env)
+    assert "Plugin configuration is valid" in proc.stdout + proc.stderr
+    probe = meltano("invoke", "tap-event-exports", "--test", env=env)
+    lines = [line for line in probe.stderr.splitlines() if line.startswith("tap-event-exports: ")]
+    assert {line.split(":")[1].strip() for line in lines} == {
+        "dfinery",
+        "keen",
+        "mytracker",
+        "batch",
+    }
+    assert all(": ok: " in line for line in lines), lines
