@@ -174,7 +174,7 @@ class BatchFiles:
 
     def _jsonl(self) -> LineWriter:
         if self._lines is None:
-            target = self._open("json.gz" if self.gzip else "json")
+            target: t.IO[bytes] | gzip.GzipFile = self._open("json.gz" if self.gzip else "json")
             if self.gzip:
                 assert self._stack is not None  # noqa: S101 - opened above
                 target = self._stack.enter_context(
@@ -183,7 +183,7 @@ class BatchFiles:
             self._lines = LineWriter(target)
         return self._lines
 
-    def _open(self, suffix: str) -> t.BinaryIO:
+    def _open(self, suffix: str) -> t.IO[bytes]:
         self._files += 1
         prefix = self.config.storage.prefix or ""
         self._filename = f"{prefix}{self._sync_id}-{self._files}.{suffix}"

@@ -18,6 +18,7 @@ import msgspec
 from singer_sdk.contrib.msgspec import encoder
 
 if t.TYPE_CHECKING:
+    import gzip
     from collections.abc import Callable
 
 FLUSH_AT = 1 << 17
@@ -47,7 +48,9 @@ class LineWriter:
     unchanged.
     """
 
-    def __init__(self, out: t.BinaryIO, prefix: bytes = b"", suffix: bytes = b"\n") -> None:
+    def __init__(
+        self, out: t.IO[bytes] | gzip.GzipFile, prefix: bytes = b"", suffix: bytes = b"\n"
+    ) -> None:
         """Write lines ``prefix + object + suffix`` to ``out``."""
         self._out = out
         self._prefix = prefix

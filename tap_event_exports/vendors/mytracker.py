@@ -125,15 +125,23 @@ class MyTrackerDialect(VendorDialect):
         self._secret = secret
 
     def authenticate(self, request: requests.PreparedRequest) -> None:  # noqa: D102
+        body = request.body
+        if body is not None and not isinstance(body, (bytes, str)):
+            msg = "myTracker signs a request's whole body: a streamed body cannot be signed"
+            raise TypeError(msg)
         request.headers["Authorization"] = sign(
-            request.method or "GET", request.url or "", request.body, self._user_id, self._secret
+            request.method or "GET", request.url or "", body, self._user_id, self._secret
         )
 
     def error_message(self, response: requests.Response) -> str:  # noqa: D102
         body = json_body(response)
         if isinstance(body, dict):
-            data = body.get("data") if isinstance(body.get("data"), dict) else {}
-            error = data.get("error") if isinstance(data.get("error"), dict) else {}
+            data = body.get("data")
+            if not isinstance(data, dict):
+                data = {}
+            error = data.get("error")
+            if not isinstance(error, dict):
+                error = {}
             detail = error.get("detail")
             message = body.get("message") or ""
             return f"{message}: {detail}" if detail else str(message)
