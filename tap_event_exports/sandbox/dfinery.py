@@ -285,7 +285,7 @@ def generate_profiles(n: int, *, seed: int = 3) -> list[dict[str, str]]:
     """User profiles shaped like Dfinery's sample."""
     rng = random.Random(seed)
     seen: set[str] = set()
-    out = []
+    out: list[dict[str, str]] = []
     while len(out) < n:
         uid = _uid(rng)
         if uid in seen:

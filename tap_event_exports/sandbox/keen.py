@@ -69,6 +69,7 @@ import math
 import random
 import threading
 import time
+import typing as t
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ def generate_events(
             moment = start + dt.timedelta(days=day, seconds=rng.randrange(86400))
             moment = moment.replace(microsecond=rng.randrange(1000) * 1000)
             stamp = moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            event = {
+            event: dict[str, t.Any] = {
                 "keen": {
                     "id": f"{rng.getrandbits(96):024x}",
                     "timestamp": stamp,
@@ -124,9 +125,9 @@ def generate_events(
     return events
 
 
-def lookup(event: dict, path: str) -> object:
+def lookup(event: dict, path: str) -> t.Any:
     """The value at a dotted property path, or ``MISSING``."""
-    value: object = event
+    value: t.Any = event
     for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
             return MISSING
@@ -146,7 +147,8 @@ def _miles(a: list[float], b: list[float]) -> float:
 def matches(event: dict, rule: dict) -> bool:
     """Whether an event passes one filter, with Keen's operators."""
     value = lookup(event, rule["property_name"])
-    operator, target = rule["operator"], rule.get("property_value")
+    operator = rule["operator"]
+    target: t.Any = rule.get("property_value")  # any JSON value, compared as Keen compares
     if operator == "exists":
         return (value is not MISSING) == bool(target)
     if value is MISSING:
@@ -171,7 +173,7 @@ def matches(event: dict, rule: dict) -> bool:
         if operator == "not_contains":
             return isinstance(value, str) and target not in value
         if operator == "within":
-            point = value.get("coordinates") if isinstance(value, dict) else value
+            point: t.Any = value.get("coordinates") if isinstance(value, dict) else value
             return _miles(point, target["coordinates"]) <= target["max_distance_miles"]
     except TypeError:
         return False
@@ -370,10 +372,10 @@ class KeenFake(FakeServer):
                 self.extractions[job.id] = job
             return FakeResponse.json(200, {"_id": job.id, "status": "not started"})
         if request.method == "GET" and rest.startswith(("_extract/", "_extracts/")):
-            job = self.extractions.get(rest.split("/", 1)[1])
-            if job is None:
+            found = self.extractions.get(rest.split("/", 1)[1])
+            if found is None:
                 return keen_error(404, "ResourceNotFoundError", "no such extraction")
-            return FakeResponse.json(200, self.describe(job))
+            return FakeResponse.json(200, self.describe(found))
         if request.method == "GET" and rest == "_extracts":
             return FakeResponse.json(200, [self.describe(job) for job in self.extractions.values()])
         return keen_error(404, "ResourceNotFoundError", f"no resource at {request.path}")
@@ -406,7 +408,8 @@ class KeenFake(FakeServer):
             return keen_error(400, "MissingRequiredPropertyError", "event_collection is required")
         try:
             filters = json.loads(request.arg("filters") or "[]")
-            frame = json.loads(request.arg("timeframe")) if request.arg("timeframe") else None
+            timeframe = request.arg("timeframe")
+            frame = json.loads(timeframe) if timeframe else None
         except ValueError:
             return keen_error(400, "InvalidParameterError", "filters and timeframe must be JSON")
         parsed = self._arguments(filters, frame)
@@ -414,7 +417,8 @@ class KeenFake(FakeServer):
             return parsed
         try:
             names = json.loads(request.arg("property_names") or "null")
-            latest = int(request.arg("latest")) if request.arg("latest") else None
+            latest_arg = request.arg("latest")
+            latest = int(latest_arg) if latest_arg else None
         except ValueError:
             return keen_error(400, "InvalidParameterError", "property_names or latest is invalid")
         if request.arg("email"):

@@ -468,7 +468,8 @@ class MyTrackerFake(FakeServer):
         return [e for e in self.exports.values() if not e.canceled and now - e.created < e.duration]
 
     def _create(self, params: dict[str, list[str]]) -> FakeResponse:
-        event = (params.get("event") or [None])[0]
+        events = params.get("event")
+        event = events[0] if events else None
         if event is None:
             return bad_request("Argument 'event' is expected but not set")
         if event not in self.rows and event not in EVENTS:

@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 if t.TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from typing_extensions import Self
+
 
 @dataclass
 class FakeRequest:
@@ -256,7 +258,7 @@ class FakeServer:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> t.Self:
+    def start(self) -> Self:
         """Start serving in a background thread."""
         server = _Server((self._host, self._port), _Handler)
         server.fake = self
@@ -272,7 +274,7 @@ class FakeServer:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> t.Self:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
