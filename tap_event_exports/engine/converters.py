@@ -112,21 +112,37 @@ class ArrayReader(CachedConverter):
     """:func:`to_array` with a cache: list columns repeat the same few values endlessly.
 
     A cached list is shared by the records that hold it; records are read-only downstream.
+    Once full, the cache keeps what it holds (the frequent values come early) instead of
+    starting again at every new value, and starts again only after many misses in a row
+    (the values have moved on): lists with many distinct values thrashed it before.
     """
 
-    CACHE_LIMIT = 1 << 12
+    CACHE_LIMIT = 1 << 14
+    MISSES_BEFORE_RESTART = 4 * CACHE_LIMIT
 
     def __init__(self, syntax: str = "json") -> None:
         """Read lists written in ``syntax`` (see :data:`LIST_SYNTAXES`)."""
         super().__init__()
         self.syntax = syntax
+        self._misses = 0
+
+    def _remember_list(self, value: str, result: list[t.Any]) -> list[t.Any]:
+        cache = self._cache
+        if len(cache) < self.CACHE_LIMIT:
+            cache[value] = result
+        else:
+            self._misses += 1
+            if self._misses > self.MISSES_BEFORE_RESTART:
+                cache.clear()
+                self._misses = 0
+        return result
 
     def __call__(self, value: str) -> list[t.Any]:
         """Convert one value (raises ``ValueError`` when it is not a list)."""
         hit: list[t.Any] | None = self._cache.get(value)
         if hit is not None:
             return hit
-        return self._remember(value, to_array(value, self.syntax))
+        return self._remember_list(value, to_array(value, self.syntax))
 
 
 _DATETIME = re.compile(
