@@ -217,7 +217,7 @@ class ExportSpec:
     limits: Limits
     timezone: str = "UTC"
     lists: str = "json"
-    """How the vendor writes list values (``engine.converters.LIST_SYNTAXES``)."""
+    """How the vendor writes list values (``engine.lists.LIST_SYNTAXES``)."""
     windowing: Windowing | None = None
     """``None`` for a full-table snapshot."""
     replication_key: str | None = None

@@ -121,7 +121,7 @@ class ArrayReader(CachedConverter):
     MISSES_BEFORE_RESTART = 4 * CACHE_LIMIT
 
     def __init__(self, syntax: str = "json") -> None:
-        """Read lists written in ``syntax`` (see :data:`LIST_SYNTAXES`)."""
+        """Read lists written in ``syntax`` (see ``engine.lists.LIST_SYNTAXES``)."""
         super().__init__()
         self.syntax = syntax
         self._misses = 0

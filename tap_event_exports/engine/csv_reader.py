@@ -123,7 +123,7 @@ class CsvExport:
         Args:
             types: column type per header name (every header name must be present).
             timezone: where naive date-times are read.
-            lists: how list values are written (see :data:`LIST_SYNTAXES`).
+            lists: how list values are written (see ``engine.lists.LIST_SYNTAXES``).
             keep: which columns to deliver (catalog selection); all when ``None``.
             extra: constant columns added to every record (partition columns).
             key: name and generator of a synthetic key column.
