@@ -290,3 +290,43 @@ def test_the_command_line_runs_merges_and_loads(dfinery, tmp_path, capsys):
         == "tap-event-exports-shards: error: backfill: no shard 'nope' in the plan"
     )
     assert sys.executable  # the shards ran with this interpreter's tap
+
+
+def test_an_interrupted_shard_run_stops_its_tap_and_keeps_the_pending_job(tmp_path):
+    """An orchestrator stopping the task (SIGINT): no tap left running, the job id kept."""
+    import subprocess
+
+    from tap_event_exports.sandbox.batch import BatchFake, generate_data
+
+    data = generate_data(start=utc_midnight(4), days=5, per_day=12)
+    with BatchFake(data, job_seconds=60.0) as fake:
+        config = batch_config(fake, reachability=True)
+        shard = shard_for(config, "batch", utc_midnight(3), utc_midnight(2))
+        (tmp_path / "c.json").write_text(json.dumps(config))
+        script = (
+            "import json, sys\n"
+            "from tap_event_exports.backfill.runner import run_shard\n"
+            "from tap_event_exports.shards import Shard\n"
+            f"run_shard(json.load(open({str(tmp_path / 'c.json')!r})), Shard(**{shard.__dict__!r}),"
+            f" {str(tmp_path / 'shards')!r})\n"
+        )
+        runner = subprocess.Popen([sys.executable, "-c", script])
+        folder = (tmp_path / "shards").resolve() / shard.id
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (fake.jobs and _tap_pids(folder)):
+            time.sleep(0.05)
+        taps = _tap_pids(folder)
+        assert len(taps) == 1
+        os.kill(runner.pid, signal.SIGINT)
+        assert runner.wait(timeout=60) != 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _tap_pids(folder):
+            time.sleep(0.05)
+        assert _tap_pids(folder) == [], "the shard's tap stopped with its task"
+        state = (folder / "state.json").read_text()
+        assert set(fake.jobs)
+        assert all(job in state for job in fake.jobs), state
+
+
+def _tap_pids(folder) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_shard_tap(int(p), folder)]

@@ -156,6 +156,46 @@ def _drop_unlisted(folder: Path) -> None:
             path.unlink()
 
 
+class ShardOutput:
+    """What the tap writes on stdout, kept in the shard's folder as it arrives."""
+
+    def __init__(self, folder: Path) -> None:
+        """Continue what earlier runs of the shard kept."""
+        self.folder = folder
+        self.state_path = folder / "state.json"
+        schemas = folder / "schemas.json"
+        self.schemas: dict[str, t.Any] = _read_json(schemas) if schemas.exists() else {}
+        self.state: dict[str, t.Any] = (
+            _read_json(self.state_path) if self.state_path.exists() else {}
+        )
+
+    def consume(self, lines: t.Iterable[bytes]) -> None:
+        """Keep SCHEMA key properties, BATCH files and the last STATE of the tap's messages."""
+        with (self.folder / "manifest.jsonl").open("a") as manifest:
+            for raw in lines:
+                message = json.loads(raw)
+                kind = message.get("type")
+                if kind == "SCHEMA":
+                    self.schemas[message["stream"]] = {
+                        "schema": message["schema"],
+                        "key_properties": message.get("key_properties") or [],
+                    }
+                    _write_json(self.folder / "schemas.json", self.schemas)
+                elif kind == "BATCH":
+                    paths = [_path_of(url) for url in message["manifest"]]
+                    manifest.write(json.dumps({"stream": message["stream"], "files": paths}))
+                    manifest.write("\n")
+                    manifest.flush()
+                    os.fsync(manifest.fileno())
+                elif kind == "STATE":
+                    self.state = message["value"]
+                    _write_json(self.state_path, self.state)
+
+
+STOP_GRACE = 30.0
+"""Seconds a stopped shard's tap gets to write its last STATE (pending job ids) and exit."""
+
+
 def run_shard(
     config: dict[str, t.Any],
     shard: Shard,
@@ -164,7 +204,11 @@ def run_shard(
     tap: Sequence[str] | None = None,
     env: dict[str, str] | None = None,
 ) -> ShardRun:
-    """Run the tap over one shard, resuming from the shard's own state if it has one."""
+    """Run the tap over one shard, resuming from the shard's own state if it has one.
+
+    If this process is interrupted (an orchestrator stopping the task), the tap is sent
+    SIGTERM and its last STATE is still kept, so the next run resumes its pending jobs.
+    """
     folder = Path(root).resolve() / shard.id
     files = folder / "files"
     files.mkdir(parents=True, exist_ok=True)
@@ -175,13 +219,9 @@ def run_shard(
     _write_json(folder / "catalog.json", _catalog(settings, shard.streams))
     command = [*(tap or [sys.executable, "-m", "tap_event_exports"])]
     command += ["--config", str(folder / "config.json"), "--catalog", str(folder / "catalog.json")]
-    state_path = folder / "state.json"
-    if state_path.exists():
-        command += ["--state", str(state_path)]
-    schemas: dict[str, t.Any] = (
-        _read_json(folder / "schemas.json") if (folder / "schemas.json").exists() else {}
-    )
-    state: dict[str, t.Any] = _read_json(state_path) if state_path.exists() else {}
+    output = ShardOutput(folder)
+    if output.state_path.exists():
+        command += ["--state", str(output.state_path)]
     tail: deque[str] = deque(maxlen=20)
     with (folder / "tap.log").open("a") as log:
         process = subprocess.Popen(  # noqa: S603 - the tap's own command
@@ -192,7 +232,7 @@ def run_shard(
         )
         assert process.stdout is not None  # noqa: S101 - piped above
         assert process.stderr is not None  # noqa: S101
-        errors = process.stderr
+        errors, messages = process.stderr, process.stdout
 
         def copy_log() -> None:
             for raw in errors:
@@ -204,26 +244,12 @@ def run_shard(
         logger = threading.Thread(target=copy_log, name=f"log-{shard.id}", daemon=True)
         logger.start()
         try:
-            with (folder / "manifest.jsonl").open("a") as manifest:
-                for raw in process.stdout:
-                    message = json.loads(raw)
-                    kind = message.get("type")
-                    if kind == "SCHEMA":
-                        schemas[message["stream"]] = {
-                            "schema": message["schema"],
-                            "key_properties": message.get("key_properties") or [],
-                        }
-                        _write_json(folder / "schemas.json", schemas)
-                    elif kind == "BATCH":
-                        paths = [_path_of(url) for url in message["manifest"]]
-                        manifest.write(json.dumps({"stream": message["stream"], "files": paths}))
-                        manifest.write("\n")
-                        manifest.flush()
-                        os.fsync(manifest.fileno())
-                    elif kind == "STATE":
-                        state = message["value"]
-                        _write_json(state_path, state)
+            output.consume(messages)
         except BaseException:
+            process.terminate()
+            keeper = threading.Thread(target=output.consume, args=(messages,), daemon=True)
+            keeper.start()
+            keeper.join(STOP_GRACE)
             process.kill()
             raise
         finally:
@@ -233,7 +259,7 @@ def run_shard(
         last = next((line for line in reversed(tail) if line.strip()), "no error output")
         msg = f"shard {shard.id}: the tap exited with code {code}: {last}"
         raise ShardFailed(msg)
-    return ShardRun(shard, folder, state, listed_files(folder))
+    return ShardRun(shard, folder, output.state, listed_files(folder))
 
 
 def shard_folders(root: str | Path) -> list[Path]:
