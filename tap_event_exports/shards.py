@@ -8,8 +8,11 @@ which the normal incremental job continues: per stream and partition, the bookma
 of the contiguous finished range; a failed shard is a gap, reported, never jumped over.
 
     tap-event-exports-shards plan --config c.json --start 2025-01-01T00:00:00Z --end ... > plan.json
-    tap-event-exports-shards config --config c.json --plan plan.json --shard dfinery-0001
-    tap-event-exports-shards merge --plan plan.json --state dfinery-0001=s1.json ... > state.json
+    tap-event-exports-shards config --config c.json --plan plan.json --shard ID
+    tap-event-exports-shards merge --plan plan.json --state ID=s1.json ... > state.json
+    tap-event-exports-shards run --config c.json --plan plan.json --shard ID --root shards/
+    tap-event-exports-shards merge --root shards/ > state.json
+    tap-event-exports-shards load --root shards/ --database backfill.duckdb
 """
 
 from __future__ import annotations
@@ -93,14 +96,12 @@ def plan_shards(
         granularity, step = windowing.granularity, windowing.step
         partitions = sum(len(s.spec.partitions) or 1 for s in members)
         cursor = granularity.align(utc(start), step)
-        number = 0
         while cursor < utc(end):
             shard_end, windows = cursor, 0
             while windows < windows_per_shard and shard_end < utc(end):
                 shard_end = granularity.advance(shard_end, step)
                 windows += 1
-            number += 1
-            shard_id = f"{provider}-{number:04d}"
+            shard_id = shard_name(provider, cursor)
             plan.shards.append(
                 Shard(
                     id=shard_id,
@@ -115,6 +116,11 @@ def plan_shards(
             )
             cursor = shard_end
     return plan
+
+
+def shard_name(provider: str, start: dt.datetime) -> str:
+    """A shard's id: its provider and its start in UTC (stable when a range is planned again)."""
+    return f"{provider}-{utc(start):%Y%m%dT%H%M%SZ}"
 
 
 def shard_config(config: dict[str, t.Any], shard: Shard) -> dict[str, t.Any]:
@@ -190,7 +196,8 @@ def merge_states(plan: Plan, states: dict[str, dict[str, t.Any]]) -> Merged:
     return Merged({"bookmarks": bookmarks}, gaps)
 
 
-def _streams(config: dict[str, t.Any]) -> list[ExportStream]:
+def export_streams(config: dict[str, t.Any]) -> list[ExportStream]:
+    """The export streams a config enables (validated, as the tap builds them)."""
     from tap_event_exports.streams import ExportStream  # noqa: PLC0415 - loads the SDK
     from tap_event_exports.tap import TapEventExports  # noqa: PLC0415
 
@@ -219,9 +226,20 @@ def main(argv: list[str] | None = None) -> None:
     config_cmd.add_argument("--config", required=True)
     config_cmd.add_argument("--plan", required=True)
     config_cmd.add_argument("--shard", required=True)
+    run_cmd = commands.add_parser("run", help="run one shard: BATCH parquet into ROOT/<shard>")
+    run_cmd.add_argument("--config", required=True)
+    run_cmd.add_argument("--plan", required=True)
+    run_cmd.add_argument("--shard", required=True)
+    run_cmd.add_argument("--root", required=True)
     merge_cmd = commands.add_parser("merge", help="print the state the incremental job resumes")
-    merge_cmd.add_argument("--plan", required=True)
+    merge_cmd.add_argument("--plan", help="the plan, with each shard's --state")
     merge_cmd.add_argument("--state", action="append", default=[], metavar="SHARD=PATH")
+    merge_cmd.add_argument("--root", help="or: the shard folders written by `run`")
+    merge_cmd.add_argument("--start", type=_when, help="with --root: where the backfill starts")
+    merge_cmd.add_argument("--end", type=_when, help="with --root: where it must reach")
+    load_cmd = commands.add_parser("load", help="load the shards' files into DuckDB tables")
+    load_cmd.add_argument("--root", required=True)
+    load_cmd.add_argument("--database", required=True)
     args = parser.parse_args(argv)
 
     def load(path: str) -> t.Any:
@@ -229,7 +247,7 @@ def main(argv: list[str] | None = None) -> None:
             return json.load(handle)
 
     if args.command == "plan":
-        streams = _streams(load(args.config))
+        streams = export_streams(load(args.config))
         plan = plan_shards(
             streams, start=args.start, end=args.end, windows_per_shard=args.windows_per_shard
         )
@@ -240,13 +258,39 @@ def main(argv: list[str] | None = None) -> None:
         if shard is None:
             sys.exit(f"tap-event-exports-shards: error: no shard {args.shard!r} in the plan")
         print(json.dumps(shard_config(load(args.config), shard), indent=2))
+    elif args.command == "run":
+        from tap_event_exports.backfill.runner import (  # noqa: PLC0415
+            ShardFailed,
+            run_shard,
+            shard_from_plan,
+        )
+
+        try:
+            shard = shard_from_plan(Plan.from_json(load(args.plan)), args.shard)
+            done = run_shard(load(args.config), shard, args.root)
+        except (ShardFailed, ValueError) as exc:
+            sys.exit(f"tap-event-exports-shards: error: {exc}")
+        files = sum(len(paths) for paths in done.files.values())
+        print(f"shard {shard.id}: done, {files} file(s) in {done.folder}", file=sys.stderr)
+    elif args.command == "load":
+        from tap_event_exports.backfill.warehouse import load_duckdb  # noqa: PLC0415
+
+        for stream, rows in load_duckdb(args.root, args.database).items():
+            print(f"{stream}: {rows} rows")
     else:
-        plan = Plan.from_json(load(args.plan))
-        states = {}
-        for item in args.state:
-            shard_id, _, path = item.partition("=")
-            states[shard_id] = load(path)
-        merged = merge_states(plan, states)
+        if args.root:
+            from tap_event_exports.backfill.runner import merge_shards  # noqa: PLC0415
+
+            merged = merge_shards(args.root, start=args.start, end=args.end)
+        elif args.plan:
+            plan = Plan.from_json(load(args.plan))
+            states = {}
+            for item in args.state:
+                shard_id, _, path = item.partition("=")
+                states[shard_id] = load(path)
+            merged = merge_states(plan, states)
+        else:
+            sys.exit("tap-event-exports-shards: error: merge needs --root or --plan")
         print(json.dumps(merged.state, indent=2))
         for gap in merged.gaps:
             print(f"tap-event-exports-shards: gap: {gap}", file=sys.stderr)

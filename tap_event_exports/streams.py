@@ -242,9 +242,13 @@ class ExportStream(SdkStream):
         self.write_state()
 
     def _jobs_changed(self) -> None:
-        """While waiting for an export: a STATE soon after new job ids, so a kill resumes them."""
+        """While waiting for an export: a STATE soon after new job ids, so a kill resumes them.
+
+        With BATCH files too: while the stream waits, every finished window's files have been
+        named in a BATCH message already, and the bookmark covers only those windows.
+        """
         if self._jobs_written != JobLedger.revision and isinstance(
-            self._sink, (RecordSink, MapperSink)
+            self._sink, (RecordSink, MapperSink, BatchSink)
         ):
             self._checkpoint()
 

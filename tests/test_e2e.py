@@ -198,3 +198,89 @@ def test_meltano_config_test_passes_against_the_sandbox(sandbox, tmp_path):
     # meltano logs the tap's stderr lines with a prefix of its own
     found = re.findall(r"tap-event-exports: (\w+): (ok|FAILED): ", probe.stdout + probe.stderr)
     assert dict(found) == dict.fromkeys(("dfinery", "keen", "mytracker", "batch"), "ok")
+
+
+def test_meltano_shards_with_state_id_suffix_then_the_merged_state_hands_over(sandbox, tmp_path):
+    """Backfill through a target: one ``meltano run --state-id-suffix`` per shard, then merge."""
+    import datetime as dt
+
+    from tap_event_exports.shards import merge_states, plan_shards
+    from tests.test_shard_plan import streams_of
+
+    config = sandbox(through_today=True)
+    start = dt.datetime.fromisoformat(config["start_date"])
+    end = start + dt.timedelta(days=2)  # the third day and today are the incremental job's
+    dfinery_only = {"start_date": config["start_date"], "dfinery": config["dfinery"]}
+    plan = plan_shards(streams_of(dfinery_only), start=start, end=end, windows_per_shard=1)
+    shards = [s for s in plan.shards if s.provider == "dfinery"]
+    assert len(shards) == 2
+    env = {
+        "MELTANO_ENVIRONMENT": "sandbox",
+        "MELTANO_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "MELTANO_DATABASE_URI": f"sqlite:///{tmp_path}/meltano.db",
+        "DEMO_START_DATE": config["start_date"],
+        "TAP_EVENT_EXPORTS__SELECT": json.dumps(["dfinery_events.*"]),
+        "TAP_EVENT_EXPORTS_DFINERY_LOOKBACK": "PT0S",
+        "TARGET_JSONL_DO_TIMESTAMP_FILE": "false",
+    }
+    key = "df_event_detail_log_id"
+
+    def rows(folder: Path) -> list[dict]:
+        path = folder / "dfinery_events.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    states, union = {}, []
+    for shard in shards:
+        out = tmp_path / shard.id
+        out.mkdir()
+        shard_env = env | {
+            "TAP_EVENT_EXPORTS_START_DATE": shard.start,
+            "TAP_EVENT_EXPORTS_END_DATE": shard.end,
+            "TARGET_JSONL_DESTINATION_PATH": str(out),
+        }
+        meltano(
+            "run",
+            "--state-id-suffix",
+            shard.state_id_suffix,
+            "tap-event-exports",
+            "target-jsonl",
+            env=shard_env,
+        )
+        state_id = f"sandbox:tap-event-exports-to-target-jsonl:{shard.state_id_suffix}"
+        got = json.loads(meltano("state", "get", state_id, env=env).stdout)
+        states[shard.id] = got.get("singer_state", got)
+        union += rows(out)
+    listed = meltano("state", "list", env=env).stdout
+    assert "sandbox:tap-event-exports-to-target-jsonl\n" not in listed + "\n", (
+        "the shards never touch the incremental job's state"
+    )
+    whole = run_tap(dfinery_only | {"end_date": end.isoformat()}).records("dfinery_events")
+    assert sorted(r[key] for r in union) == sorted(r[key] for r in whole), "each row once"
+
+    merged = merge_states(plan, states)
+    assert merged.gaps == []
+    incremental = "sandbox:tap-event-exports-to-target-jsonl"
+    meltano(
+        "state",
+        "set",
+        "--force",
+        incremental,
+        json.dumps({"singer_state": merged.state}),
+        env=env,
+    )
+    out = tmp_path / "incremental"
+    out.mkdir()
+    meltano(
+        "run",
+        "tap-event-exports",
+        "target-jsonl",
+        env=env
+        | {
+            "TARGET_JSONL_DESTINATION_PATH": str(out),
+        },
+    )
+    later = rows(out)
+    everything = run_tap(dfinery_only).records("dfinery_events")
+    assert later, "the days after the backfill arrive"
+    assert {r[key] for r in later}.isdisjoint({r[key] for r in union}), "nothing twice"
+    assert {r[key] for r in later} | {r[key] for r in union} == {r[key] for r in everything}

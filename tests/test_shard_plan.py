@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from tap_event_exports.shards import Plan, main, merge_states, plan_shards, shard_config
+from tap_event_exports.shards import Plan, main, merge_states, plan_shards, shard_config, shard_name
 from tap_event_exports.streams import ExportStream
 from tap_event_exports.tap import TapEventExports
 from tests.conftest import SEOUL, batch_config, dfinery_config, seoul_today, utc_midnight
@@ -37,7 +37,8 @@ def test_shards_lie_on_local_midnights_and_never_overlap(dfinery):
     assert all(a.astimezone(SEOUL).time() == dt.time(0) for a in starts + ends)
     assert starts[1:] == ends[:-1], "each shard starts where the previous ends"
     assert ends[-1] == first + dt.timedelta(days=10)
-    assert [s.id for s in plan.shards] == [f"dfinery-000{n}" for n in range(1, 5)]
+    assert [s.id for s in plan.shards] == [shard_name("dfinery", start) for start in starts]
+    assert plan.shards[0].id == f"dfinery-{first.astimezone(UTC):%Y%m%dT%H%M%SZ}"
     assert Plan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
 
 
@@ -70,20 +71,21 @@ def test_shard_runs_equal_one_run_and_the_merge_hands_over_to_the_incremental_jo
     whole = run_tap(config | {"start_date": start.isoformat(), "end_date": end.isoformat()})
 
     states, union = {}, []
+    second = plan.shards[1].id
     for shard in plan.shards:
-        if shard.id == "batch-0002":
+        if shard.id == second:
             continue  # this shard "failed": it has no finished state
         run = run_tap(shard_config(config, shard))
         states[shard.id] = run.last_state
         union += keyed(run)
     merged = merge_states(plan, states)
     assert merged.gaps, "the missing shard is reported"
-    assert all("batch-0002" in gap for gap in merged.gaps)
+    assert all(second in gap for gap in merged.gaps)
     marks = merged.state["bookmarks"]["batch_reachability_events"]
     assert marks["replication_key_value"] == plan.shards[0].end, "stops before the gap"
 
     retry = run_tap(shard_config(config, plan.shards[1]))
-    states["batch-0002"] = retry.last_state
+    states[second] = retry.last_state
     union += keyed(retry)
     assert sorted(union) == keyed(whole), "the shards hold exactly the records of one run"
     merged = merge_states(plan, states)
@@ -118,7 +120,10 @@ def test_the_command_line_plans_configures_and_merges(dfinery, tmp_path, capsys)
         ]
     )
     plan = json.loads(capsys.readouterr().out)
-    assert [s["id"] for s in plan["shards"]] == ["dfinery-0001", "dfinery-0002"]
+    assert [s["id"] for s in plan["shards"]] == [
+        shard_name("dfinery", first),
+        shard_name("dfinery", first + dt.timedelta(days=2)),
+    ]
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     main(
         [
@@ -128,7 +133,7 @@ def test_the_command_line_plans_configures_and_merges(dfinery, tmp_path, capsys)
             "--plan",
             str(tmp_path / "plan.json"),
             "--shard",
-            "dfinery-0002",
+            plan["shards"][1]["id"],
         ]
     )
     shard = json.loads(capsys.readouterr().out)
