@@ -3,8 +3,8 @@
 A file in the dags folder needs two lines::
 
     from tap_event_exports.backfill.airflow_dag import backfill_dag
-    dag = backfill_dag("events_backfill", "/etc/tap/config.json", start="2025-01-01", end="2025-04-01",
-                       windows_per_shard=7, root="/shared/backfill")
+    dag = backfill_dag("events_backfill", "/etc/tap/config.json", start="2025-01-01",
+                       end="2025-04-01", windows_per_shard=7, root="/shared/backfill")
 
 The DAG has, per windowed provider of the config:
 
