@@ -38,7 +38,6 @@ if importlib.util.find_spec("airflow") is not None:
     (_HOME / "dags").mkdir()
 
 pytest.importorskip("airflow")
-
 from tap_event_exports.backfill.airflow_dag import airflow_pools, create_pools, main
 from tap_event_exports.backfill.pools import credential_pools
 from tap_event_exports.backfill.warehouse import table_rows
@@ -50,6 +49,9 @@ from tests.conftest import (
     utc_midnight,
 )
 from tests.harness import run_tap
+
+# Airflow's in-process task runner imports starlette's test client, which warns about httpx
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 
 def airflow_cli(*args: str) -> str:
@@ -366,3 +368,53 @@ def _capture(function, argv) -> str:
     with contextlib.redirect_stdout(out):
         function(argv)
     return out.getvalue()
+
+
+def test_airflow_dag_has_a_plan_and_a_pooled_mapped_shard_task_per_provider(
+    airflow_home, dfinery, batch, tmp_path
+):
+    """The DAG's shape (no run): per provider a plan task and a mapped shard task in the
+    credential's pool, with retries; one final task run whatever the shards' outcome."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    config = dfinery_config(dfinery) | {"batch": batch_config(batch, reachability=True)["batch"]}
+    now = dt.datetime.now(dt.timezone.utc)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    from tap_event_exports.backfill.airflow_dag import backfill_dag
+
+    dag = backfill_dag(
+        "shape", path, start=utc_midnight(3), end=utc_midnight(1), root=tmp_path / "s", retries=5
+    )
+    pools = credential_pools(config)
+    assert sorted(dag.task_dict) == [
+        "merge_and_load",
+        "plan_batch",
+        "plan_dfinery",
+        "shards_batch",
+        "shards_dfinery",
+    ]
+    for provider in ("batch", "dfinery"):
+        shards = dag.task_dict[f"shards_{provider}"]
+        assert shards.pool == pools[provider].name
+        assert shards.pool_slots == 1
+        assert shards.retries == 5
+        assert shards.upstream_task_ids == {f"plan_{provider}"}
+    final = dag.task_dict["merge_and_load"]
+    assert final.trigger_rule == "all_done", "it reports the gaps of failed shards"
+    assert final.upstream_task_ids == {"shards_batch", "shards_dfinery"}
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = json.dumps(DagSerialization.serialize_dag(dag), default=str)
+    for secret in (batch.rest_key, dfinery.token):
+        assert secret not in serialized, "the DAG Airflow stores holds no credential"
+
+    # a range whose last window is not over yet is refused by the plan task, clearly
+    today = backfill_dag("today", path, start=utc_midnight(1), end=now, root=tmp_path / "t")
+    plan = today.task_dict["plan_dfinery"].python_callable
+    with pytest.raises(AirflowFailException, match=r"dfinery's last shard would end at .* future"):
+        plan("dfinery")
+    with pytest.raises(ValueError, match="no windowed stream of provider"):
+        backfill_dag(
+            "x", path, start=utc_midnight(3), end=utc_midnight(1), root=tmp_path, providers=["keen"]
+        )

@@ -42,9 +42,6 @@ import typing as t
 from dataclasses import asdict
 from pathlib import Path
 
-from airflow.sdk import DAG, TriggerRule, get_current_context, task
-from airflow.sdk.exceptions import AirflowFailException
-
 from tap_event_exports.backfill.pools import Pool, credential_pools
 from tap_event_exports.backfill.runner import merge_shards, run_shard
 from tap_event_exports.backfill.warehouse import load_duckdb
@@ -53,6 +50,8 @@ from tap_event_exports.shards import Shard, export_streams, plan_shards
 
 if t.TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from airflow.sdk import DAG
 
 STATE_FILE = "merged-state.json"
 """The merged state's file name in ``root`` unless ``state_path`` is given."""
@@ -140,7 +139,8 @@ def backfill_dag(
         config_path: the tap's config file (JSON), read at parse time and by every task.
         start: where the backfill starts (ISO-8601 text, a date or a datetime; naive is UTC);
             the first shard starts at the provider's window holding it.
-        end: where it ends (rounded up to the provider's window grid).
+        end: where it ends (rounded up to the provider's window grid, which must then lie in
+            the past: Dfinery's days end at Seoul midnights, 15:00 UTC).
         windows_per_shard: windows of the provider's grid per shard (days, with daily windows).
         root: the folder of the shard folders; every worker must see the same one (a shared
             volume), as a retried shard resumes from the folder of its earlier try.
@@ -157,6 +157,11 @@ def backfill_dag(
     Returns:
         The DAG (also registered in the file that calls this, as Airflow's DAG context does).
     """
+    # Airflow is imported here, not with the module: its pools command needs no Airflow
+    # logging on stdout, and the rest of the package imports without the extra
+    from airflow.sdk import DAG, TriggerRule, get_current_context, task  # noqa: PLC0415
+    from airflow.sdk.exceptions import AirflowFailException  # noqa: PLC0415
+
     config_file = str(Path(config_path).resolve())
     first, last = _instant(start), _instant(end)
     if last <= first:
@@ -202,6 +207,14 @@ def backfill_dag(
             shards = plan_shards(
                 streams, start=first, end=last, windows_per_shard=windows_per_shard
             )
+            reach = max(_instant(shard.end) for shard in shards.shards)
+            if reach > dt.datetime.now(dt.timezone.utc):
+                msg = (
+                    f"backfill: {provider}'s last shard would end at {reach.isoformat()}, in "
+                    f"the future (end {last.isoformat()} rounded up to {provider}'s window "
+                    "grid): a backfill covers complete windows, the incremental job the rest"
+                )
+                raise AirflowFailException(msg)
             _write_json(folder / f"plan-{provider}.json", shards.to_json())
             return [asdict(shard) for shard in shards.shards]
 
