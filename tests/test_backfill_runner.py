@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 
+from tap_event_exports.backfill.cli import main
 from tap_event_exports.backfill.grid import provider_grids
 from tap_event_exports.backfill.pools import credential_pools, pool_name
 from tap_event_exports.backfill.runner import (
@@ -22,7 +23,7 @@ from tap_event_exports.backfill.runner import (
     shard_for,
 )
 from tap_event_exports.backfill.warehouse import load_duckdb, table_rows
-from tap_event_exports.shards import main, plan_shards
+from tap_event_exports.shards import plan_shards
 from tests.conftest import (
     SEOUL,
     batch_config,
