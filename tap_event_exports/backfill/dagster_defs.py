@@ -35,11 +35,11 @@ import os
 import typing as t
 from collections.abc import Sequence
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from tap_event_exports.backfill.dagster_partitions import instant, partitions_for
 from tap_event_exports.backfill.grid import Grid, provider_grids
 from tap_event_exports.backfill.pools import Pool, credential_pools
 from tap_event_exports.backfill.runner import ShardFailed, merge_shards, run_shard, shard_for
@@ -58,16 +58,8 @@ MERGED_STATE = "merged-state.json"
 """The merged state's file under ``root`` (not a shard folder: it has no ``shard.json``)."""
 
 
-def _instant(value: dt.datetime | str) -> dt.datetime:
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        msg = f"backfill: {value} has no timezone"
-        raise ValueError(msg)
-    return value
-
-
-def _load_config(config: dict[str, t.Any] | str | Path) -> dict[str, t.Any]:
+def load_config(config: dict[str, t.Any] | str | Path) -> dict[str, t.Any]:
+    """A tap config given as a dict, or read from its JSON file."""
     if isinstance(config, dict):
         return config
     with Path(config).open() as handle:
@@ -76,68 +68,6 @@ def _load_config(config: dict[str, t.Any] | str | Path) -> dict[str, t.Any]:
         msg = f"backfill: {config} does not hold a JSON object"
         raise TypeError(msg)
     return loaded
-
-
-def partitions_for(
-    grid: Grid, start: dt.datetime, end: dt.datetime | None = None
-) -> dg.TimeWindowPartitionsDefinition:
-    """Dagster time partitions that are exactly ``grid``'s windows from ``start`` (to ``end``).
-
-    Day windows of one day: daily partitions in the provider's timezone. Sub-day windows that
-    divide an hour or a day: a cron schedule in UTC (the tap's sub-day grid counts from the
-    Unix epoch, which such a schedule matches). Other widths have no Dagster schedule and are
-    refused.
-    """
-    first = grid.align(start)
-    last = None if end is None else grid.align(end)
-    if last is not None and last != end:
-        last = grid.advance(last)  # the last window holding the end, whole
-    seconds = int(grid.step.total_seconds())
-    partitions: dg.TimeWindowPartitionsDefinition
-    if seconds == 86400:  # local midnights, or UTC ones (the epoch grid of one day)
-        local = ZoneInfo(grid.timezone)
-        partitions = dg.DailyPartitionsDefinition(
-            start_date=first.astimezone(local).replace(tzinfo=None),
-            end_date=None if last is None else last.astimezone(local).replace(tzinfo=None),
-            timezone=grid.timezone,
-        )
-    elif not grid.days and seconds % 60 == 0 and (86400 % seconds == 0):
-        minutes = seconds // 60
-        if minutes < 60 and 60 % minutes == 0:
-            cron = f"*/{minutes} * * * *"
-        elif minutes % 60 == 0 and 24 % (minutes // 60) == 0:
-            cron = f"0 */{minutes // 60} * * *"
-        else:
-            cron = ""
-        if not cron:
-            msg = f"backfill: {grid.provider}'s window {grid.step} has no cron schedule"
-            raise ValueError(msg)
-        utc = dt.timezone.utc
-        partitions = dg.TimeWindowPartitionsDefinition(
-            start=first.astimezone(utc).replace(tzinfo=None),
-            end=None if last is None else last.astimezone(utc).replace(tzinfo=None),
-            cron_schedule=cron,
-            fmt="%Y-%m-%dT%H:%M",
-            timezone="UTC",
-        )
-    else:
-        msg = (
-            f"backfill: {grid.provider}'s window {grid.step} has no Dagster partition schedule;"
-            " use one day (P1D) or a width that divides an hour or a day"
-        )
-        raise ValueError(msg)
-    _check_on_grid(grid, partitions)
-    return partitions
-
-
-def _check_on_grid(grid: Grid, partitions: dg.TimeWindowPartitionsDefinition) -> None:
-    window = partitions.get_first_partition_window()
-    if window is None:
-        return
-    start, end = _instant(window.start), _instant(window.end)
-    if grid.align(start) != start or grid.advance(start) != end:
-        msg = f"backfill: Dagster's partition [{start}, {end}) is not a {grid.provider} window"
-        raise ValueError(msg)
 
 
 def _rows(files: dict[str, list[str]]) -> dict[str, int]:
@@ -192,7 +122,7 @@ def _shard_asset(
     )
     def shards(context: AssetExecutionContext) -> dg.MaterializeResult:
         window = context.partition_time_window
-        shard = shard_for(config, provider, _instant(window.start), _instant(window.end))
+        shard = shard_for(config, provider, instant(window.start), instant(window.end))
         limit = _pool_limit(context.instance, pool)
         if limit is None or limit > pool.size:
             context.log.warning(
@@ -252,9 +182,9 @@ def backfill_definitions(
     ``retries`` re-runs a failed shard (it resumes from its own state); ``tap`` and ``env``
     go to :func:`~tap_event_exports.backfill.runner.run_shard`.
     """
-    settings = _load_config(config)
-    first = _instant(start if start is not None else settings["start_date"])
-    last = None if end is None else _instant(end)
+    settings = load_config(config)
+    first = instant(start if start is not None else settings["start_date"])
+    last = None if end is None else instant(end)
     folder = Path(root)
     grids = provider_grids(settings)
     pools = credential_pools(settings)
@@ -357,7 +287,7 @@ def apply_pools(instance: dg.DagsterInstance, config: dict[str, t.Any] | str | P
 
     The same as ``dagster instance concurrency set <pool> <size>`` for every pool.
     """
-    pools = list(credential_pools(_load_config(config)).values())
+    pools = list(credential_pools(load_config(config)).values())
     for pool in pools:
         instance.event_log_storage.set_concurrency_slots(pool.name, pool.size)
     return pools
@@ -449,40 +379,7 @@ def __dir__() -> list[str]:
     return sorted([*globals(), "defs"])
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tap_event_exports.backfill.dagster_defs pools | partitions PROVIDER``."""
-    import argparse  # noqa: PLC0415
-
-    parser = argparse.ArgumentParser(
-        prog=f"python -m {MODULE}",
-        description="Pools and partitions of a backfill ($TAP_EVENT_EXPORTS_BACKFILL_*).",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    pools_cmd = commands.add_parser(
-        "pools", help="size each credential's pool on the instance of $DAGSTER_HOME"
-    )
-    pools_cmd.add_argument("--config", help=f"the tap config (default: ${ENV_CONFIG})")
-    pools_cmd.add_argument("--dry-run", action="store_true", help="only print the pools")
-    keys_cmd = commands.add_parser("partitions", help="print a provider's partition keys")
-    keys_cmd.add_argument("provider")
-    args = parser.parse_args(argv)
-    if args.command == "partitions":
-        defs = definitions_from_environment()
-        partitions = defs.resolve_job_def(f"{args.provider}_backfill").partitions_def
-        for key in partitions.get_partition_keys():
-            print(key)
-        return
-    config = args.config or os.environ.get(ENV_CONFIG)
-    if not config:
-        parser.error(f"pools: give --config or set {ENV_CONFIG}")
-    if args.dry_run:
-        pools = list(credential_pools(_load_config(config)).values())
-    else:
-        with dg.DagsterInstance.get() as instance:
-            pools = apply_pools(instance, config)
-    for pool in pools:
-        print(f"{pool.name} {pool.size}  # {pool.provider}")
-
-
 if __name__ == "__main__":
+    from tap_event_exports.backfill.dagster_cli import main
+
     main()
