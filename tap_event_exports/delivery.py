@@ -25,7 +25,28 @@ if t.TYPE_CHECKING:
     from tap_event_exports.engine.reading import Sink
     from tap_event_exports.engine.stats import RunStats
     from tap_event_exports.engine.windows import Window
-    from tap_event_exports.streams import ExportStream
+
+
+class ReadingStream(t.Protocol):
+    """What reading needs of a stream (``ExportStream`` is one): the reader stays below it."""
+
+    spec: ExportSpec
+    name: str
+
+    @property
+    def schema(self) -> dict[str, t.Any]:
+        """The stream's schema, with the columns learnt so far."""
+
+    @property
+    def mask(self) -> t.Any:
+        """The stream's selection mask (breadcrumb -> selected)."""
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether records carry the synthetic key."""
+
+    def learn(self, header: list[str]) -> None:
+        """A file's header: new columns, and the key fallback."""
 
 
 @dataclass
@@ -54,7 +75,7 @@ def describe(spec: ExportSpec, window: Window | None) -> str:
 class ExportReader:
     """Reads the exports of one stream."""
 
-    def __init__(self, stream: ExportStream) -> None:
+    def __init__(self, stream: ReadingStream) -> None:
         """Read for ``stream`` (its spec, schema and selection)."""
         self.stream = stream
         self.spec = stream.spec

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 
+from tap_event_exports.backfill.cli import main
 from tap_event_exports.backfill.grid import provider_grids
 from tap_event_exports.backfill.pools import credential_pools, pool_name
 from tap_event_exports.backfill.runner import (
@@ -22,7 +23,7 @@ from tap_event_exports.backfill.runner import (
     shard_for,
 )
 from tap_event_exports.backfill.warehouse import load_duckdb, table_rows
-from tap_event_exports.shards import main, plan_shards
+from tap_event_exports.shards import plan_shards
 from tests.conftest import (
     SEOUL,
     batch_config,
@@ -61,7 +62,8 @@ def test_dfinery_shards_load_into_duckdb_as_one_run_and_merge_hands_over(dfinery
         assert done.folder == root.resolve() / shard.id
         assert done.files["dfinery_events"], shard.id
         assert all(p.startswith(str(done.folder / "files")) for p in done.files["dfinery_events"])
-        assert oct((done.folder / "config.json").stat().st_mode)[-3:] == "600"
+        assert not (done.folder / "config.json").exists(), "no credentials left at rest"
+        assert json.loads((done.folder / "catalog.json").read_text())["streams"]
         assert dfinery.token not in (done.folder / "tap.log").read_text()
 
     counts = load_duckdb(root, tmp_path / "backfill.duckdb")
@@ -171,6 +173,7 @@ def test_a_killed_batch_shard_resumes_its_pending_job_and_loses_nothing(tmp_path
             int(p) for p in os.listdir("/proc") if p.isdigit() and _is_shard_tap(int(p), folder)
         ]
         assert len(tap_pids) == 1
+        assert oct((folder / "config.json").stat().st_mode)[-3:] == "600", "owner only"
         os.kill(tap_pids[0], signal.SIGKILL)
         runner.join(timeout=60)
         assert "code -9" in outcome["failed"]

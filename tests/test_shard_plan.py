@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from tap_event_exports.shards import Plan, main, merge_states, plan_shards, shard_config, shard_name
+from tap_event_exports.backfill.cli import main
+from tap_event_exports.shards import Plan, merge_states, plan_shards, shard_config, shard_name
 from tap_event_exports.streams import ExportStream
 from tap_event_exports.tap import TapEventExports
 from tests.conftest import SEOUL, batch_config, dfinery_config, seoul_today, utc_midnight

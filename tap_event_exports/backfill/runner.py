@@ -9,8 +9,8 @@ Everything a shard needs to be resumed, merged and loaded lives in ``root/<shard
 - ``manifest.jsonl``: one line per BATCH message (stream and files), the files the load reads;
 - ``schemas.json``: each stream's schema and key properties;
 - ``files/``: the parquet files; ``tap.log``: the tap's log (secrets are redacted by the tap);
-- ``config.json`` and ``catalog.json``: what the tap ran with (``config.json`` holds the
-  credentials: it is written readable by its owner only).
+- ``catalog.json``: the streams the tap ran; ``config.json``, its config, exists only while
+  the tap runs (it holds the credentials: readable by its owner only, removed at the end).
 
 The folder is the shard's own state, never the incremental job's: only the merge
 (:func:`merge_shards`) hands a backfill over to it.
@@ -255,6 +255,7 @@ def run_shard(
         finally:
             code = process.wait()
             logger.join()
+            (folder / "config.json").unlink(missing_ok=True)  # credentials: not kept at rest
     if code != 0:
         last = next((line for line in reversed(tail) if line.strip()), "no error output")
         msg = f"shard {shard.id}: the tap exited with code {code}: {last}"
