@@ -176,3 +176,48 @@ def test_re_extracted_rows_keep_their_keys_with_windows_off_the_grid():
     # identical rows (same values, same event time) stay distinct by their repeat count
     repeats = [k for k in one if "~" in k]
     assert repeats, "the fake's data has identical rows"
+
+
+def test_a_failed_run_leaves_a_state_naming_the_jobs_it_prefetched_and_the_next_run_resumes_them():
+    """An export that fails stops the run; jobs already created for later streams are kept."""
+    from tap_event_exports.engine.jobs import JobFailedError
+    from tap_event_exports.sandbox.batch import BatchFake, generate_data
+    from tests.conftest import batch_config, utc_midnight
+
+    data = generate_data(start=utc_midnight(1), days=2, per_day=12)
+    with BatchFake(data, job_seconds=1.0) as fake:
+        config = batch_config(fake, push_campaigns=["CAMPAIGN_A"], reachability=True)
+        config |= {"start_date": utc_midnight(0).isoformat(), "max_concurrent_jobs": 4}
+        config["batch"]["lookback"] = "PT0S"
+        fake.fail_next("ERROR")  # the first export created fails
+        run = run_tap(config, raise_errors=False)
+        assert isinstance(run.error, JobFailedError)
+        state = run.last_state
+        assert state is not None
+        windows = {
+            entry["job"]: window
+            for stream in state["bookmarks"].values()
+            for part in stream.get("partitions", [stream])
+            for window, entry in part.get("pending_jobs", {}).items()
+        }
+        pending = set(windows)
+        assert pending, "the last STATE names the exports created ahead of their turn"
+        downloads = {job: len(fake.requests_to(f"/request/{job}/results/")) for job in pending}
+        posts_before = len(creates(fake))
+        again = run_tap(config, state=state)
+        for job in pending:
+            later = len(fake.requests_to(f"/request/{job}/results/"))
+            assert later > downloads[job], f"job {job} resumed: its file read again"
+        starts = sorted(json.loads(post.body)["from"] for post in creates(fake)[posts_before:])
+        ends = sorted(w.split("/")[1].removesuffix("+00:00") for w in windows.values())
+        midnight = utc_midnight(0).strftime("%Y-%m-%dT%H:%M:%S")
+        # the failed export again, and after each resumed job only the time since it was made
+        assert starts[0] == midnight, starts
+        assert set(starts[1:]) <= set(ends), (starts, ends)
+        assert len(starts) <= 1 + len(ends), (starts, ends)
+        expected = run_tap(config)
+    records = [m for m in run.messages + again.messages if m["type"] == "RECORD"]
+    got = {(m["stream"], m["record"]["_record_id"]) for m in records}
+    assert got == {
+        (m["stream"], m["record"]["_record_id"]) for m in expected.messages if m["type"] == "RECORD"
+    }
