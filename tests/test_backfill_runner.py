@@ -255,7 +255,9 @@ def test_the_command_line_runs_merges_and_loads(dfinery, tmp_path, capsys):
             "1",
         ]
     )
-    plan = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    plan = json.loads(printed.out)
+    assert printed.err == "", "shards in the past: no warning"
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     root = str(tmp_path / "shards")
     for shard in plan["shards"]:
@@ -292,7 +294,21 @@ def test_the_command_line_runs_merges_and_loads(dfinery, tmp_path, capsys):
         failed.value.code
         == "tap-event-exports-shards: error: backfill: no shard 'nope' in the plan"
     )
-    assert sys.executable  # the shards ran with this interpreter's tap
+    today = dt.datetime.combine(seoul_today(), dt.time(0), tzinfo=SEOUL)
+    main(
+        [
+            "plan",
+            *args,
+            "--start",
+            first.isoformat(),
+            "--end",
+            (today + dt.timedelta(hours=1)).isoformat(),
+        ]
+    )
+    warned = capsys.readouterr().err
+    tomorrow = (today + dt.timedelta(days=1)).astimezone(UTC).isoformat()
+    assert warned.startswith("tap-event-exports-shards: warning: shard dfinery-"), warned
+    assert f" ends at {tomorrow}, after now" in warned, warned
 
 
 def test_an_interrupted_shard_run_stops_its_tap_and_keeps_the_pending_job(tmp_path):

@@ -68,6 +68,14 @@ def main(argv: list[str] | None = None) -> None:
             streams, start=args.start, end=args.end, windows_per_shard=args.windows_per_shard
         )
         print(json.dumps(plan.to_json(), indent=2))
+        now = dt.datetime.now(dt.timezone.utc)
+        for shard in plan.shards:
+            if _when(shard.end) > now:
+                print(
+                    f"tap-event-exports-shards: warning: shard {shard.id} ends at {shard.end},"
+                    " after now: it cannot finish until then (the merge reports it as a gap)",
+                    file=sys.stderr,
+                )
     elif args.command == "config":
         plan = Plan.from_json(load(args.plan))
         shard = next((s for s in plan.shards if s.id == args.shard), None)
