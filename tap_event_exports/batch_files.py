@@ -92,7 +92,8 @@ class BatchFiles:
             room = self._room()
             lines = self._jsonl()
             lines.columns(names)
-            part = [column[start : start + room] for column in columns]
+            whole = start == 0 and room >= rows
+            part = columns if whole else [column[start : start + room] for column in columns]
             written = lines.write_columns(part)
             self._rows_in_file += written
             start += written
