@@ -67,8 +67,9 @@ ANCHORS = {
         "pyarrow",
         "import sys, pyarrow as pa, pyarrow.csv as pcsv, pyarrow.parquet as pq\n"
         "names = open(sys.argv[1], encoding='utf-8').readline().rstrip('\\n').split(',')\n"
-        "reader = pcsv.open_csv(sys.argv[1], convert_options=pcsv.ConvertOptions("
-        "column_types=dict.fromkeys(names, pa.string())))\n"
+        "reader = pcsv.open_csv(sys.argv[1], "
+        "parse_options=pcsv.ParseOptions(newlines_in_values=True), "
+        "convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())))\n"
         "with pq.ParquetWriter(sys.argv[2], reader.schema) as writer:\n"
         "    for batch in reader:\n"
         "        writer.write_batch(batch)",
