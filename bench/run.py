@@ -1,13 +1,18 @@
-"""Benchmark: the tap against the practical Python ceiling, on the same data, in one run.
+"""Benchmark: the tap against the Python ceiling and the compiled engines, on the same data.
 
-    python bench/run.py [--rows 100000] [--rows 1000000] [--skip-batch]
+    python bench/run.py [--rows 100000] [--rows 1000000] [--skip-batch] [--skip-anchors]
+                        [--runs 3] [--only SUBSTRING]
 
 For each size it generates a Dfinery-like export (47 columns) and a myTracker export (gzip
 parts), serves them from the sandbox vendors on 127.0.0.1 and measures, each in a process of
 its own: the baseline (csv.DictReader + orjson, one RECORD line per row, no typing) on each
-dataset's rows as one plain CSV file, the tap with RECORD messages, and the tap with BATCH
-messages (jsonl, parquet). It prints rows/s, CPU seconds, peak RSS and the ratio to the rows/s
-of the baseline on the same rows. Nothing is asserted.
+dataset's rows as one plain CSV file, the tap with RECORD messages (to /dev/null, and through a
+pipe: ``tap | cat > file``), the tap with BATCH messages (jsonl gzip, parquet), and, when
+``pip install '.[bench]'`` brought them, the anchors: Polars, DuckDB and pyarrow turning the
+same 47-column file into NDJSON or parquet. It prints rows/s, CPU seconds, peak RSS and the
+ratio to the baseline on the same rows, then the ratios the performance goals are stated in.
+With ``--runs N`` each variant runs N times and the run of median wall time is reported.
+Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,6 +42,41 @@ with open(sys.argv[1], newline="", encoding="utf-8") as f:
     for row in csv.DictReader(f):
         out.write(orjson.dumps({"type": "RECORD", "stream": "s", "record": row}) + b"\\n")
 """
+ANCHORS = {
+    "Polars scan_csv -> sink_ndjson (untyped)": (
+        "polars",
+        "import sys, polars as pl\n"
+        "pl.scan_csv(sys.argv[1], infer_schema=False).sink_ndjson(sys.argv[2])",
+    ),
+    "Polars scan_csv -> sink_parquet (untyped)": (
+        "polars",
+        "import sys, polars as pl\n"
+        "pl.scan_csv(sys.argv[1], infer_schema=False).sink_parquet(sys.argv[2])",
+    ),
+    "DuckDB read_csv -> COPY json (typed)": (
+        "duckdb",
+        "import sys, duckdb\n"
+        "duckdb.sql(f\"COPY (SELECT * FROM read_csv('{sys.argv[1]}')) TO '{sys.argv[2]}' (FORMAT json)\")",
+    ),
+    "DuckDB read_csv -> COPY parquet (typed)": (
+        "duckdb",
+        "import sys, duckdb\n"
+        "duckdb.sql(f\"COPY (SELECT * FROM read_csv('{sys.argv[1]}')) TO '{sys.argv[2]}' (FORMAT parquet)\")",
+    ),
+    "pyarrow open_csv -> ParquetWriter (untyped)": (
+        "pyarrow",
+        "import sys, pyarrow as pa, pyarrow.csv as pcsv, pyarrow.parquet as pq\n"
+        "names = open(sys.argv[1], encoding='utf-8').readline().rstrip('\\n').split(',')\n"
+        "reader = pcsv.open_csv(sys.argv[1], "
+        "parse_options=pcsv.ParseOptions(newlines_in_values=True), "
+        "convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string())))\n"
+        "with pq.ParquetWriter(sys.argv[2], reader.schema) as writer:\n"
+        "    for batch in reader:\n"
+        "        writer.write_batch(batch)",
+    ),
+}
+"""The compiled engines a data engineer would reach for: (module, program reading argv[1] and
+writing argv[2])."""
 SELECTORS = [
     "tsEvent",
     "tsInstall",
@@ -48,6 +91,33 @@ SELECTORS = [
     "params.value",
     "revenue",
 ]
+GOALS = [
+    # (goal, variant, anchor, at least)
+    (
+        "BATCH parquet / DuckDB parquet",
+        "tap, Dfinery, BATCH parquet",
+        "DuckDB read_csv -> COPY parquet (typed)",
+        1.25,
+    ),
+    (
+        "RECORD through a pipe / Polars NDJSON",
+        "tap, Dfinery, RECORD | cat > file",
+        "Polars scan_csv -> sink_ndjson (untyped)",
+        1.2,
+    ),
+    (
+        "BATCH jsonl gzip / RECORD",
+        "tap, Dfinery, BATCH jsonl",
+        "tap, Dfinery, RECORD messages",
+        0.8,
+    ),
+    (
+        "myTracker RECORD / its baseline",
+        "tap, myTracker (gzip parts), RECORD messages",
+        "baseline, myTracker rows (12 columns)",
+        1.0,
+    ),
+]
 
 
 RUNNER = """
@@ -61,19 +131,64 @@ print(json.dumps([code, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss /
 """
 
 
-def measure(argv: list[str]) -> tuple[float, float, float]:
-    """Wall seconds, CPU seconds and peak RSS (MiB) of one process.
+class Bench:
+    """Runs and prints the variants of one run; keeps their rates for the goal ratios."""
 
-    A small runner process starts it, so the peak RSS is the measured program's own, not that
-    of this process (which holds the generated data).
-    """
-    out = subprocess.run(
-        [sys.executable, "-c", RUNNER, *argv], capture_output=True, text=True, check=True
-    ).stdout
-    code, wall, cpu, rss = json.loads(out)
-    if code != 0:
-        raise SystemExit(f"{' '.join(argv)} failed with status {code}")
-    return wall, cpu, rss
+    def __init__(self, runs: int, only: str | None) -> None:
+        self.runs = runs
+        self.only = only
+        self.rates: dict[str, float] = {}
+
+    def wanted(self, variant: str) -> bool:
+        return self.only is None or self.only in variant or variant.startswith("baseline")
+
+    def measure(self, argv: list[str], cleanup: Path | None = None) -> tuple[float, float, float]:
+        """Wall seconds, CPU seconds and peak RSS (MiB) of the run of median wall time.
+
+        A small runner process starts each run, so the peak RSS is the measured program's
+        own (the largest process it waited for), not that of this process.
+        """
+        results = []
+        for _ in range(self.runs):
+            out = subprocess.run(
+                [sys.executable, "-c", RUNNER, *argv], capture_output=True, text=True, check=True
+            ).stdout
+            code, wall, cpu, rss = json.loads(out)
+            if cleanup is not None:
+                cleanup.unlink(missing_ok=True)
+            if code != 0:
+                raise SystemExit(f"{shlex.join(argv)} failed with status {code}")
+            results.append((wall, cpu, rss))
+        median = statistics.median_low([wall for wall, _, _ in results])
+        return next(result for result in results if result[0] == median)
+
+    def line(
+        self,
+        variant: str,
+        count: int,
+        argv: list[str],
+        base: float | None = None,
+        cleanup: Path | None = None,
+    ) -> float:
+        """Measure and print one variant; returns its rows/s."""
+        wall, cpu, rss = self.measure(argv, cleanup)
+        rate = count / wall
+        self.rates[variant] = rate
+        ratio = rate / (base or rate)
+        print(
+            f"{variant:<46}{count:>9}{wall:>8.2f}{rate:>10.0f}{cpu:>8.2f}{rss:>9.1f}{ratio:>7.2f}",
+            flush=True,
+        )
+        return rate
+
+    def goals(self) -> None:
+        """The goal ratios between variants measured in this run."""
+        for goal, variant, anchor, target in GOALS:
+            if variant in self.rates and anchor in self.rates:
+                ratio = self.rates[variant] / self.rates[anchor]
+                verdict = "met" if ratio >= target else "not met"
+                print(f"  {goal:<44}{ratio:>6.2f}  (goal >= {target}: {verdict})", flush=True)
+        self.rates.clear()
 
 
 def tap(config: dict, tmp: Path, name: str) -> list[str]:
@@ -86,20 +201,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="rows per dataset")
     parser.add_argument("--skip-batch", action="store_true", help="no BATCH measurements")
+    parser.add_argument("--skip-anchors", action="store_true", help="no Polars/DuckDB/pyarrow")
+    parser.add_argument("--runs", type=int, default=1, help="runs per variant (median wall)")
+    parser.add_argument("--only", help="only the variants whose name holds this (and baselines)")
     args = parser.parse_args()
     sizes = args.rows or [100_000]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    print(
-        f"{'variant':<44}{'rows':>9}{'wall s':>8}{'rows/s':>10}{'CPU s':>8}{'RSS MiB':>9}{'ratio':>7}"
+    missing = sorted(
+        {module for module, _ in ANCHORS.values() if importlib.util.find_spec(module) is None}
     )
+    if missing and not args.skip_anchors:
+        print(f"anchors skipped, not installed: {', '.join(missing)} (pip install '.[bench]')")
+    print(
+        f"{'variant':<46}{'rows':>9}{'wall s':>8}{'rows/s':>10}{'CPU s':>8}{'RSS MiB':>9}{'ratio':>7}"
+    )
+    bench = Bench(max(1, args.runs), args.only)
     for rows in sizes:
         with tempfile.TemporaryDirectory() as name:
-            run_size(rows, Path(name), args.skip_batch)
+            run_size(
+                bench,
+                rows,
+                Path(name),
+                skip_batch=args.skip_batch,
+                skip_anchors=args.skip_anchors,
+                missing=missing,
+            )
+            bench.goals()
 
 
-def run_size(rows: int, tmp: Path, skip_batch: bool) -> None:
+def run_size(
+    bench: Bench, rows: int, tmp: Path, *, skip_batch: bool, skip_anchors: bool, missing: list[str]
+) -> None:
     days = 4
     seoul = ZoneInfo("Asia/Seoul")
     today = dt.datetime.now(seoul).date()
@@ -115,43 +249,61 @@ def run_size(rows: int, tmp: Path, skip_batch: bool) -> None:
     )
     installs = generate_rows("installs", start=utc_start, days=days, per_day=rows // days)
 
-    def line(variant: str, count: int, result: tuple[float, float, float], base: float) -> None:
-        wall, cpu, rss = result
-        rate = count / wall
-        print(
-            f"{variant:<44}{count:>9}{wall:>8.2f}{rate:>10.0f}{cpu:>8.2f}{rss:>9.1f}{rate / base:>7.2f}",
-            flush=True,
-        )
-
-    result = measure([sys.executable, "-c", BASELINE, str(data)])
-    base_rate = len(events) / result[0]
-    line("baseline: csv.DictReader + orjson", len(events), result, base_rate)
+    base_rate = bench.line(
+        "baseline: csv.DictReader + orjson",
+        len(events),
+        [sys.executable, "-c", BASELINE, str(data)],
+    )
+    if not skip_anchors:
+        for variant, (module, program) in ANCHORS.items():
+            if module in missing or not bench.wanted(variant):
+                continue
+            out = tmp / "anchor.out"
+            argv = [sys.executable, "-c", program, str(data), str(out)]
+            bench.line(variant, len(events), argv, base_rate, cleanup=out)
 
     start = dt.datetime.combine(first, dt.time(0), tzinfo=seoul).isoformat()
-    with DfineryFake(events=events, memoize=True) as fake:
+    # a quota no run reaches: --runs repeats every variant against the same fake
+    with DfineryFake(events=events, memoize=True, hourly_limit=10_000) as fake:
         block = {"service_id": fake.service_id, "api_token": fake.token, "base_url": fake.base_url}
         config = {"start_date": start, "dfinery": block}
-        measure(tap(config, tmp, "warm-up"))  # renders each window's export once, unmeasured
-        line(
-            "tap, Dfinery, RECORD messages", len(events), measure(tap(config, tmp, "d")), base_rate
-        )
+        bench.measure(tap(config, tmp, "warm-up"))  # renders each window's export once, unmeasured
+        argv = tap(config, tmp, "d")
+        if bench.wanted("tap, Dfinery, RECORD messages"):
+            bench.line("tap, Dfinery, RECORD messages", len(events), argv, base_rate)
+        if bench.wanted("tap, Dfinery, RECORD | cat > file"):
+            out = tmp / "records.out"
+            piped = ["sh", "-c", f"{shlex.join(argv)} | cat > {shlex.quote(str(out))}"]
+            bench.line("tap, Dfinery, RECORD | cat > file", len(events), piped, base_rate, out)
         if not skip_batch:
             for encoding, compression in (("jsonl", "gzip"), ("parquet", "none")):
+                variant = f"tap, Dfinery, BATCH {encoding}"
+                if not bench.wanted(variant):
+                    continue
+                root = tmp / f"batch-{encoding}"
+                root.mkdir(exist_ok=True)
                 batch = {
                     "encoding": {"format": encoding, "compression": compression},
-                    "storage": {"root": f"file://{tmp}"},
+                    "storage": {"root": f"file://{root}"},
                     "batch_size": 100_000,
                 }
                 argv = tap(config | {"batch_config": batch}, tmp, f"d-{encoding}")
-                line(f"tap, Dfinery, BATCH {encoding}", len(events), measure(argv), base_rate)
+                bench.line(variant, len(events), argv, base_rate)
+                for written in root.iterdir():
+                    written.unlink()
     tracked = tmp / "installs.csv"
     with tracked.open("w", newline="", encoding="utf-8") as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(SELECTORS)
         writer.writerows([row.get(name, "") for name in SELECTORS] for row in installs)
-    result = measure([sys.executable, "-c", BASELINE, str(tracked)])
-    tracked_rate = len(installs) / result[0]
-    line("baseline, myTracker rows (12 columns)", len(installs), result, tracked_rate)
+    variant = "tap, myTracker (gzip parts), RECORD messages"
+    tracked_rate = bench.line(
+        "baseline, myTracker rows (12 columns)",
+        len(installs),
+        [sys.executable, "-c", BASELINE, str(tracked)],
+    )
+    if not bench.wanted(variant):
+        return
     with MyTrackerFake(
         {"installs": installs},
         job_seconds=0.05,
@@ -167,13 +319,9 @@ def run_size(rows: int, tmp: Path, skip_batch: bool) -> None:
             "exports": [{"event": "installs", "selectors": SELECTORS}],
         }
         config = {"start_date": utc_start.isoformat(), "poll_interval": 0.05, "mytracker": block}
-        measure(tap(config, tmp, "m-warm-up"))  # renders each window's gzip parts once, unmeasured
-        line(
-            "tap, myTracker (gzip parts), RECORD messages",
-            len(installs),
-            measure(tap(config, tmp, "m")),
-            tracked_rate,
-        )
+        # renders each window's gzip parts once, unmeasured
+        bench.measure(tap(config, tmp, "m-warm-up"))
+        bench.line(variant, len(installs), tap(config, tmp, "m"), tracked_rate)
 
 
 if __name__ == "__main__":

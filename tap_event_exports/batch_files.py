@@ -11,7 +11,6 @@ lines are encoded like RECORD messages; parquet is written batch by batch from A
 from __future__ import annotations
 
 import contextlib
-import gzip
 import itertools
 import typing as t
 from collections import deque
@@ -20,11 +19,13 @@ from uuid import uuid4
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from isal import igzip
 
 from tap_event_exports.emit import LineWriter
 from tap_event_exports.engine.columnar import rows_to_batch
 
 if t.TYPE_CHECKING:
+    import gzip
     from collections.abc import Iterator
 
     from singer_sdk.helpers._batch import BatchConfig
@@ -35,8 +36,10 @@ ROW_GROUP_ROWS = 4096
 """Parquet rows per row group: batches are gathered to this size (readers dislike tiny groups)."""
 ROW_GROUPS_IN_FLIGHT = 1
 """Row groups handed to the writer thread and not yet written (bounds the memory they hold)."""
-JSONL_GZIP_LEVEL = 6
-"""zlib's default level: files about as small as level 9, written several times faster."""
+JSONL_GZIP_LEVEL = 2
+"""ISA-L's default level: on event exports about 14 times faster than zlib's level 6 for files
+about a third larger (and smaller than zlib's level 1); plain gzip members, read by any gzip
+reader."""
 
 
 class BatchFiles:
@@ -89,7 +92,8 @@ class BatchFiles:
             room = self._room()
             lines = self._jsonl()
             lines.columns(names)
-            part = [column[start : start + room] for column in columns]
+            whole = start == 0 and room >= rows
+            part = columns if whole else [column[start : start + room] for column in columns]
             written = lines.write_columns(part)
             self._rows_in_file += written
             start += written
@@ -178,7 +182,7 @@ class BatchFiles:
             if self.gzip:
                 assert self._stack is not None  # noqa: S101 - opened above
                 target = self._stack.enter_context(
-                    gzip.GzipFile(fileobj=target, mode="wb", compresslevel=JSONL_GZIP_LEVEL)
+                    igzip.GzipFile(fileobj=target, mode="wb", compresslevel=JSONL_GZIP_LEVEL)
                 )
             self._lines = LineWriter(target)
         return self._lines

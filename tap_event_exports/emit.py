@@ -57,10 +57,17 @@ class LineWriter:
         self._suffix = suffix
         self._buffer = bytearray()
         self._row: Callable[..., t.Any] | None = None
+        self._names: list[str] = []
 
     def columns(self, names: list[str]) -> None:
-        """Set the column names of the rows written from now on (see :meth:`write_rows`)."""
-        self._row = row_type(names)
+        """Set the column names of the rows written from now on (see :meth:`write_rows`).
+
+        The row type is made again only when the names change (a type per block would cost
+        a class each time, freed only by the cycle collector).
+        """
+        if self._row is None or names != self._names:
+            self._row = row_type(names)
+            self._names = list(names)
 
     def write(self, record: dict[str, t.Any]) -> None:
         """Queue one record given as a dict."""

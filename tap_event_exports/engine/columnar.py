@@ -189,8 +189,8 @@ class ColumnarCsv:
                     raise NotColumnar(done, _outside(name, types[name]))
                 columns.append(values)
             if keyer is not None:
-                joined = pc.binary_join_element_wise(*raw.columns, KEY_SEPARATOR).to_pylist()
-                columns.append(list(map(keyer.of_text, joined)))
+                joined = pc.binary_join_element_wise(*raw.columns, KEY_SEPARATOR)
+                columns.append(keyer.of_encoded(joined.cast(pa.binary()).to_pylist()))
             for value in (extra or {}).values():
                 columns.append([value] * raw.num_rows)
             yield columns

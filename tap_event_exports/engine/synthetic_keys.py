@@ -31,10 +31,23 @@ class SyntheticKeys:
 
     def of_text(self, joined: str) -> str:
         """The key of one raw row given as its values joined by the unit separator."""
-        hasher = self._scope.copy()
-        hasher.update(joined.encode())
-        digest = hasher.digest()
-        repeat = self._seen.get(digest)
-        self._seen[digest] = 1 if repeat is None else repeat + 1
-        key = digest.hex()
-        return key if repeat is None else f"{key}~{repeat}"
+        return self.of_encoded([joined.encode()])[0]
+
+    def of_encoded(self, rows: t.Iterable[bytes]) -> list[str]:
+        """The keys of raw rows given as their UTF-8 values joined by the unit separator."""
+        scope, seen = self._scope, self._seen
+        get = seen.get
+        keys: list[str] = []
+        append = keys.append
+        for joined in rows:
+            hasher = scope.copy()
+            hasher.update(joined)
+            digest = hasher.digest()
+            repeat = get(digest)
+            if repeat is None:
+                seen[digest] = 1
+                append(digest.hex())
+            else:
+                seen[digest] = repeat + 1
+                append(f"{digest.hex()}~{repeat}")
+        return keys
