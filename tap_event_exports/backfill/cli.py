@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(json.dumps(plan.to_json(), indent=2))
         now = dt.datetime.now(dt.timezone.utc)
-        for shard in plan.shards:
-            if _when(shard.end) > now:
+        for future in plan.shards:
+            if _when(future.end) > now:
                 print(
-                    f"tap-event-exports-shards: warning: shard {shard.id} ends at {shard.end},"
+                    f"tap-event-exports-shards: warning: shard {future.id} ends at {future.end},"
                     " after now: it cannot finish until then (the merge reports it as a gap)",
                     file=sys.stderr,
                 )
