@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> None:
                 )
     elif args.command == "config":
         plan = Plan.from_json(load(args.plan))
-        shard = next((s for s in plan.shards if s.id == args.shard), None)
-        if shard is None:
+        chosen = next((s for s in plan.shards if s.id == args.shard), None)
+        if chosen is None:
             sys.exit(f"tap-event-exports-shards: error: no shard {args.shard!r} in the plan")
-        print(json.dumps(shard_config(load(args.config), shard), indent=2))
+        print(json.dumps(shard_config(load(args.config), chosen), indent=2))
     elif args.command == "run":
         try:
             shard = shard_from_plan(Plan.from_json(load(args.plan)), args.shard)
