@@ -45,6 +45,8 @@ NO_TEXT = pa.scalar(None, pa.string())
 NULL_SPELLINGS = pa.array(["", "null"])
 KEY_SEPARATOR = pa.scalar("\x1f")
 ZERO = pa.scalar(0.0)
+REPEATS_FROM = 64
+"""Blocks this long convert each distinct value of a Python-converted column once."""
 """Arrow scalars are made once: a Python value given to a kernel costs a failed numpy import."""
 ARROW_TYPES = {
     "string": pa.string(),
@@ -331,13 +333,36 @@ def _python_values(
     if typed is not None:
         values: list[t.Any] = typed.to_pylist()
         return values
-    texts: list[t.Any] = column.to_pylist()
     if convert is None:
+        texts: list[t.Any] = column.to_pylist()
         return texts
+    cached = getattr(convert, "cached", None)
     try:
-        return convert_column(texts, convert, getattr(convert, "cached", None))
+        if len(column) >= REPEATS_FROM:
+            encoded = pc.dictionary_encode(column)
+            if len(encoded.dictionary) * 2 <= len(column):
+                return _converted_per_distinct(encoded, convert, cached)
+        return convert_column(column.to_pylist(), convert, cached)
     except (ValueError, KeyError, SyntaxError, ArithmeticError):
         return None
+
+
+def _converted_per_distinct(
+    encoded: pa.DictionaryArray,
+    convert: Callable[[str], t.Any],
+    cached: Callable[[str | None], t.Any] | None,
+) -> list[t.Any]:
+    """Each distinct value of a block converted once (numbers, lists and the like repeat).
+
+    Nulls index the ``None`` after the converted values. Raises what the converter raises.
+    """
+    distinct: list[str | None] = encoded.dictionary.to_pylist()
+    converted = convert_column(distinct, convert, cached) if distinct else []
+    converted.append(None)
+    indices = encoded.indices
+    if indices.null_count:
+        indices = pc.fill_null(indices, pa.scalar(len(distinct), indices.type))
+    return list(map(converted.__getitem__, indices.to_pylist()))
 
 
 def _per_distinct_value(
