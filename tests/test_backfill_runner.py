@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from decimal import Decimal
 
 import pytest
 
@@ -31,23 +30,10 @@ from tests.conftest import (
     seoul_today,
     utc_midnight,
 )
-from tests.harness import run_tap
+from tests.harness import as_loaded, by_key, run_tap, shard_taps
 from tests.test_shard_plan import streams_of
 
 UTC = dt.timezone.utc
-
-
-def as_loaded(record: dict) -> dict:
-    """A RECORD's values as the parquet files hold them (numbers as doubles)."""
-    return {k: float(v) if isinstance(v, Decimal) else v for k, v in record.items()}
-
-
-def by_key(rows: list[dict], key: str) -> dict:
-    out: dict = {}
-    for row in rows:
-        assert row[key] not in out, f"duplicate key {row[key]}"
-        out[row[key]] = row
-    return out
 
 
 def test_dfinery_shards_load_into_duckdb_as_one_run_and_merge_hands_over(dfinery, tmp_path):
@@ -169,9 +155,7 @@ def test_a_killed_batch_shard_resumes_its_pending_job_and_loses_nothing(tmp_path
             time.sleep(0.05)
         in_state = jobs_in_state()
         assert in_state, "the shard's state names the pending job"
-        tap_pids = [
-            int(p) for p in os.listdir("/proc") if p.isdigit() and _is_shard_tap(int(p), folder)
-        ]
+        tap_pids = shard_taps(folder)
         assert len(tap_pids) == 1
         assert oct((folder / "config.json").stat().st_mode)[-3:] == "600", "owner only"
         os.kill(tap_pids[0], signal.SIGKILL)
@@ -196,15 +180,6 @@ def test_a_killed_batch_shard_resumes_its_pending_job_and_loses_nothing(tmp_path
             assert by_key(loaded, "_record_id") == by_key(expected, "_record_id"), stream
         merged = merge_shards(root, start=start, end=end)
         assert merged.gaps == []
-
-
-def _is_shard_tap(pid: int, folder) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            argv = handle.read().split(b"\0")
-    except OSError:
-        return False
-    return str(folder / "config.json").encode() in argv and b"tap_event_exports" in argv
 
 
 def test_pools_name_each_credential_without_its_secret_and_size_it(dfinery, batch):
@@ -332,20 +307,16 @@ def test_an_interrupted_shard_run_stops_its_tap_and_keeps_the_pending_job(tmp_pa
         runner = subprocess.Popen([sys.executable, "-c", script])
         folder = (tmp_path / "shards").resolve() / shard.id
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (fake.jobs and _tap_pids(folder)):
+        while time.monotonic() < deadline and not (fake.jobs and shard_taps(folder)):
             time.sleep(0.05)
-        taps = _tap_pids(folder)
+        taps = shard_taps(folder)
         assert len(taps) == 1
         os.kill(runner.pid, signal.SIGINT)
         assert runner.wait(timeout=60) != 0
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _tap_pids(folder):
+        while time.monotonic() < deadline and shard_taps(folder):
             time.sleep(0.05)
-        assert _tap_pids(folder) == [], "the shard's tap stopped with its task"
+        assert shard_taps(folder) == [], "the shard's tap stopped with its task"
         state = (folder / "state.json").read_text()
         assert set(fake.jobs)
         assert all(job in state for job in fake.jobs), state
-
-
-def _tap_pids(folder) -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_shard_tap(int(p), folder)]

@@ -35,8 +35,7 @@ from tests.conftest import (  # noqa: E402
     seoul_today,
     utc_midnight,
 )
-from tests.harness import run_tap  # noqa: E402
-from tests.test_backfill_runner import as_loaded, by_key  # noqa: E402
+from tests.harness import as_loaded, by_key, run_tap, shard_taps  # noqa: E402
 
 EXECUTOR = {
     "execution": {
@@ -179,21 +178,6 @@ def test_dagster_backfill_of_dfinery_equals_one_run_within_the_pool_and_hands_ov
         }
 
 
-def _tap_pids(folder: Path) -> list[int]:
-    """The tap processes running the shard of ``folder``."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(folder / "config.json").encode() in argv and b"tap_event_exports" in argv:
-            pids.append(int(entry))
-    return pids
-
-
 def test_dagster_batch_shard_killed_with_a_pending_job_reruns_without_loss(tmp_path):
     """Batch's asynchronous jobs: each shard keeps its pending job ids; one is SIGKILLed."""
     data = generate_data(start=utc_midnight(4), days=5, per_day=12)
@@ -222,7 +206,7 @@ def test_dagster_batch_shard_killed_with_a_pending_job_reruns_without_loss(tmp_p
                 for state in root.resolve().glob("*/state.json"):
                     text = state.read_text()
                     pending = {job for job in list(fake.jobs) if job in text}
-                    taps = _tap_pids(state.parent) if pending else []
+                    taps = shard_taps(state.parent) if pending else []
                     if len(taps) == 1:
                         os.kill(taps[0], signal.SIGKILL)
                         killed.update(folder=state.parent, jobs=pending)
