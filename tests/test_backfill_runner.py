@@ -16,13 +16,15 @@ from tap_event_exports.backfill.cli import main
 from tap_event_exports.backfill.grid import provider_grids
 from tap_event_exports.backfill.pools import credential_pools, pool_name
 from tap_event_exports.backfill.runner import (
+    MERGED_STATE,
     ShardFailed,
     merge_shards,
     run_shard,
     shard_for,
+    write_merged,
 )
 from tap_event_exports.backfill.warehouse import load_duckdb, table_rows
-from tap_event_exports.shards import plan_shards
+from tap_event_exports.shards import Merged, plan_shards
 from tests.conftest import (
     SEOUL,
     batch_config,
@@ -117,6 +119,18 @@ def test_a_failing_shard_raises_one_line_and_keeps_nothing_half_done(dfinery, tm
     assert "wrong-token" not in message
     assert "401" in message or "token" in message.lower(), message
     assert merge_shards(tmp_path).gaps, "a failed shard is a gap"
+
+
+def test_the_merged_state_file_holds_the_state_only(tmp_path):
+    state = {"bookmarks": {"s": {"replication_key_value": "2025-01-02T00:00:00+00:00"}}}
+    merged = Merged(state, ["dfinery: a gap"])
+    root = tmp_path / "shards"
+    assert write_merged(root, merged) == root / MERGED_STATE
+    assert json.loads((root / MERGED_STATE).read_text()) == state, "what --state reads"
+    elsewhere = tmp_path / "state" / "s.json"
+    assert write_merged(root, merged, elsewhere) == elsewhere
+    assert json.loads(elsewhere.read_text()) == state
+    assert sorted(p.name for p in root.iterdir()) == [MERGED_STATE], "no .part file left"
 
 
 def job_pending(fake, count):

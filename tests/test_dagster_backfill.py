@@ -25,6 +25,7 @@ dg = pytest.importorskip("dagster")
 
 from tap_event_exports.backfill import dagster_defs  # noqa: E402
 from tap_event_exports.backfill.pools import credential_pools  # noqa: E402
+from tap_event_exports.backfill.runner import MERGED_STATE  # noqa: E402
 from tap_event_exports.backfill.warehouse import table_rows  # noqa: E402
 from tap_event_exports.sandbox.batch import BatchFake, generate_data  # noqa: E402
 from tap_event_exports.sandbox.dfinery import DfineryFake, generate_events  # noqa: E402
@@ -158,7 +159,7 @@ def test_dagster_backfill_of_dfinery_equals_one_run_within_the_pool_and_hands_ov
             warehouse = materializations(instance, ["tap_event_exports", "backfill_warehouse"])
             assert warehouse[None]["rows_per_table"] == {"dfinery_events": len(expected)}
 
-        merged = json.loads((root / dagster_defs.MERGED_STATE).read_text())
+        merged = json.loads((root / MERGED_STATE).read_text())
         mark = merged["bookmarks"]["dfinery_events"]["replication_key_value"]
         assert dt.datetime.fromisoformat(mark) == end
         # the incremental job takes over from the merged state: only what came after
@@ -244,7 +245,7 @@ def test_dagster_batch_shard_killed_with_a_pending_job_reruns_without_loss(tmp_p
             loaded = table_rows(database, stream)
             assert len(loaded) == len(expected) > 0, stream
             assert by_key(loaded, "_record_id") == by_key(expected, "_record_id"), stream
-        merged = json.loads((root / dagster_defs.MERGED_STATE).read_text())
+        merged = json.loads((root / MERGED_STATE).read_text())
         for stream in ("batch_push_campaign_events", "batch_reachability_events"):
             entry = merged["bookmarks"][stream]
             marks = [p["replication_key_value"] for p in entry.get("partitions", [entry])]

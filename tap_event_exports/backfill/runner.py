@@ -263,6 +263,22 @@ def run_shard(
     return ShardRun(shard, folder, output.state, listed_files(folder))
 
 
+MERGED_STATE = "merged-state.json"
+"""The merged state's file name under the shards' root (not a shard folder: no ``shard.json``)."""
+
+
+def write_merged(root: str | Path, merged: Merged, path: str | Path | None = None) -> Path:
+    """Write the merged state to ``path`` (default ``root/merged-state.json``); returns it.
+
+    Only ``merged.state`` is written, whole or not at all: the file is what the incremental job
+    reads with ``--state``, so a kill never hands it half a state (the gaps are the caller's).
+    """
+    target = Path(path) if path is not None else Path(root) / MERGED_STATE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(target, merged.state)
+    return target
+
+
 def shard_folders(root: str | Path) -> list[Path]:
     """The shard folders under ``root`` (those with a ``shard.json``), by name."""
     return sorted(p.parent for p in Path(root).glob("*/shard.json"))
