@@ -24,7 +24,7 @@ from tap_event_exports.backfill.runner import (
     write_merged,
 )
 from tap_event_exports.backfill.warehouse import load_duckdb, table_rows
-from tap_event_exports.shards import Merged, plan_shards
+from tap_event_exports.shards import Merged, Shard, plan_shards, shard_name
 from tests.conftest import (
     SEOUL,
     batch_config,
@@ -131,6 +131,42 @@ def test_the_merged_state_file_holds_the_state_only(tmp_path):
     assert write_merged(root, merged, elsewhere) == elsewhere
     assert json.loads(elsewhere.read_text()) == state
     assert sorted(p.name for p in root.iterdir()) == [MERGED_STATE], "no .part file left"
+
+
+def test_an_expected_provider_without_any_shard_folder_is_a_gap(tmp_path):
+    """A provider whose plan failed has no folder: the merge names it, over [start, end)."""
+    start, end = dt.datetime(2025, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 3, tzinfo=UTC)
+    shard = Shard(
+        id=shard_name("dfinery", start),
+        provider="dfinery",
+        streams=["dfinery_events"],
+        start=start.isoformat(),
+        end=end.isoformat(),
+        windows=2,
+        export_requests=2,
+    )
+    folder = tmp_path / shard.id
+    folder.mkdir()
+    (folder / "shard.json").write_text(json.dumps(shard.__dict__))
+    done = {"bookmarks": {"dfinery_events": {"replication_key_value": end.isoformat()}}}
+    (folder / "state.json").write_text(json.dumps(done))
+
+    merged = merge_shards(tmp_path, start=start, end=end, providers=["batch", "dfinery"])
+    assert merged.gaps == [
+        "batch: no shard covers [2025-01-01T00:00:00+00:00, 2025-01-03T00:00:00+00:00)"
+    ]
+    assert merged.state == {
+        "bookmarks": {"dfinery_events": {"replication_key_value": end.isoformat()}}
+    }, "the provider that ran still hands over"
+    assert merge_shards(tmp_path, start=start, end=end).gaps == [], "batch not expected: no gap"
+    assert merge_shards(tmp_path, start=start, providers=["batch"]).gaps == [
+        "batch: no shard covers [2025-01-01T00:00:00+00:00, ...)"
+    ], "without an end, from start on"
+    assert merge_shards(tmp_path / "none", start=start, end=end, providers=["batch"]).gaps == [
+        "batch: no shard covers [2025-01-01T00:00:00+00:00, 2025-01-03T00:00:00+00:00)"
+    ], "no root yet: nothing ran"
+    with pytest.raises(ValueError, match="needs a start with providers"):
+        merge_shards(tmp_path, providers=["batch"])
 
 
 def job_pending(fake, count):

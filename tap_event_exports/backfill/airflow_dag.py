@@ -229,12 +229,7 @@ def backfill_dag(
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def merge_and_load() -> dict[str, t.Any]:
             """Write the merged state, load the shards into DuckDB; fail on gaps, naming them."""
-            merged = merge_shards(folder, start=first, end=last)
-            ran = {_read_config(p)["provider"] for p in folder.glob("*/shard.json")}
-            merged.gaps += [
-                f"{provider}: no shard ran (see task plan_{provider})"
-                for provider in sorted(set(pools) - ran)
-            ]
+            merged = merge_shards(folder, start=first, end=last, providers=list(pools))
             write_merged(folder, merged, merged_path)
             rows = load_duckdb(folder, warehouse) if any(folder.glob("*/shard.json")) else {}
             if merged.gaps:

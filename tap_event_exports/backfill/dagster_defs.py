@@ -226,7 +226,7 @@ def backfill_definitions(
         ),
     )
     def backfill_state(context: AssetExecutionContext) -> dg.MaterializeResult:
-        merged = merge_shards(folder, start=first, end=last)
+        merged = merge_shards(folder, start=first, end=last, providers=chosen)
         path = write_merged(folder, merged)
         for gap in merged.gaps:
             context.log.warning(f"gap: {gap}")
