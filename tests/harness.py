@@ -181,3 +181,32 @@ def run_until_sigterm(config: dict, tmp_path: Path, ready: t.Callable[[], bool])
         assert proc.wait(timeout=20) == 128 + signal.SIGTERM
     messages, _ = parse_lines(out.read_bytes())
     return [m["value"] for m in messages if m["type"] == "STATE"][-1]
+
+
+def as_loaded(record: dict) -> dict:
+    """A RECORD's values as the parquet files hold them (numbers as doubles)."""
+    return {k: float(v) if isinstance(v, Decimal) else v for k, v in record.items()}
+
+
+def by_key(rows: list[dict], key: str) -> dict:
+    """Rows by their key, so that two tables compare whatever their order; no key twice."""
+    out: dict = {}
+    for row in rows:
+        assert row[key] not in out, f"duplicate key {row[key]}"
+        out[row[key]] = row
+    return out
+
+
+def shard_taps(folder: Path) -> list[int]:
+    """The tap processes of a shard folder (their command line names its config)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(folder / "config.json").encode() in argv and b"tap_event_exports" in argv:
+            pids.append(int(entry))
+    return pids

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -48,7 +47,7 @@ from tests.conftest import (
     seoul_today,
     utc_midnight,
 )
-from tests.harness import run_tap
+from tests.harness import as_loaded, by_key, run_tap, shard_taps
 
 # Airflow's in-process task runner imports starlette's test client, which warns about httpx
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
@@ -99,19 +98,6 @@ def load_dag(path: Path):
     return module.dag
 
 
-def as_loaded(record: dict) -> dict:
-    """A RECORD's values as the parquet files hold them (numbers as doubles)."""
-    return {k: float(v) if isinstance(v, Decimal) else v for k, v in record.items()}
-
-
-def by_key(rows: list[dict], key: str) -> dict:
-    out: dict = {}
-    for row in rows:
-        assert row[key] not in out, f"duplicate key {row[key]}"
-        out[row[key]] = row
-    return out
-
-
 def marks(state: dict, stream: str) -> set[str]:
     """A stream's bookmarks in a state, over its partitions."""
     entry = state["bookmarks"][stream]
@@ -153,21 +139,6 @@ class ShardKiller(threading.Thread):
             self.fake.job_seconds = 0.1
             for job in list(self.fake.jobs.values()):
                 job.duration = 0.0
-
-
-def shard_taps(folder: Path) -> list[int]:
-    """The tap processes of a shard folder (their command line names its config)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(folder / "config.json").encode() in argv and b"tap_event_exports" in argv:
-            pids.append(int(entry))
-    return pids
 
 
 def test_airflow_batch_backfill_retries_a_killed_shard_and_hands_over(

@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from decimal import Decimal
 
 import pytest
 
@@ -17,13 +16,15 @@ from tap_event_exports.backfill.cli import main
 from tap_event_exports.backfill.grid import provider_grids
 from tap_event_exports.backfill.pools import credential_pools, pool_name
 from tap_event_exports.backfill.runner import (
+    MERGED_STATE,
     ShardFailed,
     merge_shards,
     run_shard,
     shard_for,
+    write_merged,
 )
 from tap_event_exports.backfill.warehouse import load_duckdb, table_rows
-from tap_event_exports.shards import plan_shards
+from tap_event_exports.shards import Merged, Shard, plan_shards, shard_name
 from tests.conftest import (
     SEOUL,
     batch_config,
@@ -31,23 +32,10 @@ from tests.conftest import (
     seoul_today,
     utc_midnight,
 )
-from tests.harness import run_tap
+from tests.harness import as_loaded, by_key, run_tap, shard_taps
 from tests.test_shard_plan import streams_of
 
 UTC = dt.timezone.utc
-
-
-def as_loaded(record: dict) -> dict:
-    """A RECORD's values as the parquet files hold them (numbers as doubles)."""
-    return {k: float(v) if isinstance(v, Decimal) else v for k, v in record.items()}
-
-
-def by_key(rows: list[dict], key: str) -> dict:
-    out: dict = {}
-    for row in rows:
-        assert row[key] not in out, f"duplicate key {row[key]}"
-        out[row[key]] = row
-    return out
 
 
 def test_dfinery_shards_load_into_duckdb_as_one_run_and_merge_hands_over(dfinery, tmp_path):
@@ -133,6 +121,54 @@ def test_a_failing_shard_raises_one_line_and_keeps_nothing_half_done(dfinery, tm
     assert merge_shards(tmp_path).gaps, "a failed shard is a gap"
 
 
+def test_the_merged_state_file_holds_the_state_only(tmp_path):
+    state = {"bookmarks": {"s": {"replication_key_value": "2025-01-02T00:00:00+00:00"}}}
+    merged = Merged(state, ["dfinery: a gap"])
+    root = tmp_path / "shards"
+    assert write_merged(root, merged) == root / MERGED_STATE
+    assert json.loads((root / MERGED_STATE).read_text()) == state, "what --state reads"
+    elsewhere = tmp_path / "state" / "s.json"
+    assert write_merged(root, merged, elsewhere) == elsewhere
+    assert json.loads(elsewhere.read_text()) == state
+    assert sorted(p.name for p in root.iterdir()) == [MERGED_STATE], "no .part file left"
+
+
+def test_an_expected_provider_without_any_shard_folder_is_a_gap(tmp_path):
+    """A provider whose plan failed has no folder: the merge names it, over [start, end)."""
+    start, end = dt.datetime(2025, 1, 1, tzinfo=UTC), dt.datetime(2025, 1, 3, tzinfo=UTC)
+    shard = Shard(
+        id=shard_name("dfinery", start),
+        provider="dfinery",
+        streams=["dfinery_events"],
+        start=start.isoformat(),
+        end=end.isoformat(),
+        windows=2,
+        export_requests=2,
+    )
+    folder = tmp_path / shard.id
+    folder.mkdir()
+    (folder / "shard.json").write_text(json.dumps(shard.__dict__))
+    done = {"bookmarks": {"dfinery_events": {"replication_key_value": end.isoformat()}}}
+    (folder / "state.json").write_text(json.dumps(done))
+
+    merged = merge_shards(tmp_path, start=start, end=end, providers=["batch", "dfinery"])
+    assert merged.gaps == [
+        "batch: no shard covers [2025-01-01T00:00:00+00:00, 2025-01-03T00:00:00+00:00)"
+    ]
+    assert merged.state == {
+        "bookmarks": {"dfinery_events": {"replication_key_value": end.isoformat()}}
+    }, "the provider that ran still hands over"
+    assert merge_shards(tmp_path, start=start, end=end).gaps == [], "batch not expected: no gap"
+    assert merge_shards(tmp_path, start=start, providers=["batch"]).gaps == [
+        "batch: no shard covers [2025-01-01T00:00:00+00:00, ...)"
+    ], "without an end, from start on"
+    assert merge_shards(tmp_path / "none", start=start, end=end, providers=["batch"]).gaps == [
+        "batch: no shard covers [2025-01-01T00:00:00+00:00, 2025-01-03T00:00:00+00:00)"
+    ], "no root yet: nothing ran"
+    with pytest.raises(ValueError, match="needs a start with providers"):
+        merge_shards(tmp_path, providers=["batch"])
+
+
 def job_pending(fake, count):
     return lambda: len(fake.jobs) >= count
 
@@ -169,9 +205,7 @@ def test_a_killed_batch_shard_resumes_its_pending_job_and_loses_nothing(tmp_path
             time.sleep(0.05)
         in_state = jobs_in_state()
         assert in_state, "the shard's state names the pending job"
-        tap_pids = [
-            int(p) for p in os.listdir("/proc") if p.isdigit() and _is_shard_tap(int(p), folder)
-        ]
+        tap_pids = shard_taps(folder)
         assert len(tap_pids) == 1
         assert oct((folder / "config.json").stat().st_mode)[-3:] == "600", "owner only"
         os.kill(tap_pids[0], signal.SIGKILL)
@@ -196,15 +230,6 @@ def test_a_killed_batch_shard_resumes_its_pending_job_and_loses_nothing(tmp_path
             assert by_key(loaded, "_record_id") == by_key(expected, "_record_id"), stream
         merged = merge_shards(root, start=start, end=end)
         assert merged.gaps == []
-
-
-def _is_shard_tap(pid: int, folder) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            argv = handle.read().split(b"\0")
-    except OSError:
-        return False
-    return str(folder / "config.json").encode() in argv and b"tap_event_exports" in argv
 
 
 def test_pools_name_each_credential_without_its_secret_and_size_it(dfinery, batch):
@@ -332,20 +357,16 @@ def test_an_interrupted_shard_run_stops_its_tap_and_keeps_the_pending_job(tmp_pa
         runner = subprocess.Popen([sys.executable, "-c", script])
         folder = (tmp_path / "shards").resolve() / shard.id
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (fake.jobs and _tap_pids(folder)):
+        while time.monotonic() < deadline and not (fake.jobs and shard_taps(folder)):
             time.sleep(0.05)
-        taps = _tap_pids(folder)
+        taps = shard_taps(folder)
         assert len(taps) == 1
         os.kill(runner.pid, signal.SIGINT)
         assert runner.wait(timeout=60) != 0
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and _tap_pids(folder):
+        while time.monotonic() < deadline and shard_taps(folder):
             time.sleep(0.05)
-        assert _tap_pids(folder) == [], "the shard's tap stopped with its task"
+        assert shard_taps(folder) == [], "the shard's tap stopped with its task"
         state = (folder / "state.json").read_text()
         assert set(fake.jobs)
         assert all(job in state for job in fake.jobs), state
-
-
-def _tap_pids(folder) -> list[int]:
-    return [int(p) for p in os.listdir("/proc") if p.isdigit() and _is_shard_tap(int(p), folder)]

@@ -25,6 +25,7 @@ dg = pytest.importorskip("dagster")
 
 from tap_event_exports.backfill import dagster_defs  # noqa: E402
 from tap_event_exports.backfill.pools import credential_pools  # noqa: E402
+from tap_event_exports.backfill.runner import MERGED_STATE  # noqa: E402
 from tap_event_exports.backfill.warehouse import table_rows  # noqa: E402
 from tap_event_exports.sandbox.batch import BatchFake, generate_data  # noqa: E402
 from tap_event_exports.sandbox.dfinery import DfineryFake, generate_events  # noqa: E402
@@ -35,8 +36,7 @@ from tests.conftest import (  # noqa: E402
     seoul_today,
     utc_midnight,
 )
-from tests.harness import run_tap  # noqa: E402
-from tests.test_backfill_runner import as_loaded, by_key  # noqa: E402
+from tests.harness import as_loaded, by_key, run_tap, shard_taps  # noqa: E402
 
 EXECUTOR = {
     "execution": {
@@ -159,7 +159,7 @@ def test_dagster_backfill_of_dfinery_equals_one_run_within_the_pool_and_hands_ov
             warehouse = materializations(instance, ["tap_event_exports", "backfill_warehouse"])
             assert warehouse[None]["rows_per_table"] == {"dfinery_events": len(expected)}
 
-        merged = json.loads((root / dagster_defs.MERGED_STATE).read_text())
+        merged = json.loads((root / MERGED_STATE).read_text())
         mark = merged["bookmarks"]["dfinery_events"]["replication_key_value"]
         assert dt.datetime.fromisoformat(mark) == end
         # the incremental job takes over from the merged state: only what came after
@@ -177,21 +177,6 @@ def test_dagster_backfill_of_dfinery_equals_one_run_within_the_pool_and_hands_ov
         assert later | set(by_key(expected, key)) == {
             r[key] for r in everything.records("dfinery_events")
         }
-
-
-def _tap_pids(folder: Path) -> list[int]:
-    """The tap processes running the shard of ``folder``."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if str(folder / "config.json").encode() in argv and b"tap_event_exports" in argv:
-            pids.append(int(entry))
-    return pids
 
 
 def test_dagster_batch_shard_killed_with_a_pending_job_reruns_without_loss(tmp_path):
@@ -222,7 +207,7 @@ def test_dagster_batch_shard_killed_with_a_pending_job_reruns_without_loss(tmp_p
                 for state in root.resolve().glob("*/state.json"):
                     text = state.read_text()
                     pending = {job for job in list(fake.jobs) if job in text}
-                    taps = _tap_pids(state.parent) if pending else []
+                    taps = shard_taps(state.parent) if pending else []
                     if len(taps) == 1:
                         os.kill(taps[0], signal.SIGKILL)
                         killed.update(folder=state.parent, jobs=pending)
@@ -260,7 +245,7 @@ def test_dagster_batch_shard_killed_with_a_pending_job_reruns_without_loss(tmp_p
             loaded = table_rows(database, stream)
             assert len(loaded) == len(expected) > 0, stream
             assert by_key(loaded, "_record_id") == by_key(expected, "_record_id"), stream
-        merged = json.loads((root / dagster_defs.MERGED_STATE).read_text())
+        merged = json.loads((root / MERGED_STATE).read_text())
         for stream in ("batch_push_campaign_events", "batch_reachability_events"):
             entry = merged["bookmarks"][stream]
             marks = [p["replication_key_value"] for p in entry.get("partitions", [entry])]

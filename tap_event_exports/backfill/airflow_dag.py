@@ -37,13 +37,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import typing as t
 from dataclasses import asdict
 from pathlib import Path
 
 from tap_event_exports.backfill.pools import Pool, credential_pools
-from tap_event_exports.backfill.runner import merge_shards, run_shard
+from tap_event_exports.backfill.runner import (
+    MERGED_STATE,
+    _write_json,
+    merge_shards,
+    run_shard,
+    write_merged,
+)
 from tap_event_exports.backfill.warehouse import load_duckdb
 from tap_event_exports.engine.windows import utc
 from tap_event_exports.shards import Shard, export_streams, plan_shards
@@ -53,8 +58,6 @@ if t.TYPE_CHECKING:
 
     from airflow.sdk import DAG
 
-STATE_FILE = "merged-state.json"
-"""The merged state's file name in ``root`` unless ``state_path`` is given."""
 DATABASE_FILE = "backfill.duckdb"
 """The DuckDB database's file name in ``root`` unless ``database`` is given."""
 
@@ -74,17 +77,6 @@ def _read_config(path: str | Path) -> dict[str, t.Any]:
     with Path(path).open() as handle:
         config: dict[str, t.Any] = json.load(handle)
     return config
-
-
-def _write_json(path: Path, data: t.Any) -> None:
-    """Write ``path`` whole or not at all."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with part.open("w") as handle:
-        json.dump(data, handle, indent=1)
-        handle.flush()
-        os.fsync(handle.fileno())
-    part.replace(path)
 
 
 def airflow_pools(config: dict[str, t.Any]) -> dict[str, dict[str, t.Any]]:
@@ -169,7 +161,9 @@ def backfill_dag(
         raise ValueError(msg)
     folder = Path(root).resolve()
     warehouse = str(Path(database).resolve() if database is not None else folder / DATABASE_FILE)
-    merged_path = str(Path(state_path).resolve() if state_path is not None else folder / STATE_FILE)
+    merged_path = str(
+        Path(state_path).resolve() if state_path is not None else folder / MERGED_STATE
+    )
     pools = credential_pools(_read_config(config_file))
     if providers is not None:
         unknown = sorted(set(providers) - set(pools))
@@ -215,6 +209,7 @@ def backfill_dag(
                     "grid): a backfill covers complete windows, the incremental job the rest"
                 )
                 raise AirflowFailException(msg)
+            folder.mkdir(parents=True, exist_ok=True)
             _write_json(folder / f"plan-{provider}.json", shards.to_json())
             return [asdict(shard) for shard in shards.shards]
 
@@ -234,13 +229,8 @@ def backfill_dag(
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def merge_and_load() -> dict[str, t.Any]:
             """Write the merged state, load the shards into DuckDB; fail on gaps, naming them."""
-            merged = merge_shards(folder, start=first, end=last)
-            ran = {_read_config(p)["provider"] for p in folder.glob("*/shard.json")}
-            merged.gaps += [
-                f"{provider}: no shard ran (see task plan_{provider})"
-                for provider in sorted(set(pools) - ran)
-            ]
-            _write_json(Path(merged_path), merged.state)
+            merged = merge_shards(folder, start=first, end=last, providers=list(pools))
+            write_merged(folder, merged, merged_path)
             rows = load_duckdb(folder, warehouse) if any(folder.glob("*/shard.json")) else {}
             if merged.gaps:
                 msg = (

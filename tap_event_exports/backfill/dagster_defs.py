@@ -42,7 +42,13 @@ from dagster import AssetExecutionContext
 from tap_event_exports.backfill.dagster_partitions import instant, partitions_for
 from tap_event_exports.backfill.grid import Grid, provider_grids
 from tap_event_exports.backfill.pools import Pool, credential_pools
-from tap_event_exports.backfill.runner import ShardFailed, merge_shards, run_shard, shard_for
+from tap_event_exports.backfill.runner import (
+    ShardFailed,
+    merge_shards,
+    run_shard,
+    shard_for,
+    write_merged,
+)
 
 if t.TYPE_CHECKING:
     from dagster._core.definitions.reconstruct import ReconstructableJob
@@ -54,8 +60,6 @@ ENV_ROOT = "TAP_EVENT_EXPORTS_BACKFILL_ROOT"
 ENV_DATABASE = "TAP_EVENT_EXPORTS_BACKFILL_DATABASE"
 PREFIX = "tap_event_exports"
 MODULE = "tap_event_exports.backfill.dagster_defs"
-MERGED_STATE = "merged-state.json"
-"""The merged state's file under ``root`` (not a shard folder: it has no ``shard.json``)."""
 
 
 def load_config(config: dict[str, t.Any] | str | Path) -> dict[str, t.Any]:
@@ -222,12 +226,8 @@ def backfill_definitions(
         ),
     )
     def backfill_state(context: AssetExecutionContext) -> dg.MaterializeResult:
-        merged = merge_shards(folder, start=first, end=last)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / MERGED_STATE
-        part = path.with_name(path.name + ".part")
-        part.write_text(json.dumps(merged.state, indent=1))
-        part.replace(path)
+        merged = merge_shards(folder, start=first, end=last, providers=chosen)
+        path = write_merged(folder, merged)
         for gap in merged.gaps:
             context.log.warning(f"gap: {gap}")
         missing: dict[str, list[str]] = {}

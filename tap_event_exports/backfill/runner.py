@@ -42,7 +42,7 @@ from tap_event_exports.shards import (
 )
 
 if t.TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
 
 class ShardFailed(RuntimeError):
@@ -263,6 +263,22 @@ def run_shard(
     return ShardRun(shard, folder, output.state, listed_files(folder))
 
 
+MERGED_STATE = "merged-state.json"
+"""The merged state's file name under the shards' root (not a shard folder: no ``shard.json``)."""
+
+
+def write_merged(root: str | Path, merged: Merged, path: str | Path | None = None) -> Path:
+    """Write the merged state to ``path`` (default ``root/merged-state.json``); returns it.
+
+    Only ``merged.state`` is written, whole or not at all: the file is what the incremental job
+    reads with ``--state``, so a kill never hands it half a state (the gaps are the caller's).
+    """
+    target = Path(path) if path is not None else Path(root) / MERGED_STATE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(target, merged.state)
+    return target
+
+
 def shard_folders(root: str | Path) -> list[Path]:
     """The shard folders under ``root`` (those with a ``shard.json``), by name."""
     return sorted(p.parent for p in Path(root).glob("*/shard.json"))
@@ -273,13 +289,22 @@ def merge_shards(
     *,
     start: dt.datetime | None = None,
     end: dt.datetime | None = None,
+    providers: Iterable[str] | None = None,
 ) -> Merged:
     """The state the incremental job continues from, built from the shard folders under ``root``.
 
     Per provider, shards are chained by their bounds from ``start`` (default: the earliest
     shard); a hole between shards, a shard that did not reach its end, or a chain that stops
     before ``end`` is a gap, and the bookmark stays before it.
+
+    ``providers`` are those the backfill expects (they need ``start``): one without any shard
+    folder (its plan failed, nothing ran yet) is a gap over ``[start, end)``, or from ``start``
+    on without an ``end``, rather than passing unnoticed.
     """
+    expected = set(providers) if providers is not None else set()
+    if providers is not None and start is None:
+        msg = "backfill: merge_shards needs a start with providers (a provider may have no shard)"
+        raise ValueError(msg)
     shards = [Shard(**_read_json(folder / "shard.json")) for folder in shard_folders(root)]
     states = {
         shard.id: _read_json(Path(root) / shard.id / "state.json")
@@ -288,12 +313,16 @@ def merge_shards(
     }
     chain: list[Shard] = []
     gaps: list[str] = []
-    for provider in sorted({s.provider for s in shards}):
+    for provider in sorted({s.provider for s in shards} | expected):
         mine = sorted(
             (s for s in shards if s.provider == provider),
             key=lambda s: (_instant(s.start), -_instant(s.end).timestamp()),
         )
         reached = utc(start) if start is not None else _instant(mine[0].start)
+        if not mine:  # an expected provider: start is given (checked above)
+            until = utc(end).isoformat() if end is not None else "..."
+            gaps.append(f"{provider}: no shard covers [{reached.isoformat()}, {until})")
+            continue
         for shard in mine:
             if _instant(shard.end) <= reached:
                 continue  # covered by a wider shard already chained
