@@ -44,9 +44,9 @@ from pathlib import Path
 from tap_event_exports.backfill.pools import Pool, credential_pools
 from tap_event_exports.backfill.runner import (
     MERGED_STATE,
-    _write_json,
     merge_shards,
     run_shard,
+    write_json,
     write_merged,
 )
 from tap_event_exports.backfill.warehouse import load_duckdb
@@ -210,7 +210,7 @@ def backfill_dag(
                 )
                 raise AirflowFailException(msg)
             folder.mkdir(parents=True, exist_ok=True)
-            _write_json(folder / f"plan-{provider}.json", shards.to_json())
+            write_json(folder / f"plan-{provider}.json", shards.to_json())
             return [asdict(shard) for shard in shards.shards]
 
         @task(map_index_template="{{ shard_id }}")

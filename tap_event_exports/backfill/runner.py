@@ -116,7 +116,7 @@ def _catalog(config: dict[str, t.Any], streams: list[str]) -> dict[str, t.Any]:
     return catalog
 
 
-def _write_json(path: Path, data: t.Any, *, private: bool = False) -> None:
+def write_json(path: Path, data: t.Any, *, private: bool = False) -> None:
     """Write ``path`` whole or not at all (a kill never leaves half a state)."""
     part = path.with_name(path.name + ".part")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -180,7 +180,7 @@ class ShardOutput:
                         "schema": message["schema"],
                         "key_properties": message.get("key_properties") or [],
                     }
-                    _write_json(self.folder / "schemas.json", self.schemas)
+                    write_json(self.folder / "schemas.json", self.schemas)
                 elif kind == "BATCH":
                     paths = [_path_of(url) for url in message["manifest"]]
                     manifest.write(json.dumps({"stream": message["stream"], "files": paths}))
@@ -189,7 +189,7 @@ class ShardOutput:
                     os.fsync(manifest.fileno())
                 elif kind == "STATE":
                     self.state = message["value"]
-                    _write_json(self.state_path, self.state)
+                    write_json(self.state_path, self.state)
 
 
 STOP_GRACE = 30.0
@@ -212,11 +212,11 @@ def run_shard(
     folder = Path(root).resolve() / shard.id
     files = folder / "files"
     files.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / "shard.json", asdict(shard))
+    write_json(folder / "shard.json", asdict(shard))
     _drop_unlisted(folder)
     settings = run_config(config, shard, files)
-    _write_json(folder / "config.json", settings, private=True)
-    _write_json(folder / "catalog.json", _catalog(settings, shard.streams))
+    write_json(folder / "config.json", settings, private=True)
+    write_json(folder / "catalog.json", _catalog(settings, shard.streams))
     command = [*(tap or [sys.executable, "-m", "tap_event_exports"])]
     command += ["--config", str(folder / "config.json"), "--catalog", str(folder / "catalog.json")]
     output = ShardOutput(folder)
@@ -275,7 +275,7 @@ def write_merged(root: str | Path, merged: Merged, path: str | Path | None = Non
     """
     target = Path(path) if path is not None else Path(root) / MERGED_STATE
     target.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(target, merged.state)
+    write_json(target, merged.state)
     return target
 
 
