@@ -19,6 +19,7 @@ from tap_event_exports.engine import waits
 from tap_event_exports.engine.contract import ExportJobs, JobStatus, Partition, Phase
 from tap_event_exports.engine.download import Download, download
 from tap_event_exports.engine.errors import TapError
+from tap_event_exports.engine.pacing import creating_job
 from tap_event_exports.engine.windows import Window, rfc3339
 
 if t.TYPE_CHECKING:
@@ -200,11 +201,12 @@ class JobRunner:
         recreated = 0
         while True:
             if not job_id:
-                job_id = (
-                    self.jobs.create(window, partition)
-                    if window is not None
-                    else self.jobs.create_snapshot(partition)
-                )
+                with creating_job():  # before any poll or download: the vendor starts work
+                    job_id = (
+                        self.jobs.create(window, partition)
+                        if window is not None
+                        else self.jobs.create_snapshot(partition)
+                    )
                 ledger.put(window, {"job": job_id})
                 logger.info("%s: created job %s", where, job_id)
                 self.policy.stats.count(self.stream, "jobs_created")

@@ -25,6 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
+from tap_event_exports.engine.pacing import export_rank
+
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable
 
@@ -206,7 +208,8 @@ class ExportScheduler:
         started = time.monotonic()
         size = 0
         try:
-            downloads = unit.work()
+            with export_rank(unit.index):  # its requests wait their turn in emission order
+                downloads = unit.work()
             size = sum(d.bytes_written for d in downloads)
         except BaseException:
             with self._lock:
