@@ -62,6 +62,9 @@ def main() -> None:
     _limit_malloc_arenas()
     _widen_stdout_pipe()
     os.environ.setdefault("JE_ARROW_MALLOC_CONF", ARROW_ALLOCATOR)
+    quick = _discover_without_sdk()
+    if quick is not None:
+        _leave(quick)
     from tap_event_exports.tap import TapEventExports  # noqa: PLC0415 - after the handler
 
     code: t.Any = 0
@@ -70,6 +73,16 @@ def main() -> None:
     except SystemExit as exc:
         code = exc.code
     _leave(code)
+
+
+def _discover_without_sdk() -> int | None:
+    """``--discover`` from the tap's declarations (milliseconds, not the SDK's import).
+
+    ``None`` where the command line, config or environment is one the SDK must answer.
+    """
+    from tap_event_exports.discover_command import discover  # noqa: PLC0415 - after the handler
+
+    return discover(sys.argv[1:], os.environ)
 
 
 def _leave(code: t.Any) -> t.NoReturn:

@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from singer_sdk import typing as th
-
 from tap_event_exports.engine.converters import COLUMN_TYPES
 from tap_event_exports.engine.durations import parse_duration
 from tap_event_exports.engine.errors import ConfigError
 from tap_event_exports.engine.windows import utc
+
+if t.TYPE_CHECKING:
+    from singer_sdk import typing as th
+
+    from tap_event_exports.engine.contract import Declaration
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Setting:
 
 
 def _jsonschema_type(setting: Setting) -> th.JSONTypeHelper:
+    from singer_sdk import typing as th  # noqa: PLC0415 - discovery validates without the SDK
+
     kind = setting.kind
     if kind in {"string", "secret", "duration", "timezone"}:
         return th.StringType()
@@ -70,6 +75,8 @@ def _jsonschema_type(setting: Setting) -> th.JSONTypeHelper:
 
 def to_property(setting: Setting) -> th.Property:
     """The singer-sdk property of a setting (for ``--about`` and the config schema)."""
+    from singer_sdk import typing as th  # noqa: PLC0415 - discovery validates without the SDK
+
     return th.Property(
         setting.name,
         _jsonschema_type(setting),
@@ -77,6 +84,56 @@ def to_property(setting: Setting) -> th.Property:
         secret=setting.secret,
         default=setting.default,
         description=setting.description,
+    )
+
+
+_STRING_KINDS = frozenset({"string", "secret", "duration", "timezone", "date-time"})
+
+
+def matches_schema(setting: Setting, value: t.Any) -> bool:
+    """Whether a value surely passes the JSON schema :func:`to_property` gives the setting.
+
+    Decided without jsonschema, for discovery without the SDK, and stricter where that is
+    simpler: ``False`` only means the SDK's own check must decide (and may warn).
+    """
+    kind = setting.kind
+    if value is None:  # nullable unless required; an enum's ``enum`` refuses null; and the
+        # SDK's validator fills an object's defaults in before it checks types (null: a crash)
+        defaults = kind == "object" and any(f.default is not None for f in setting.fields)
+        return not setting.required and kind != "enum" and not defaults
+    if kind in _STRING_KINDS:
+        return isinstance(value, str)
+    if kind == "enum":
+        return isinstance(value, str) and value in setting.choices
+    if kind in {"integer", "number"}:
+        types = (int,) if kind == "integer" else (int, float, Decimal)
+        return isinstance(value, types) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind in {"string-list", "integer-list"}:
+        item = str if kind == "string-list" else int
+        return isinstance(value, list) and all(
+            isinstance(v, item) and not isinstance(v, bool) for v in value
+        )
+    if kind == "column-types":
+        return isinstance(value, dict) and all(
+            isinstance(v, str) and v in COLUMN_TYPES for v in value.values()
+        )
+    if kind == "object":
+        return block_matches_schema(value, setting.fields)
+    if kind == "object-list":
+        return isinstance(value, list) and all(
+            block_matches_schema(v, setting.fields) for v in value
+        )
+    return True  # any JSON value
+
+
+def block_matches_schema(block: t.Any, settings: t.Sequence[Setting]) -> bool:
+    """Whether an object of settings surely passes its schema (no unknown or missing names)."""
+    if not isinstance(block, dict) or not set(block) <= {s.name for s in settings}:
+        return False
+    return all(
+        matches_schema(s, block[s.name]) if s.name in block else not s.required for s in settings
     )
 
 
@@ -227,6 +284,37 @@ def validate_block(block: t.Any, settings: t.Sequence[Setting], path: str) -> di
             value = setting.default
         out[setting.name] = _check(setting, value, name)
     return out
+
+
+def validate_config(
+    config: t.Mapping[str, t.Any], providers: t.Sequence[Declaration], *, strict: bool = True
+) -> tuple[GlobalSettings, dict[str, dict[str, t.Any]]]:
+    """Validate the whole config; return the global settings and each enabled provider block.
+
+    ``strict=False`` (discovery) tolerates a missing ``start_date``: a catalog does not need it.
+    """
+    top = {s.name: config.get(s.name) for s in GLOBAL_SETTINGS}
+    if not strict and top.get("start_date") is None:
+        top["start_date"] = "1970-01-01T00:00:00Z"
+    values = validate_block(top, GLOBAL_SETTINGS, "")
+    if values["end_date"] is not None and values["end_date"] <= values["start_date"]:
+        msg = "config: end_date: must be later than start_date"
+        raise ConfigError(msg)
+    blocks: dict[str, dict[str, t.Any]] = {}
+    secrets: list[str] = []
+    for provider in providers:
+        raw = config.get(provider.key)
+        if raw is None:
+            continue
+        block = validate_block(raw, provider.settings, provider.key)
+        blocks[provider.key] = block
+        secrets.extend(secrets_of(block, provider.settings))
+    if strict and not blocks:
+        names = ", ".join(p.key for p in providers)
+        msg = f"config: no provider is configured: add a block for one of {names}"
+        raise ConfigError(msg)
+    settings = GlobalSettings(**values, secrets=tuple(secrets))
+    return settings, blocks
 
 
 @dataclass(frozen=True)

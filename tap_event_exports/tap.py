@@ -27,13 +27,7 @@ from tap_event_exports.engine.stats import RunStats
 from tap_event_exports.engine.workspace import Workspace
 from tap_event_exports.redaction import protect, redact
 from tap_event_exports.sdk import SdkTap
-from tap_event_exports.settings import (
-    GLOBAL_SETTINGS,
-    GlobalSettings,
-    secrets_of,
-    to_property,
-    validate_block,
-)
+from tap_event_exports.settings import GLOBAL_SETTINGS, GlobalSettings, to_property, validate_config
 from tap_event_exports.streams import ExportStream, scheduler_for
 from tap_event_exports.vendors.batch import Batch
 from tap_event_exports.vendors.dfinery import Dfinery
@@ -71,28 +65,7 @@ def parse_config(
 
     ``strict=False`` (discovery) tolerates a missing ``start_date``: a catalog does not need it.
     """
-    top = {s.name: config.get(s.name) for s in GLOBAL_SETTINGS}
-    if not strict and top.get("start_date") is None:
-        top["start_date"] = "1970-01-01T00:00:00Z"
-    values = validate_block(top, GLOBAL_SETTINGS, "")
-    if values["end_date"] is not None and values["end_date"] <= values["start_date"]:
-        msg = "config: end_date: must be later than start_date"
-        raise ConfigError(msg)
-    blocks: dict[str, dict[str, t.Any]] = {}
-    secrets: list[str] = []
-    for provider in PROVIDERS:
-        raw = config.get(provider.key)
-        if raw is None:
-            continue
-        block = validate_block(raw, provider.settings, provider.key)
-        blocks[provider.key] = block
-        secrets.extend(secrets_of(block, provider.settings))
-    if strict and not blocks:
-        names = ", ".join(p.key for p in PROVIDERS)
-        msg = f"config: no provider is configured: add a block for one of {names}"
-        raise ConfigError(msg)
-    settings = GlobalSettings(**values, secrets=tuple(secrets))
-    return settings, blocks
+    return validate_config(config, PROVIDERS, strict=strict)
 
 
 def _json_file(handle: t.IO[str] | None, what: str) -> t.IO[str] | None:

@@ -191,6 +191,54 @@ class Limits:
 # --- the stream declaration ------------------------------------------------------------------
 
 
+def stream_schema(
+    columns: dict[str, str],
+    column_types: dict[str, str],
+    *,
+    synthetic_key: bool,
+    partitions: list[Partition],
+) -> dict[str, t.Any]:
+    """A stream's JSON schema: built-in columns, user overrides, key and partitions."""
+    types = {**columns, **column_types}
+    if synthetic_key:
+        types[SYNTHETIC_KEY] = "string"
+    for partition in partitions:
+        for name in partition:
+            types.setdefault(name, "string")
+    return {
+        "type": "object",
+        "properties": {name: property_schema(kind) for name, kind in types.items()},
+    }
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """What a catalog says of one stream: name, columns and keys, and nothing about fetching.
+
+    Vendor declarations (``vendors/*_streams.py``) give shapes without the HTTP machinery, so
+    discovery lists streams without importing it; a vendor's ``build`` adds how to fetch them.
+    """
+
+    name: str
+    columns: dict[str, str]
+    primary_keys: tuple[str, ...]
+    windowed: bool = True
+    """Exported window by window (incremental); ``False`` for a full-table snapshot."""
+    replication_key: str | None = None
+    synthetic_key: bool = False
+    partitions: list[Partition] = field(default_factory=list)
+    column_types: dict[str, str] = field(default_factory=dict)
+
+    def schema(self) -> dict[str, t.Any]:
+        """The stream's JSON schema (the same as its :class:`ExportSpec`'s)."""
+        return stream_schema(
+            self.columns,
+            self.column_types,
+            synthetic_key=self.synthetic_key,
+            partitions=self.partitions,
+        )
+
+
 @dataclass
 class Windowing:
     """How a vendor cuts event time into export requests."""
@@ -241,18 +289,56 @@ class ExportSpec:
             msg = f"{self.name}: window requests without windowing"
             raise TypeError(msg)
 
+    @classmethod
+    def of(
+        cls,
+        shape: StreamShape,
+        *,
+        vendor: str,
+        source: Source,
+        limits: Limits,
+        windowing: Windowing | None = None,
+        timezone: str = "UTC",
+        lists: str = "json",
+        delimiter: str = ",",
+        key_fallback: bool = False,
+        probe: Callable[[Partition], None] | None = None,
+    ) -> ExportSpec:
+        """The spec of a declared stream: the shape's name, columns and keys, plus how to fetch.
+
+        Windows must be given exactly when the shape says the stream is windowed, so the
+        catalog that discovery builds from shapes alone says what a run does.
+        """
+        if shape.windowed != (windowing is not None):
+            msg = f"{shape.name}: declared {'with' if shape.windowed else 'without'} windows"
+            raise TypeError(msg)
+        return cls(
+            name=shape.name,
+            vendor=vendor,
+            columns=shape.columns,
+            primary_keys=shape.primary_keys,
+            source=source,
+            limits=limits,
+            timezone=timezone,
+            lists=lists,
+            windowing=windowing,
+            replication_key=shape.replication_key,
+            delimiter=delimiter,
+            synthetic_key=shape.synthetic_key,
+            partitions=shape.partitions,
+            column_types=shape.column_types,
+            key_fallback=key_fallback,
+            probe=probe,
+        )
+
     def schema(self) -> dict[str, t.Any]:
         """The stream's JSON schema: built-in columns, user overrides, key and partitions."""
-        types = {**self.columns, **self.column_types}
-        if self.synthetic_key:
-            types[SYNTHETIC_KEY] = "string"
-        for partition in self.partitions:
-            for name in partition:
-                types.setdefault(name, "string")
-        return {
-            "type": "object",
-            "properties": {name: property_schema(kind) for name, kind in types.items()},
-        }
+        return stream_schema(
+            self.columns,
+            self.column_types,
+            synthetic_key=self.synthetic_key,
+            partitions=self.partitions,
+        )
 
     @property
     def exact_lookback(self) -> bool:
@@ -265,14 +351,22 @@ class ExportSpec:
         return self.windowing is not None and self.replication_key is not None
 
 
-class Provider(t.Protocol):
-    """A vendor: its settings block and the streams that block enables."""
+class Declaration(t.Protocol):
+    """A vendor's settings block and the streams it enables, as plain data (no HTTP)."""
 
     key: str
     """The config block that enables the provider (``dfinery``, ``keen``...)."""
     title: str
     description: str
     settings: tuple[Setting, ...]
+
+    def streams(self, block: dict[str, t.Any]) -> list[StreamShape]:
+        """The shapes of the streams a validated block enables (cross-field rules checked)."""
+        ...
+
+
+class Provider(Declaration, t.Protocol):
+    """A vendor: its declaration, and how the streams it enables are fetched."""
 
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """Declare the streams of a validated settings block."""

@@ -19,78 +19,27 @@ from tap_event_exports.engine.contract import (
     Limits,
     Partition,
     Phase,
+    StreamShape,
     VendorDialect,
     Windowing,
 )
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
-from tap_event_exports.settings import Setting, provider_common
+from tap_event_exports.vendors.batch_streams import (
+    KIND_STREAMS,
+    REACHABILITY,
+    USERBASE,
+    BatchBlock,
+    Kind,
+)
 
 if t.TYPE_CHECKING:
     import requests
 
     from tap_event_exports.engine.runtime import Runtime
 
-BASE_URL = "https://api.batch.com"
 LOOKBACK_DAYS = 90
-DEFAULT_IDS = ["install_id", "custom_id", "advertising_id"]
-PUSH_EVENTS = ["push_sent", "push_open", "push_error"]
-IN_APP_EVENTS = ["inapp_shown", "inapp_clicked", "inapp_closed"]
-
-
-class Kind(t.NamedTuple):
-    """One kind of partitioned export (push campaigns, transactional groups, in-app campaigns)."""
-
-    setting: str
-    stream: str
-    route: str
-    partition: str
-    default_events: list[str]
-    extra_event_columns: dict[str, str]
-
-
-KINDS = (
-    Kind("push_campaigns", "push_campaign", "campaign", "campaign_token", PUSH_EVENTS, {}),
-    Kind(
-        "transactional_groups",
-        "transactional",
-        "transactional",
-        "group_id",
-        PUSH_EVENTS,
-        {"transactional_token": "string"},
-    ),
-    Kind(
-        "in_app_campaigns",
-        "in_app_campaign",
-        "in-app-campaign",
-        "campaign_token",
-        IN_APP_EVENTS,
-        {"cta": "string", "cta_position": "integer"},
-    ),
-)
-
-ID_COLUMNS = {"install_id": "string", "custom_id": "string", "advertising_id": "string"}
-EVENT_COLUMNS = {**ID_COLUMNS, "event_date": "date-time", "event_type": "string"}
-IDS_COLUMNS = {**ID_COLUMNS, "event_type": "string"}
-REACHABILITY_COLUMNS = {
-    **EVENT_COLUMNS,
-    "is_reachable": "boolean",
-    "is_optin": "boolean",
-    "has_custom_id": "boolean",
-}
-USERBASE_COLUMNS = {
-    **ID_COLUMNS,
-    "is_optin_push": "boolean",
-    "install_date": "date-time",
-    "last_start_date": "date-time",
-    "smart_segment": "string",
-}
-
-EVENTS_SETTINGS = tuple(
-    Setting(kind.setting, "string-list", f"Events to export for {kind.setting} (default: all).")
-    for kind in KINDS
-)
 
 
 class BatchDialect(VendorDialect):
@@ -189,50 +138,8 @@ class BatchJobs(ExportJobs):
         return JobStatus(Phase.FAILED, message=f"unknown status {state!r}")
 
 
-class Batch:
-    """The Batch provider."""
-
-    key = "batch"
-    title = "Batch"
-    description = (
-        "Batch (batch.com) Export API: campaign, transactional, in-app, reachability and "
-        "userbase exports."
-    )
-    settings: tuple[Setting, ...] = (
-        *provider_common(
-            base_url=BASE_URL,
-            window="P1D",
-            lookback="P1D",
-            max_jobs=4,
-            max_jobs_why="default 4; Batch documents no limit of its own",
-        ),
-        Setting(
-            "api_key", "string", "The app's Batch API key (Live), part of every URL.", required=True
-        ),
-        Setting(
-            "rest_api_key",
-            "secret",
-            "Company REST API key (sent as `X-Authorization`).",
-            required=True,
-        ),
-        Setting("push_campaigns", "string-list", "Push campaign tokens to export."),
-        Setting("transactional_groups", "string-list", "Transactional group ids to export."),
-        Setting("in_app_campaigns", "string-list", "In-app campaign tokens to export."),
-        Setting(
-            "events",
-            "object",
-            "Events per kind (default: every event the kind offers).",
-            fields=EVENTS_SETTINGS,
-        ),
-        Setting("ids", "string-list", "Identifiers to export.", default=DEFAULT_IDS),
-        Setting("reachability", "boolean", "Export reachability events.", default=False),
-        Setting("userbase", "boolean", "Export the userbase snapshot.", default=False),
-        Setting(
-            "column_types",
-            "column-types",
-            "Type of any column: string, integer, number, boolean, date-time or array.",
-        ),
-    )
+class Batch(BatchBlock):
+    """The Batch provider: its declaration, fetched by asynchronous export requests."""
 
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """The Batch streams a validated block enables."""
@@ -242,7 +149,6 @@ class Batch:
         granularity = SecondGranularity()
         ids = block["ids"]
         events = block["events"] or {}
-        column_types = block["column_types"] or {}
 
         def stamp(value: dt.datetime) -> str:
             return utc(value).strftime("%Y-%m-%dT%H:%M:%S")
@@ -262,30 +168,19 @@ class Batch:
         )
 
         def spec(
-            name: str,
+            shape: StreamShape,
             route: t.Callable[[Partition], str],
             payload: t.Callable[[Window], dict] | dict,
-            columns: dict[str, str],
-            *,
-            windowed: bool = True,
-            partitions: list[Partition] | None = None,
-            replication_key: str | None = None,
         ) -> ExportSpec:
-            jobs = BatchJobs(policy, base, route, payload, name)
-            return ExportSpec(
-                name=name,
+            jobs = BatchJobs(policy, base, route, payload, shape.name)
+            return ExportSpec.of(
+                shape,
                 vendor="batch",
-                columns=columns,
-                primary_keys=("_record_id",) if windowed else ("install_id",),
                 source=JobExports(jobs, policy),
                 limits=limits,
                 timezone="UTC",
-                windowing=windowing if windowed else None,
-                replication_key=replication_key,
+                windowing=windowing if shape.windowed else None,
                 delimiter=";",
-                synthetic_key=windowed,
-                partitions=partitions or [],
-                column_types=column_types,
             )
 
         def window_body(window: Window, **extra: t.Any) -> dict:
@@ -297,53 +192,21 @@ class Batch:
             }
 
         streams: list[ExportSpec] = []
-        for kind in KINDS:
-            tokens = block[kind.setting] or []
-            if not tokens:
+        for shape in self.streams(block):
+            if shape.name == REACHABILITY:
+                streams.append(spec(shape, lambda _p: "/export/reachability/events", window_body))
                 continue
-            partitions = [{kind.partition: token} for token in tokens]
+            if shape.name == USERBASE:
+                streams.append(spec(shape, lambda _p: "/export/userbase", {"ids": ids}))
+                continue
+            kind, what = KIND_STREAMS[shape.name]
             kind_events = events.get(kind.setting) or kind.default_events
-            for what in ("events", "ids"):
 
-                def route(partition: Partition, kind: Kind = kind, what: str = what) -> str:
-                    return f"/export/{kind.route}/{partition[kind.partition]}/{what}"
+            def route(partition: Partition, kind: Kind = kind, what: str = what) -> str:
+                return f"/export/{kind.route}/{partition[kind.partition]}/{what}"
 
-                def payload(window: Window, kind_events: list[str] = kind_events) -> dict:
-                    return window_body(window, events=kind_events)
+            def payload(window: Window, kind_events: list[str] = kind_events) -> dict:
+                return window_body(window, events=kind_events)
 
-                columns = (
-                    {**EVENT_COLUMNS, **kind.extra_event_columns}
-                    if what == "events"
-                    else IDS_COLUMNS
-                )
-                streams.append(
-                    spec(
-                        f"batch_{kind.stream}_{what}",
-                        route,
-                        payload,
-                        columns,
-                        partitions=partitions,
-                        replication_key="event_date" if what == "events" else None,
-                    )
-                )
-        if block["reachability"]:
-            streams.append(
-                spec(
-                    "batch_reachability_events",
-                    lambda _p: "/export/reachability/events",
-                    window_body,
-                    REACHABILITY_COLUMNS,
-                    replication_key="event_date",
-                )
-            )
-        if block["userbase"]:
-            streams.append(
-                spec(
-                    "batch_userbase",
-                    lambda _p: "/export/userbase",
-                    {"ids": ids},
-                    USERBASE_COLUMNS,
-                    windowed=False,
-                )
-            )
+            streams.append(spec(shape, route, payload))
         return streams

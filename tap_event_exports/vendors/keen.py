@@ -33,8 +33,7 @@ from tap_event_exports.engine.errors import DataError, VendorError
 from tap_event_exports.engine.http import RequestSpec, json_body
 from tap_event_exports.engine.jsonrows import ResultCapped, events_to_csv
 from tap_event_exports.engine.windows import SecondGranularity, Window, rfc3339
-from tap_event_exports.naming import snake_case
-from tap_event_exports.settings import Setting, fail, provider_common
+from tap_event_exports.vendors.keen_streams import KeenBlock
 
 if t.TYPE_CHECKING:
     import requests
@@ -44,28 +43,8 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("tap_event_exports.keen")
 
-BASE_URL = "https://api.keen.io"
 QUERY_RESULT_CAP = 100_000
 """Keen's synchronous extraction returns at most this many events."""
-OPERATORS = (
-    "eq",
-    "ne",
-    "lt",
-    "lte",
-    "gt",
-    "gte",
-    "exists",
-    "in",
-    "contains",
-    "not_contains",
-    "within",
-)
-COLUMNS = {"keen.id": "string", "keen.timestamp": "date-time", "keen.created_at": "date-time"}
-FILTER_SETTINGS = (
-    Setting("property_name", "string", "Property to filter on (dotted path).", required=True),
-    Setting("operator", "enum", "Filter operator.", required=True, choices=OPERATORS),
-    Setting("property_value", "any", "Value to compare with (any JSON value)."),
-)
 
 
 class KeenDialect(VendorDialect):
@@ -138,61 +117,12 @@ class KeenExtractions(ExportJobs):
         return JobStatus(Phase.RUNNING, progress=state)
 
 
-class Keen:
-    """The Keen IO provider."""
-
-    key = "keen"
-    title = "Keen IO"
-    description = "Keen IO extractions of event collections (extraction files or queries)."
-    settings: tuple[Setting, ...] = (
-        *provider_common(
-            base_url=BASE_URL,
-            window="P1D",
-            lookback="PT2H",
-            max_jobs=4,
-            max_jobs_why="default 4; Keen runs about 24 queries of a project at once",
-        ),
-        Setting("project_id", "string", "Keen project id.", required=True),
-        Setting(
-            "api_key", "secret", "Read or master key (sent as `Authorization`).", required=True
-        ),
-        Setting("collections", "string-list", "Event collections, one stream each.", required=True),
-        Setting(
-            "filters",
-            "object-list",
-            "Filters applied to every extraction: list of {property_name, operator, "
-            "property_value}; operators eq, ne, lt, lte, gt, gte, exists, in, contains, "
-            "not_contains, within.",
-            fields=FILTER_SETTINGS,
-        ),
-        Setting(
-            "api",
-            "enum",
-            "extract: 2.0 extraction file (asynchronous); query: 3.0 synchronous extraction.",
-            default="extract",
-            choices=("extract", "query"),
-        ),
-        Setting(
-            "column_types",
-            "column-types",
-            "Type of any column: string, integer, number, boolean, date-time or array.",
-        ),
-    )
-
-    def check(self, block: dict[str, t.Any]) -> None:
-        """Cross-field rules."""
-        if not block["collections"]:
-            fail("keen.collections", "must list at least one event collection")
-        names = [snake_case(c) for c in block["collections"]]
-        for index, name in enumerate(names):
-            if not name:
-                fail(f"keen.collections[{index}]", "must contain letters or digits")
-            if names.count(name) > 1:
-                fail(f"keen.collections[{index}]", f"gives the stream name keen_{name} twice")
+class Keen(KeenBlock):
+    """The Keen IO provider: its declaration, fetched by extraction jobs or queries."""
 
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """One stream per collection."""
-        self.check(block)
+        shapes = self.streams(block)
         policy = runtime.http(KeenDialect(block["api_key"]), block["base_url"])
         limits = Limits(f"keen:{block['project_id']}", block["max_concurrent_jobs"])
         project = f"{block['base_url'].rstrip('/')}/{{v}}/projects/{block['project_id']}"
@@ -212,8 +142,8 @@ class Keen:
             describe=describe,
         )
         streams = []
-        for collection in block["collections"]:
-            name = f"keen_{snake_case(collection)}"
+        for collection, shape in zip(block["collections"], shapes, strict=True):
+            name = shape.name
             quoted = urllib.parse.quote(collection, safe="")
             source: JobExports | WindowRequests
             if block["api"] == "extract":
@@ -232,18 +162,14 @@ class Keen:
                     describe=describe,
                 )
             streams.append(
-                ExportSpec(
-                    name=name,
+                ExportSpec.of(
+                    shape,
                     vendor="keen",
-                    columns=COLUMNS,
-                    primary_keys=("keen.id",),
                     source=source,
                     limits=limits,
                     timezone="UTC",
                     windowing=windowing,
-                    replication_key="keen.timestamp",
                     key_fallback=True,
-                    column_types=block["column_types"] or {},
                 )
             )
         return streams

@@ -32,15 +32,17 @@ from tap_event_exports.engine.contract import (
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
-from tap_event_exports.naming import snake_case
-from tap_event_exports.settings import Setting, fail, provider_common
+from tap_event_exports.vendors.mytracker_streams import (  # noqa: F401 - names callers import
+    MyTrackerBlock,
+    selector_type,
+    stream_name,
+)
 
 if t.TYPE_CHECKING:
     import requests
 
     from tap_event_exports.engine.runtime import Runtime
 
-BASE_URL = "https://tracker.my.com"
 API = "/api/raw/v1/export"
 MIN_SPLIT = dt.timedelta(hours=1)
 """Windows are halved on "Too many lines" down to this size; below, the export fails clearly."""
@@ -48,25 +50,6 @@ RATE_LIMITS = ((10, 1.0), (100, 60.0), (1000, 3600.0))
 """Requests per API user: 10 a second, 100 a minute, 1000 an hour (documented quotas)."""
 ARRAY_ONLY = frozenset({"eventName"})
 """Parameters the API takes only array-based (``eventName[]=a&eventName[]=b``)."""
-CREATE_PARAMETERS = (
-    "idApp",
-    "SDKKey",
-    "idAccount",
-    "idAd",
-    "idCampaign",
-    "idCountry",
-    "idProject",
-    "idPartner",
-    "isVerified",
-    "idPurchaseType",
-    "eventName",
-    "eventNameInvert",
-    "availabilityTsFrom",
-    "availabilityTsTo",
-    "rooted",
-    "idAdMediator",
-    "idSegment",
-)
 
 
 def sign(method: str, url: str, body: bytes | str | None, user_id: str, secret: str) -> str:
@@ -82,36 +65,6 @@ def sign(method: str, url: str, body: bytes | str | None, user_id: str, secret: 
     )
     digest = hmac.new(secret.encode(), baseline.encode(), hashlib.sha1).digest()
     return f"AuthHMAC {user_id}:{base64.b64encode(digest).decode()}"
-
-
-def selector_type(name: str) -> str:
-    """The column type of a known selector: timestamps, ids, titles and list parameters."""
-    if name in {"params.name", "params.value"}:
-        return "array"
-    if "ISOAlpha" in name or name in {
-        "SDKKey",
-        "dtEvent",
-        "eventName",
-        "eventValue",
-        "customUserId",
-    }:
-        return "string"
-    if re.fullmatch(r"ts[A-Z]\w*", name):
-        return "date-time"
-    if name.endswith("Title") or name.endswith("Name"):
-        return "string"
-    if re.fullmatch(r"id[A-Z]\w*", name) and not name.startswith("idfa"):
-        return "integer"
-    if name.startswith("count") or name.startswith("screen") or name in {"dpi", "xdpi", "ydpi"}:
-        return "number"
-    if name in {"adTrackingEnabled", "bluetoothEnabled", "rooted"}:
-        return "integer"
-    return "string"
-
-
-def stream_name(event: str) -> str:
-    """``customEvents`` → ``mytracker_custom_events``."""
-    return f"mytracker_{snake_case(event)}"
 
 
 class MyTrackerDialect(VendorDialect):
@@ -260,72 +213,12 @@ def _list_value(value: t.Any) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
-EXPORT_SETTINGS = (
-    Setting("event", "string", "Event to export (Events dictionary): installs...", required=True),
-    Setting("selectors", "string-list", "Fields to export (Selectors dictionary).", required=True),
-    Setting(
-        "filters",
-        "any",
-        "Other create parameters: idApp, SDKKey, idCampaign, eventName, eventNameInvert, ...",
-    ),
-)
-
-
-class MyTracker:
-    """The myTracker provider."""
-
-    key = "mytracker"
-    title = "myTracker"
-    description = "myTracker Raw Data Export API: signed asynchronous exports of raw events."
-    settings: tuple[Setting, ...] = (
-        *provider_common(
-            base_url=BASE_URL,
-            window="P1D",
-            lookback="P1D",
-            max_jobs=4,
-            max_jobs_why="default 4; requests are also paced to the API user's quotas",
-        ),
-        Setting("api_user_id", "string", "API User ID (profile → API Credentials).", required=True),
-        Setting(
-            "api_secret_key",
-            "secret",
-            "API Secret Key; every request is signed with it (AuthHMAC).",
-            required=True,
-        ),
-        Setting(
-            "exports",
-            "object-list",
-            "Exports, one stream each.",
-            required=True,
-            fields=EXPORT_SETTINGS,
-        ),
-        Setting("timezone", "timezone", "Timezone sent with every export.", default="UTC"),
-        Setting(
-            "column_types",
-            "column-types",
-            "Type of any column: string, integer, number, boolean, date-time or array.",
-        ),
-    )
-
-    def check(self, block: dict[str, t.Any]) -> None:
-        """Cross-field rules."""
-        names = [stream_name(e["event"]) for e in block["exports"]]
-        for index, export in enumerate(block["exports"]):
-            filters = export["filters"] or {}
-            if not isinstance(filters, dict):
-                fail(f"mytracker.exports[{index}].filters", "must be an object")
-            unknown = sorted(set(filters) - set(CREATE_PARAMETERS))
-            if unknown:
-                fail(
-                    f"mytracker.exports[{index}].filters.{unknown[0]}",
-                    f"unknown create parameter (known: {', '.join(CREATE_PARAMETERS)})",
-                )
-            if names.count(names[index]) > 1:
-                fail(f"mytracker.exports[{index}].event", f"{export['event']} is listed twice")
+class MyTracker(MyTrackerBlock):
+    """The myTracker provider: its declaration, fetched by signed raw-data export jobs."""
 
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """One stream per export."""
-        self.check(block)
+        shapes = self.streams(block)
         policy = runtime.http(
             MyTrackerDialect(block["api_user_id"], block["api_secret_key"]),
             block["base_url"],
@@ -341,8 +234,8 @@ class MyTracker:
             return f"tsFrom={int(window.start.timestamp())} tsTo={int(last.timestamp())}"
 
         streams = []
-        for export in block["exports"]:
-            name = stream_name(export["event"])
+        for export, shape in zip(block["exports"], shapes, strict=True):
+            name = shape.name
             filters = export["filters"] or {}
 
             def parameters(window: Window, export: dict = export, filters: dict = filters) -> list:
@@ -363,13 +256,10 @@ class MyTracker:
                 return query
 
             jobs = MyTrackerJobs(policy, base, name, parameters)
-            columns = {selector: selector_type(selector) for selector in export["selectors"]}
             streams.append(
-                ExportSpec(
-                    name=name,
+                ExportSpec.of(
+                    shape,
                     vendor="mytracker",
-                    columns=columns,
-                    primary_keys=("_record_id",),
                     source=JobExports(jobs, policy, split=granularity, min_split=MIN_SPLIT),
                     limits=limits,
                     timezone=timezone,
@@ -380,9 +270,6 @@ class MyTracker:
                         lookback=block["lookback"],
                         describe=describe,
                     ),
-                    replication_key="tsEvent" if "tsEvent" in columns else None,
-                    synthetic_key=True,
-                    column_types=block["column_types"] or {},
                 )
             )
         return streams
