@@ -12,13 +12,8 @@ import json
 import typing as t
 import urllib.parse
 
-from tap_event_exports.settings import (
-    GLOBAL_SETTINGS,
-    Setting,
-    block_matches_schema,
-    matches_schema,
-    validate_config,
-)
+from tap_event_exports.setting_schemas import block_matches_schema, matches_schema
+from tap_event_exports.settings import GLOBAL_SETTINGS, Setting, validate_config
 from tap_event_exports.vendors.batch_streams import BatchBlock
 from tap_event_exports.vendors.dfinery_streams import DfineryBlock
 from tap_event_exports.vendors.keen_streams import KeenBlock

@@ -27,7 +27,8 @@ from tap_event_exports.engine.stats import RunStats
 from tap_event_exports.engine.workspace import Workspace
 from tap_event_exports.redaction import protect, redact
 from tap_event_exports.sdk import SdkTap
-from tap_event_exports.settings import GLOBAL_SETTINGS, GlobalSettings, to_property, validate_config
+from tap_event_exports.setting_schemas import to_property
+from tap_event_exports.settings import GLOBAL_SETTINGS, GlobalSettings, validate_config
 from tap_event_exports.streams import ExportStream, scheduler_for
 from tap_event_exports.vendors.batch import Batch
 from tap_event_exports.vendors.dfinery import Dfinery

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from tap_event_exports.settings import GLOBAL_SETTINGS, meltano_settings
+from tap_event_exports.setting_schemas import meltano_settings
+from tap_event_exports.settings import GLOBAL_SETTINGS
 from tap_event_exports.tap import PROVIDERS
 
 ROOT = Path(__file__).resolve().parent.parent
