@@ -36,18 +36,21 @@ def row_type(names: list[str]) -> Callable[..., t.Any]:
     """A Struct type whose instances, built from a row's values, encode as the record object.
 
     Column names msgspec cannot rename to (quotes, backslashes, control characters) get
-    plain dicts instead, which encode the same, only more slowly.
+    plain dicts instead, which encode the same, only more slowly. Rows are not tracked by the
+    garbage collector (``gc=False``): they hold values only, never a cycle, and a million
+    tracked rows made the collector walk every live object again and again.
     """
     if any(UNSAFE_NAME.search(name) for name in names):
         return lambda *values: dict(zip(names, values, strict=True))
     fields = [(f"f{index}", object) for index in range(len(names))]
     rename = {f"f{index}": name for index, name in enumerate(names)}
-    return msgspec.defstruct("Record", fields, rename=rename)
+    return msgspec.defstruct("Record", fields, rename=rename, gc=False)
 
 
 RecordMessage = msgspec.defstruct(
     "RecordMessage",
     [("type", str), ("stream", str), ("record", object), ("time_extracted", dt.datetime)],
+    gc=False,
 )
 """A RECORD message, encoded exactly as the SDK writes one (fields in the SDK's order)."""
 
