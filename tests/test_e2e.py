@@ -207,10 +207,17 @@ def test_meltano_shards_with_state_id_suffix_then_the_merged_state_hands_over(sa
     from tap_event_exports.shards import merge_states, plan_shards
     from tests.test_shard_plan import streams_of
 
+    from zoneinfo import ZoneInfo
+
     config = sandbox(through_today=True)
-    start = dt.datetime.fromisoformat(config["start_date"])
-    end = start + dt.timedelta(days=2)  # the third day and today are the incremental job's
-    dfinery_only = {"start_date": config["start_date"], "dfinery": config["dfinery"]}
+    # on Dfinery's grid (Seoul days): the sandbox starts at a UTC midnight when that comes first,
+    # which after 15:00 UTC is 09:00 in Seoul, and a plan from there has a third, partial shard
+    seoul = ZoneInfo("Asia/Seoul")
+    start = dt.datetime.fromisoformat(config["start_date"]).astimezone(seoul)
+    if start.time() != dt.time(0):
+        start = dt.datetime.combine(start.date() + dt.timedelta(days=1), dt.time(0), seoul)
+    end = start + dt.timedelta(days=2)  # the last day and today are the incremental job's
+    dfinery_only = {"start_date": start.isoformat(), "dfinery": config["dfinery"]}
     plan = plan_shards(streams_of(dfinery_only), start=start, end=end, windows_per_shard=1)
     shards = [s for s in plan.shards if s.provider == "dfinery"]
     assert len(shards) == 2
