@@ -203,11 +203,10 @@ def test_meltano_config_test_passes_against_the_sandbox(sandbox, tmp_path):
 def test_meltano_shards_with_state_id_suffix_then_the_merged_state_hands_over(sandbox, tmp_path):
     """Backfill through a target: one ``meltano run --state-id-suffix`` per shard, then merge."""
     import datetime as dt
+    from zoneinfo import ZoneInfo
 
     from tap_event_exports.shards import merge_states, plan_shards
     from tests.test_shard_plan import streams_of
-
-    from zoneinfo import ZoneInfo
 
     config = sandbox(through_today=True)
     # on Dfinery's grid (Seoul days): the sandbox starts at a UTC midnight when that comes first,

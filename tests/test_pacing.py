@@ -77,7 +77,7 @@ def test_a_later_export_leaves_room_for_one_still_being_fetched():
     thread.join(5)
     assert done.is_set()
     assert later_waited >= 0.5
-    assert waited == [waited[0]]
+    assert len(waited) == 1, "rank 0 made its second request"
     assert waited[0] < 0.3  # rank 0's request found the slot the later export left free
 
 

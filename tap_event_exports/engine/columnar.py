@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
+from tap_event_exports.engine.arrow_datetimes import REPEATS_FROM, ArrowDateTimes
 from tap_event_exports.engine.concurrency import read_ahead
 from tap_event_exports.engine.converters import convert_column, converter_for
 from tap_event_exports.engine.csv_blocks import BOM, first_row_end, stray_quote, whole_rows
@@ -45,8 +45,6 @@ NO_TEXT = pa.scalar(None, pa.string())
 NULL_SPELLINGS = pa.array(["", "null"])
 KEY_SEPARATOR = pa.scalar("\x1f")
 ZERO = pa.scalar(0.0)
-REPEATS_FROM = 64
-"""Blocks this long convert each distinct value of a Python-converted column once."""
 """Arrow scalars are made once: a Python value given to a kernel costs a failed numpy import."""
 ARROW_TYPES = {
     "string": pa.string(),
