@@ -198,7 +198,7 @@ class CsvExport:
                     yield from self._row_by_row(done, picked, typed, types, extra_values, keyer)
                     return
                 if keyer is not None:
-                    collections.deque(map(list.append, rows, map(keyer, block)), 0)
+                    collections.deque(map(list.append, rows, keyer.of_rows(block)), 0)
                 if extra_values:
                     collections.deque(map(list.extend, rows, itertools.repeat(extra_values)), 0)
                 done += len(block)
