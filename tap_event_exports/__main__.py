@@ -21,9 +21,11 @@ in ``engine.columnar``, only serves what pyarrow allocates itself; the rest of A
 20 MiB of freed pages in a 1M-row parquet run. A user's ``ARROW_DEFAULT_MEMORY_POOL`` wins."""
 
 
-MALLOC_ARENAS = 2
+MALLOC_ARENAS = 1
 """glibc malloc arenas: each worker thread would otherwise get an arena of its own, which keeps
-the memory it once used (20 downloads in flight cost about 25 MiB more without this)."""
+the memory it once used (20 downloads in flight cost about 25 MiB more without this); a second
+arena shared by the workers still kept about 6 MiB of download buffers in a 1M-row myTracker
+run. Python allocates under the GIL, so the threads hardly ever wait for the one arena."""
 M_ARENA_MAX = -8
 
 
