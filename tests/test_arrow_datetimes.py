@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
 from tap_event_exports.engine.converters import DateTimeReader
 
+UTC = dt.timezone.utc
 TIMEZONES = ["UTC", "Asia/Seoul", "Europe/Berlin", "America/St_Johns", "Asia/Kathmandu"]
 BULK_FORMS = [
     "2025.1.6 10:35",
@@ -108,3 +114,70 @@ def test_a_column_equal_to_the_previous_one_gets_the_same_text():
     other = convert(pa.array(["2025.1.6 10:36", None]))
     assert other.to_pylist() == ["2025-01-06T01:36:00+00:00", None]
     assert convert(pa.array(["2025.1.6 10:35", "x"])) is None
+
+
+FORMS = ["dotted", "iso-space", "iso-t", "iso-fraction", "zulu", "offset", "unix", "millis"]
+
+
+def _written(moment: dt.datetime, form: str, timezone: str) -> str:
+    """``moment`` (UTC) as an export would write it in ``form`` (local forms in ``timezone``)."""
+    local = moment.astimezone(ZoneInfo(timezone)).replace(tzinfo=None)
+    if form == "dotted":
+        return f"{local.year}.{local.month}.{local.day} {local.hour}:{local.minute:02d}"
+    if form == "iso-space":
+        return local.strftime("%Y-%m-%d %H:%M:%S")
+    if form == "iso-t":
+        return local.strftime("%Y-%m-%dT%H:%M:%S")
+    if form == "iso-fraction":  # 1 to 6 digits, as exports write milliseconds and less
+        return local.isoformat(sep=" ", timespec="microseconds").rstrip("0").rstrip(".")
+    if form == "zulu":
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if form == "offset":
+        return moment.astimezone(ZoneInfo(timezone)).isoformat()
+    seconds = int(moment.timestamp())
+    return str(seconds) if form == "unix" else str(seconds * 1000 + moment.microsecond // 1000)
+
+
+MOMENTS = st.datetimes(
+    min_value=dt.datetime(1971, 1, 2), max_value=dt.datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=MOMENTS,
+    steps=st.lists(st.integers(min_value=0, max_value=3 * 86_400_000_000), min_size=1, max_size=80),
+    forms=st.lists(st.sampled_from(FORMS), min_size=1, max_size=3),
+    timezone=st.sampled_from([*TIMEZONES, "America/New_York", "Australia/Lord_Howe"]),
+    nulls=st.booleans(),
+)
+def test_generated_columns_equal_the_record_reader_or_defer(start, steps, forms, timezone, nulls):
+    """Columns of nearby times (a block's), mixed forms, zones with and without clock changes."""
+    values: list[str | None] = [
+        _written(start + dt.timedelta(microseconds=step), forms[index % len(forms)], timezone)
+        for index, step in enumerate(steps)
+    ]
+    if nulls:
+        values[::3] = [None] * len(values[::3])
+    typed = ArrowDateTimes(timezone)(pa.array(values * 2, pa.string()))  # repeats: per distinct
+    if timezone == "UTC":  # no clock changes: every one of these forms goes in bulk
+        assert typed is not None
+    if typed is not None:
+        assert typed.to_pylist() == expected(values * 2, timezone)
+
+
+@pytest.mark.parametrize("timezone", ["Europe/Berlin", "America/New_York"])
+def test_a_block_across_a_clock_change_gets_each_hours_offset(timezone):
+    """Times on both sides of a change (none in its hour), within a day: two offsets."""
+    values = ["2025-03-29 23:30:00", "2025-03-30 01:15:00", "2025-03-30 04:45:00", None]
+    values += ["2025-11-01 22:00:00", "2025-11-02 03:10:00"] if timezone != "Europe/Berlin" else []
+    for column in (values[:4], values):
+        typed = ArrowDateTimes(timezone)(pa.array(column * 20))
+        assert typed is not None
+        assert typed.to_pylist() == expected(column * 20, timezone)
+    berlin = ArrowDateTimes("Europe/Berlin")(pa.array(values[:3])).to_pylist()
+    assert berlin == [
+        "2025-03-29T22:30:00+00:00",
+        "2025-03-30T00:15:00+00:00",
+        "2025-03-30T02:45:00+00:00",
+    ]

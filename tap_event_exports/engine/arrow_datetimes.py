@@ -31,6 +31,8 @@ ISO_INSTANT = _ISO + "(Z|[+-][0-9]{2}:[0-9]{2})$"
 UNIX = r"^[0-9]{1,18}$"
 """Unix seconds, or milliseconds above :data:`MILLIS_FROM` (as the record reader reads them)."""
 HOUR_US = 3_600_000_000
+SPAN_HOURS = 48
+"""Local hours a column may span for one offset to be checked hour by hour (cached per hour)."""
 REPEATS_FROM = 64
 """Columns this long are checked for repeated values first."""
 EPOCH = dt.datetime(1970, 1, 1)  # local wall-clock arithmetic
@@ -42,8 +44,8 @@ INSTANT = pa.timestamp("us", "UTC")
 # Arrow scalars made once: a Python value given to a kernel costs a failed numpy import each time
 NO_TEXT = pa.scalar(None, pa.string())
 HOUR = pa.scalar(HOUR_US, pa.int64())
-UTC_SUFFIX = pa.scalar("+00:00")
-NO_SEPARATOR = pa.scalar("")
+END = 1 << 30
+"""A slice start past the end of any rendered text (appends there)."""
 MILLIS_FROM = pa.scalar(100_000_000_000, pa.int64())
 MICROS_PER_MILLI = pa.scalar(1_000, pa.int64())
 MICROS_PER_SECOND = pa.scalar(1_000_000, pa.int64())
@@ -138,8 +140,16 @@ class ArrowDateTimes:
         """Wall-clock microseconds to UTC ones, by the zone's offset of each local hour."""
         if self.utc or wall.null_count == len(wall):
             return wall
-        if pc.min(wall).as_py() < 0:
+        bounds = pc.min_max(wall).as_py()
+        if bounds["min"] < 0:
             return None  # before 1970: integer division would not floor
+        first, last = bounds["min"] // HOUR_US, bounds["max"] // HOUR_US
+        if last - first < SPAN_HOURS:  # a block's times lie close together
+            shift = self._offset(first)
+            if shift is not None and all(
+                self._offset(hour) == shift for hour in range(first + 1, last + 1)
+            ):
+                return pc.subtract(wall, pa.scalar(shift, pa.int64()))
         hours = pc.divide(wall, HOUR)
         distinct = pc.unique(hours).drop_null()
         offsets = [self._offset(hour) for hour in distinct.to_pylist()]
@@ -167,5 +177,5 @@ def render(instants: pa.Array) -> pa.Array:
     """``2025-01-06T01:35:00+00:00`` / ``…:10.036000+00:00``: Python's ``isoformat`` in UTC."""
     text = instants.cast(pa.string())  # 2025-01-06 01:35:00.000000
     text = pc.replace_substring(text, ".000000", "")
-    text = pc.replace_substring(text, " ", "T", max_replacements=1)
-    return pc.binary_join_element_wise(text, UTC_SUFFIX, NO_SEPARATOR)
+    text = pc.binary_replace_slice(text, 10, 11, "T")  # 4-digit years: the space is the 11th
+    return pc.binary_replace_slice(text, END, END, "+00:00")
