@@ -30,6 +30,8 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers._batch import BatchConfig
 
+    from tap_event_exports.engine.reading import TypedColumn
+
 DEFAULT_BATCH_SIZE = 100_000
 ROWS_PER_CHUNK = 10_000
 ROW_GROUP_ROWS = 4096
@@ -84,7 +86,7 @@ class BatchFiles:
                 self._rows_in_file += len(chunk)
             total += len(chunk)
 
-    def write_columns(self, names: list[str], columns: list[list[t.Any]]) -> int:
+    def write_columns(self, names: list[str], columns: list[TypedColumn]) -> int:
         """Write typed rows given as columns (JSONL only); returns how many."""
         rows = len(columns[0]) if columns else 0
         start = 0

@@ -17,6 +17,7 @@ import typing as t
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_event_exports.emit import FastRecordWriter
+from tap_event_exports.engine.reading import values_of
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -24,7 +25,7 @@ if t.TYPE_CHECKING:
     import pyarrow as pa
 
     from tap_event_exports.batch_files import BatchFiles
-    from tap_event_exports.engine.reading import Form, ReadPlan
+    from tap_event_exports.engine.reading import Form, ReadPlan, TypedColumn
     from tap_event_exports.sdk import SdkStream
 
 
@@ -42,9 +43,9 @@ class RecordSink:
         self.writer.columns(plan.names)
 
     def write_batch(self, batch: pa.RecordBatch) -> int:  # noqa: D102
-        return self.write_columns([column.to_pylist() for column in batch.columns])
+        return self.writer.write_columns(batch.columns)
 
-    def write_columns(self, columns: list[list[t.Any]]) -> int:  # noqa: D102
+    def write_columns(self, columns: list[TypedColumn]) -> int:  # noqa: D102
         return self.writer.write_columns(columns)
 
     def write_rows(self, rows: Iterator[list[t.Any]]) -> int:  # noqa: D102
@@ -72,8 +73,8 @@ class MapperSink:
     def write_batch(self, batch: pa.RecordBatch) -> int:  # noqa: D102
         return self.write_rows(iter([list(row.values()) for row in batch.to_pylist()]))
 
-    def write_columns(self, columns: list[list[t.Any]]) -> int:  # noqa: D102
-        return self.write_rows(iter(map(list, zip(*columns, strict=True))))
+    def write_columns(self, columns: list[TypedColumn]) -> int:  # noqa: D102
+        return self.write_rows(iter(map(list, zip(*map(values_of, columns), strict=True))))
 
     def write_rows(self, rows: Iterator[list[t.Any]]) -> int:  # noqa: D102
         names, stream, limit = self._names, self.stream, self.stream.record_limit
@@ -106,7 +107,7 @@ class BatchSink:
     def write_batch(self, batch: pa.RecordBatch) -> int:  # noqa: D102
         return self.files.write_batch(batch)
 
-    def write_columns(self, columns: list[list[t.Any]]) -> int:  # noqa: D102
+    def write_columns(self, columns: list[TypedColumn]) -> int:  # noqa: D102
         return self.files.write_columns(self._names, columns)
 
     def write_rows(self, rows: Iterator[list[t.Any]]) -> int:  # noqa: D102
@@ -133,8 +134,8 @@ class CollectSink:
         self.records.extend(batch.to_pylist())
         return batch.num_rows
 
-    def write_columns(self, columns: list[list[t.Any]]) -> int:  # noqa: D102
-        return self.write_rows(iter(map(list, zip(*columns, strict=True))))
+    def write_columns(self, columns: list[TypedColumn]) -> int:  # noqa: D102
+        return self.write_rows(iter(map(list, zip(*map(values_of, columns), strict=True))))
 
     def write_rows(self, rows: Iterator[list[t.Any]]) -> int:  # noqa: D102
         names = self._names

@@ -140,11 +140,13 @@ def test_requests_are_shaped_as_documented(batch):
     bodies = sorted(
         (r.json() for r in creates if r.path.endswith("/events")), key=lambda b: b["from"]
     )
+    start = utc_midnight(BATCH_DAYS - 1)
+    # P2D windows lie on a grid of two days from the epoch: started on an odd day, the first
+    # window runs to the grid's next boundary, one day later
+    days = 1 if (start.date() - dt.date(1970, 1, 1)).days % 2 else 2
     assert bodies[0] == {
-        "from": utc_midnight(BATCH_DAYS - 1).strftime("%Y-%m-%dT%H:%M:%S"),
-        "to": (utc_midnight(BATCH_DAYS - 3) - dt.timedelta(seconds=1)).strftime(
-            "%Y-%m-%dT%H:%M:%S"
-        ),
+        "from": start.strftime("%Y-%m-%dT%H:%M:%S"),
+        "to": (start + dt.timedelta(days=days, seconds=-1)).strftime("%Y-%m-%dT%H:%M:%S"),
         "events": ["push_sent", "push_open", "push_error"],
         "ids": IDS,
     }

@@ -218,12 +218,12 @@ def test_record_reader_continues_after_the_value_columns_with_the_same_keys(tmp_
     rows = [*good, "odd,+5,1,true,,[]", *good]
     path = write_csv(tmp_path, rows)
     expected = record_rows(path, TYPES, "UTC", key=("k", SyntheticKeys("w")))
-    python_values = columnar._python_values
+    python_values = columnar._typed_values
 
     def refuse_odd(column, *args):  # a block the columns cannot take, whatever the reason
         return None if "odd" in column.to_pylist() else python_values(column, *args)
 
-    monkeypatch.setattr(columnar, "_python_values", refuse_odd)
+    monkeypatch.setattr(columnar, "_typed_values", refuse_odd)
     keys = SyntheticKeys("w")
     delivered = []
     export = CsvExport(path, what="test")

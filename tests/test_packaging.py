@@ -67,6 +67,18 @@ def test_wheel_has_marker_license_and_metadata(dist):
     # the sandbox ships too: `tap-event-exports-sandbox` and the demo need it
     assert any(n.startswith("tap_event_exports/sandbox/") for n in names)
     assert not any(n.startswith("tests/") for n in names)
+    # the compiled JSON-lines encoder, with its source (the loader compares the two)
+    assert {
+        "tap_event_exports/engine/libjsonlines.so",
+        "tap_event_exports/engine/json_lines.c",
+    } <= set(names)
+
+
+def test_wheel_is_tagged_for_any_python_3_on_this_platform(dist):
+    name = only(dist, "*.whl").name
+    assert name.startswith("tap_event_exports-"), name
+    assert "-py3-none-" in name, name
+    assert "any" not in name.rsplit("-", 1)[-1], name
 
 
 def test_sdist_has_license_and_readme(dist):
@@ -74,3 +86,6 @@ def test_sdist_has_license_and_readme(dist):
         names = {Path(*Path(n).parts[1:]).as_posix() for n in sdist.getnames()}
     assert {"LICENSE", "README.md", "pyproject.toml", "tap_event_exports/py.typed"} <= names
     assert not any(n.startswith((".venv", ".git/")) for n in names)
+    # the wheel's build compiles the encoder from the sdist; no build of this machine ships
+    assert {"hatch_build.py", "tap_event_exports/engine/json_lines.c"} <= names
+    assert "tap_event_exports/engine/libjsonlines.so" not in names

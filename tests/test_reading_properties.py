@@ -47,7 +47,7 @@ from tap_event_exports.engine.contract import ExportSpec, Limits, SnapshotReques
 from tap_event_exports.engine.csv_reader import CsvExport
 from tap_event_exports.engine.download import Download
 from tap_event_exports.engine.lists import LIST_SYNTAXES
-from tap_event_exports.engine.reading import ReadPlan, read_export
+from tap_event_exports.engine.reading import ReadPlan, read_export, values_of
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 from tap_event_exports.streams import ExportStream
 from tap_event_exports.tap import TapEventExports
@@ -560,9 +560,9 @@ class Collected:
         self.batches.append(batch)
         return batch.num_rows
 
-    def write_columns(self, columns: list[list[t.Any]]) -> int:
-        self.by.add("Arrow columns")
-        rows = [list(row) for row in zip(*columns, strict=True)]
+    def write_columns(self, columns: list[t.Any]) -> int:
+        self.by.add("Arrow columns")  # Arrow arrays and lists of Python values
+        rows = [list(row) for row in zip(*map(values_of, columns), strict=True)]
         self.rows += rows
         return len(rows)
 

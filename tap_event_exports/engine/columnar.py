@@ -29,10 +29,13 @@ from tap_event_exports.engine.concurrency import read_ahead
 from tap_event_exports.engine.converters import convert_column, converter_for
 from tap_event_exports.engine.csv_blocks import BOM, first_row_end, stray_quote, whole_rows
 from tap_event_exports.engine.errors import NotColumnar
+from tap_event_exports.engine.reading import values_of
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from tap_event_exports.engine.reading import TypedColumn
 
 BLOCK_SIZE = 3 << 18
 """Bytes of CSV per batch: fewer kernel calls per row as it grows, more memory held."""
@@ -169,10 +172,26 @@ class ColumnarCsv:
     ) -> Iterator[list[list[t.Any]]]:
         """Typed Python values, a block at a time, as columns in the record reader's order.
 
+        :meth:`typed_columns` with every column as Python values.
+        """
+        for columns in self.typed_columns(types, keep=keep, extra=extra, key=key):
+            yield [values_of(column) for column in columns]
+
+    def typed_columns(
+        self,
+        types: dict[str, str],
+        *,
+        keep: Callable[[str], bool] | None = None,
+        extra: dict[str, t.Any] | None = None,
+        key: tuple[str, SyntheticKeys] | None = None,
+    ) -> Iterator[list[TypedColumn]]:
+        """Typed values, a block at a time, as columns in the record reader's order.
+
         The columns are those of :meth:`CsvExport.rows` (selected columns, synthetic key,
         ``extra``) with exactly its values: bulk typing where Arrow reads a column exactly
-        (integers, booleans, the common date-time forms), the record reader's converters for
-        the rest. Raises :class:`NotColumnar` (with the rows delivered) where it cannot.
+        (integers, booleans, the common date-time forms), which stay Arrow arrays (strings,
+        int64, booleans), and the record reader's converters for the rest, which give lists of
+        Python values. Raises :class:`NotColumnar` (with the rows delivered) where it cannot.
         """
         names = [name for name in self.header if keep is None or keep(name)]
         converters = {name: converter_for(types[name], self.timezone, self.lists) for name in names}
@@ -184,7 +203,7 @@ class ColumnarCsv:
                 column = raw.column(name)
                 if keyer is not None:  # read as written: the null spellings become nulls here
                     column = pc.if_else(pc.is_in(column, NULL_SPELLINGS), NO_TEXT, column)
-                values = _python_values(column, types[name], converters[name], bulk_datetimes)
+                values = _typed_values(column, types[name], converters[name], bulk_datetimes)
                 if values is None:
                     raise NotColumnar(done, _outside(name, types[name]))
                 columns.append(values)
@@ -316,24 +335,26 @@ def _typed(column: pa.Array, kind: str, convert: Callable[[str], t.Any] | None) 
     return _per_distinct_value(column, kind, convert)
 
 
-def _python_values(
+def _typed_values(
     column: pa.Array,
     kind: str,
     convert: Callable[[str], t.Any] | None,
     bulk_datetimes: ArrowDateTimes,
-) -> list[t.Any] | None:
-    """A text column's values typed as the record reader types them; ``None`` if it cannot."""
+) -> TypedColumn | None:
+    """A text column's values typed as the record reader types them; ``None`` if it cannot.
+
+    Strings, integers, booleans and bulk-typed date-times stay Arrow arrays whose Python
+    values are the record reader's; the rest are Python values.
+    """
     typed = None
     if kind in ("integer", "boolean"):
         typed = _typed(column, kind, None)
     elif kind == "date-time":
         typed = bulk_datetimes(column)
     if typed is not None:
-        values: list[t.Any] = typed.to_pylist()
-        return values
+        return typed
     if convert is None:
-        texts: list[t.Any] = column.to_pylist()
-        return texts
+        return column
     cached = getattr(convert, "cached", None)
     try:
         if len(column) >= REPEATS_FROM:

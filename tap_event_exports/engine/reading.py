@@ -26,6 +26,9 @@ if t.TYPE_CHECKING:
 
     from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 
+    TypedColumn: t.TypeAlias = pa.Array | list[t.Any]
+    """A block's column: an Arrow array typed in bulk, or Python values typed by converters."""
+
 logger = logging.getLogger("tap_event_exports.reading")
 
 Form = t.Literal["arrow", "columns", "rows"]
@@ -68,6 +71,14 @@ class ReadPlan:
         return [self.types.get(name, "string") for name in self.names]
 
 
+def values_of(column: TypedColumn) -> list[t.Any]:
+    """A typed column's Python values (an Arrow array gives the record reader's values)."""
+    if isinstance(column, list):
+        return column
+    values: list[t.Any] = column.to_pylist()
+    return values
+
+
 class Sink(t.Protocol):
     """Where a stream's records go: stdout RECORD messages, BATCH files or the SDK's mapper."""
 
@@ -81,7 +92,7 @@ class Sink(t.Protocol):
         """Write typed Arrow columns; return the rows written."""
         ...
 
-    def write_columns(self, columns: list[list[t.Any]]) -> int:
+    def write_columns(self, columns: list[TypedColumn]) -> int:
         """Write a block of typed values given as columns; return the rows written."""
         ...
 
@@ -139,7 +150,7 @@ def _read_columnar(plan: ReadPlan, sink: Sink, form: Form, count: Callable[[int]
         for batch in columnar.batches(plan.types, keep=plan.keep, extra=plan.extra):
             count(sink.write_batch(batch))
     else:
-        for columns in columnar.value_columns(
+        for columns in columnar.typed_columns(
             plan.types, keep=plan.keep, extra=plan.extra, key=plan.key
         ):
             count(sink.write_columns(columns))

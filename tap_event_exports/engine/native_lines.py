@@ -1,0 +1,208 @@
+"""JSON lines from Arrow columns by the compiled encoder (``json_lines.c``), when it was built.
+
+The encoder writes what msgspec writes for the same values, without a Python object per cell
+and with the GIL released (ctypes lets go of it for the call), so the parsing thread works
+while the lines are built. Columns typed in bulk stay Arrow arrays (strings, integers,
+booleans); columns the record reader's converters typed in Python come pre-encoded by msgspec,
+one value per line. Without the library (no compiler when the package was built, or
+``TAP_EVENT_EXPORTS_NATIVE=0``) :func:`encoder_for` gives ``None`` and callers encode with
+msgspec.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import os
+import typing as t
+from pathlib import Path
+
+import pyarrow as pa
+from singer_sdk.contrib.msgspec import encoder
+
+logger = logging.getLogger("tap_event_exports.native_lines")
+
+ABI = 1
+"""The encoder's interface version (``JSON_LINES_ABI`` in ``json_lines.c``)."""
+LIBRARY = Path(__file__).with_name("libjsonlines.so")
+SOURCE = Path(__file__).with_name("json_lines.c")
+STRING, INT64, BOOL, LINES = range(4)
+ARROW_KINDS = {pa.string(): STRING, pa.int64(): INT64, pa.bool_(): BOOL}
+
+
+class Column(ctypes.Structure):
+    """One column of a block, as ``json_lines.c`` reads it."""
+
+    _fields_: t.ClassVar = [
+        ("kind", ctypes.c_int32),
+        ("unused", ctypes.c_int32),
+        ("offset", ctypes.c_int64),
+        ("validity", ctypes.c_void_p),
+        ("offsets", ctypes.c_void_p),
+        ("data", ctypes.c_void_p),
+        ("cursor", ctypes.c_int64),
+        ("size", ctypes.c_int64),
+        ("key", ctypes.c_char_p),
+        ("key_size", ctypes.c_int64),
+        ("next", ctypes.c_int64),
+    ]
+
+
+def _load(path: Path, source: Path) -> t.Any:
+    """``json_lines_encode`` from the library, or ``None`` where it is absent or refused."""
+    if os.environ.get("TAP_EVENT_EXPORTS_NATIVE", "1") == "0" or not path.exists():
+        return None
+    try:
+        library = ctypes.CDLL(str(path))
+        library.json_lines_abi.restype = ctypes.c_int64
+        library.json_lines_source.restype = ctypes.c_char_p
+        built = library.json_lines_source()
+        if library.json_lines_abi() != ABI or not _built_from(source, built):
+            logger.warning(
+                "%s was built from another version of json_lines.c (reinstall the tap to "
+                "rebuild it); msgspec encodes",
+                path,
+            )
+            return None
+    except (OSError, AttributeError) as exc:
+        logger.warning("%s cannot be loaded (%s); msgspec encodes", path, exc)
+        return None
+    encode = library.json_lines_encode
+    encode.restype = ctypes.c_int64
+    encode.argtypes = [
+        ctypes.POINTER(Column),
+        ctypes.c_int64,  # columns
+        ctypes.c_int64,  # first row
+        ctypes.c_int64,  # rows
+        ctypes.c_char_p,  # prefix
+        ctypes.c_int64,
+        ctypes.c_char_p,  # suffix
+        ctypes.c_int64,
+        ctypes.c_void_p,  # out
+        ctypes.c_int64,  # capacity
+        ctypes.POINTER(ctypes.c_int64),  # bytes written
+    ]
+    return encode
+
+
+def _built_from(source: Path, digest: bytes) -> bool:
+    """Whether the library was compiled from ``source`` (if it is there to compare)."""
+    if not source.exists():
+        return True
+    return digest.decode() == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+_ENCODE = _load(LIBRARY, SOURCE)
+
+
+def available() -> bool:
+    """Whether the compiled encoder is loaded."""
+    return _ENCODE is not None
+
+
+def encoder_for(names: list[str]) -> BlockEncoder | None:
+    """An encoder for rows with these column names, or ``None`` without the library."""
+    return BlockEncoder(names) if _ENCODE is not None else None
+
+
+class BlockEncoder:
+    """Encodes blocks of columns with fixed names as JSON lines.
+
+    Each row becomes ``prefix {"name":value,...} suffix``: a RECORD message's envelope around
+    the record object, or nothing but the newline for a JSONL file.
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        """Pre-encode the names as msgspec encodes a key."""
+        self._encode = _ENCODE
+        self._keys = [
+            (b"" if index == 0 else b",") + encoder.encode(name) + b":"
+            for index, name in enumerate(names)
+        ]
+        self._slots = (Column * max(len(names), 1))()
+        for slot, key in zip(self._slots, self._keys, strict=False):
+            slot.key = key
+            slot.key_size = len(key)
+        self._prefix = b"{"
+        self._suffix = b"}\n"
+        self._held: list[object] = []
+        self._used = ctypes.c_int64()
+
+    def frame(self, prefix: bytes, suffix: bytes) -> None:
+        """Surround each record object by ``prefix`` and ``suffix`` (which ends the line)."""
+        self._prefix = prefix + b"{"
+        self._suffix = b"}" + suffix
+
+    def start(self, columns: t.Sequence[pa.Array | list[t.Any]], rows: int) -> None:
+        """Point the encoder at a block's columns of ``rows`` values (held until :meth:`finish`).
+
+        The library reads Arrow memory as given, so every column's length is checked here.
+        """
+        if len(columns) != len(self._keys) or any(len(column) != rows for column in columns):
+            lengths = [len(column) for column in columns]
+            msg = f"a block of {rows} rows for {len(self._keys)} names has columns of {lengths}"
+            raise ValueError(msg)
+        slots = zip(self._slots, columns, strict=False)  # one slot even for no names
+        self._held = [_describe(slot, column) for slot, column in slots]
+
+    def fill(self, row: int, rows: int, out: int, capacity: int) -> tuple[int, int]:
+        """Encode whole rows from ``row`` into ``capacity`` bytes at address ``out``.
+
+        Returns the first row not written and the bytes written.
+        """
+        done = self._encode(
+            self._slots,
+            len(self._keys),
+            row,
+            rows,
+            self._prefix,
+            len(self._prefix),
+            self._suffix,
+            len(self._suffix),
+            out,
+            capacity,
+            ctypes.byref(self._used),
+        )
+        if done < 0:
+            msg = "a column of the block holds fewer values than the block has rows"
+            raise ValueError(msg)
+        return done, self._used.value
+
+    def finish(self) -> None:
+        """Let go of the block's columns."""
+        self._held = []
+
+
+def _describe(slot: Column, column: pa.Array | list[t.Any]) -> object:
+    """Point ``slot`` at a column's memory; returns what must stay alive meanwhile."""
+    if isinstance(column, list):
+        return _lines(slot, column)
+    kind = ARROW_KINDS.get(column.type)
+    if kind is None:
+        if column.type == pa.large_string():
+            column = column.cast(pa.string())
+            kind = STRING
+        else:
+            return _lines(slot, column.to_pylist())
+    buffers = column.buffers()
+    slot.kind, slot.offset = kind, column.offset
+    slot.validity = buffers[0].address if buffers[0] is not None and column.null_count else None
+    if kind == STRING:
+        slot.offsets = buffers[1].address
+        data = buffers[2]
+    else:
+        slot.offsets = None
+        data = buffers[1]
+    slot.data = data.address if data is not None else None
+    slot.cursor = slot.size = 0
+    return column
+
+
+def _lines(slot: Column, values: list[t.Any]) -> bytes:
+    """Values encoded by msgspec, one a line, for the encoder to copy."""
+    text = encoder.encode_lines(values)
+    slot.kind, slot.offset, slot.validity, slot.offsets = LINES, 0, None, None
+    slot.data = ctypes.cast(ctypes.c_char_p(text), ctypes.c_void_p).value
+    slot.cursor, slot.size = 0, len(text)
+    return text
