@@ -5,9 +5,7 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import io
-import os
 import re
-import subprocess
 from decimal import Decimal
 
 import pyarrow as pa
@@ -193,35 +191,6 @@ def test_without_the_library_arrow_columns_are_encoded_by_msgspec(monkeypatch):
     lines = native_lines_of(["a", "b", "c"], arrow)
     assert lines == b'{"a":"x","b":1000000000000000,"c":1.50}\n{"a":null,"b":null,"c":[1]}\n'
     assert values_of(arrow[0]) == ["x", None]
-
-
-def test_the_library_is_built_where_a_compiler_is():
-    """The package's build compiles the encoder (CI has a compiler, so this must hold there)."""
-    if os.environ.get("TAP_EVENT_EXPORTS_NATIVE") == "0":
-        pytest.skip("the encoder is turned off")
-    assert native_lines.LIBRARY.exists(), "pip install -e . compiles json_lines.c"
-    assert native_lines.available()
-
-
-def test_a_library_built_from_another_source_is_refused(tmp_path):
-    """A library older than its json_lines.c is not used: its layout may differ."""
-    source = tmp_path / "json_lines.c"
-    source.write_bytes(native_lines.SOURCE.read_bytes())
-    library = tmp_path / "libjsonlines.so"
-    compiled = subprocess.run(
-        ["cc", "-std=c99", "-shared", "-fPIC", '-DJSON_LINES_SOURCE="0"', "-o", library, source],
-        capture_output=True,
-        check=False,
-    )
-    if compiled.returncode:
-        pytest.skip("no C compiler")
-    assert native_lines._load(library, source) is None
-    assert native_lines._load(library, tmp_path / "absent.c") is not None
-
-
-def test_the_turned_off_encoder_is_not_loaded(monkeypatch):
-    monkeypatch.setenv("TAP_EVENT_EXPORTS_NATIVE", "0")
-    assert native_lines._load(native_lines.LIBRARY, native_lines.SOURCE) is None
 
 
 def records(lines: list[str]) -> list[str]:

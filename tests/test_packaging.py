@@ -67,10 +67,12 @@ def test_wheel_has_marker_license_and_metadata(dist):
     # the sandbox ships too: `tap-event-exports-sandbox` and the demo need it
     assert any(n.startswith("tap_event_exports/sandbox/") for n in names)
     assert not any(n.startswith("tests/") for n in names)
-    # the compiled JSON-lines encoder, with its source (the loader compares the two)
+    # the compiled helpers, with their sources (the loader compares the two)
     assert {
-        "tap_event_exports/engine/libjsonlines.so",
+        "tap_event_exports/engine/libtapnative.so",
         "tap_event_exports/engine/json_lines.c",
+        "tap_event_exports/engine/csv_scan.c",
+        "tap_event_exports/engine/native_version.c",
     } <= set(names)
 
 
@@ -86,6 +88,7 @@ def test_sdist_has_license_and_readme(dist):
         names = {Path(*Path(n).parts[1:]).as_posix() for n in sdist.getnames()}
     assert {"LICENSE", "README.md", "pyproject.toml", "tap_event_exports/py.typed"} <= names
     assert not any(n.startswith((".venv", ".git/")) for n in names)
-    # the wheel's build compiles the encoder from the sdist; no build of this machine ships
+    # the wheel's build compiles the helpers from the sdist; no build of this machine ships
     assert {"hatch_build.py", "tap_event_exports/engine/json_lines.c"} <= names
-    assert "tap_event_exports/engine/libjsonlines.so" not in names
+    assert "tap_event_exports/engine/csv_scan.c" in names
+    assert "tap_event_exports/engine/libtapnative.so" not in names

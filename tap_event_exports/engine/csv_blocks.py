@@ -7,12 +7,15 @@ recognised here and left to the record reader.
 
 from __future__ import annotations
 
+import ctypes
 import re
 import struct
 import typing as t
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from tap_event_exports.engine import native
 
 if t.TYPE_CHECKING:
     import gzip
@@ -22,6 +25,18 @@ LONGEST_ROW = 1 << 26
 """Bytes without a row end after which a file is left to the record reader."""
 BOM = b"\xef\xbb\xbf"
 """A UTF-8 byte order mark: pyarrow drops one at the start of every block it parses."""
+
+
+def _stray_quote_function(library: ctypes.CDLL | None) -> t.Any:
+    if library is None:
+        return None
+    scan = library.csv_stray_quote
+    scan.restype = ctypes.c_int64
+    scan.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_int32]
+    return scan
+
+
+_STRAY_QUOTE = _stray_quote_function(native.LIBRARY)
 
 
 def whole_rows(source: t.BinaryIO | gzip.GzipFile, size: int) -> Iterator[bytes]:
@@ -65,8 +80,16 @@ def stray_quote(block: bytes, delimiter: str) -> bool:
 
     Python's csv (strict) refuses ``"b"c`` and pyarrow reads it as ``bc``; such blocks are
     left to the record reader, which names the line (or, for a literal quote inside an
-    unquoted field such as ``b"c``, reads it exactly as pyarrow would). RE2 scans the block.
+    unquoted field such as ``b"c``, reads it exactly as pyarrow would). The compiled scan
+    (``csv_scan.c``) looks at each quote's neighbours; without it RE2 scans the block.
     """
+    if _STRAY_QUOTE is not None and len(delimiter.encode()) == 1:
+        return bool(_STRAY_QUOTE(block, len(block), ord(delimiter)))
+    return stray_quote_by_regex(block, delimiter)
+
+
+def stray_quote_by_regex(block: bytes, delimiter: str) -> bool:
+    """:func:`stray_quote` by RE2 over the block read as Latin-1."""
     if b'"' not in block:
         return False
     offsets = pa.py_buffer(struct.pack("<qq", 0, len(block)))

@@ -11,11 +11,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#define JSON_LINES_ABI 1
-#ifndef JSON_LINES_SOURCE
-#define JSON_LINES_SOURCE ""
-#endif
-
 enum kind { STRING = 0, INT64 = 1, BOOL = 2, LINES = 3 };
 
 typedef struct {
@@ -31,11 +26,6 @@ typedef struct {
     int64_t key_size;
     int64_t next;            /* LINES: where the value after this row's starts (scratch) */
 } column;
-
-int64_t json_lines_abi(void) { return JSON_LINES_ABI; }
-
-/* The SHA-256 of this file as it was compiled (set by the build), so a stale build is seen. */
-const char *json_lines_source(void) { return JSON_LINES_SOURCE; }
 
 static const char HEX[] = "0123456789abcdef";
 

@@ -4,29 +4,20 @@ The encoder writes what msgspec writes for the same values, without a Python obj
 and with the GIL released (ctypes lets go of it for the call), so the parsing thread works
 while the lines are built. Columns typed in bulk stay Arrow arrays (strings, integers,
 booleans); columns the record reader's converters typed in Python come pre-encoded by msgspec,
-one value per line. Without the library (no compiler when the package was built, or
-``TAP_EVENT_EXPORTS_NATIVE=0``) :func:`encoder_for` gives ``None`` and callers encode with
-msgspec.
+one value per line. Without the library (:mod:`~tap_event_exports.engine.native`)
+:func:`encoder_for` gives ``None`` and callers encode with msgspec.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import logging
-import os
 import typing as t
-from pathlib import Path
 
 import pyarrow as pa
 from singer_sdk.contrib.msgspec import encoder
 
-logger = logging.getLogger("tap_event_exports.native_lines")
+from tap_event_exports.engine import native
 
-ABI = 1
-"""The encoder's interface version (``JSON_LINES_ABI`` in ``json_lines.c``)."""
-LIBRARY = Path(__file__).with_name("libjsonlines.so")
-SOURCE = Path(__file__).with_name("json_lines.c")
 STRING, INT64, BOOL, LINES = range(4)
 ARROW_KINDS = {pa.string(): STRING, pa.int64(): INT64, pa.bool_(): BOOL}
 
@@ -49,24 +40,9 @@ class Column(ctypes.Structure):
     ]
 
 
-def _load(path: Path, source: Path) -> t.Any:
-    """``json_lines_encode`` from the library, or ``None`` where it is absent or refused."""
-    if os.environ.get("TAP_EVENT_EXPORTS_NATIVE", "1") == "0" or not path.exists():
-        return None
-    try:
-        library = ctypes.CDLL(str(path))
-        library.json_lines_abi.restype = ctypes.c_int64
-        library.json_lines_source.restype = ctypes.c_char_p
-        built = library.json_lines_source()
-        if library.json_lines_abi() != ABI or not _built_from(source, built):
-            logger.warning(
-                "%s was built from another version of json_lines.c (reinstall the tap to "
-                "rebuild it); msgspec encodes",
-                path,
-            )
-            return None
-    except (OSError, AttributeError) as exc:
-        logger.warning("%s cannot be loaded (%s); msgspec encodes", path, exc)
+def encode_function(library: ctypes.CDLL | None) -> t.Any:
+    """``json_lines_encode`` of the library, with its signature; ``None`` without one."""
+    if library is None:
         return None
     encode = library.json_lines_encode
     encode.restype = ctypes.c_int64
@@ -86,14 +62,7 @@ def _load(path: Path, source: Path) -> t.Any:
     return encode
 
 
-def _built_from(source: Path, digest: bytes) -> bool:
-    """Whether the library was compiled from ``source`` (if it is there to compare)."""
-    if not source.exists():
-        return True
-    return digest.decode() == hashlib.sha256(source.read_bytes()).hexdigest()
-
-
-_ENCODE = _load(LIBRARY, SOURCE)
+_ENCODE = encode_function(native.LIBRARY)
 
 
 def available() -> bool:

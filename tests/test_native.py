@@ -1,0 +1,82 @@
+"""The compiled helpers: built where a compiler is, refused when stale, equal to Python's work."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tap_event_exports.engine import csv_blocks, native
+
+
+def test_the_library_is_built_where_a_compiler_is():
+    """The package's build compiles the helpers (CI has a compiler, so this must hold there)."""
+    if os.environ.get("TAP_EVENT_EXPORTS_NATIVE") == "0":
+        pytest.skip("the compiled helpers are turned off")
+    assert native.PATH.exists(), "pip install -e . compiles tap_event_exports/engine/*.c"
+    assert native.LIBRARY is not None
+    assert csv_blocks._STRAY_QUOTE is not None
+
+
+def build(folder, digest):
+    compiler = shutil.which("cc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    for source in sorted(native.FOLDER.glob("*.c")):
+        shutil.copy(source, folder / source.name)
+    library = folder / "libtapnative.so"
+    flags = ["-std=c99", "-shared", "-fPIC", f'-DTAP_NATIVE_SOURCE="{digest}"']
+    sources = sorted(map(str, folder.glob("*.c")))
+    subprocess.run([compiler, *flags, "-o", str(library), *sources], check=True)
+    return library
+
+
+def test_a_library_built_from_its_sources_is_loaded(tmp_path):
+    digest = native.sources_digest(sorted(native.FOLDER.glob("*.c")))
+    library = build(tmp_path, digest)
+    assert native.load(library, tmp_path) is not None
+
+
+def test_a_library_built_from_other_sources_is_refused(tmp_path, caplog):
+    library = build(tmp_path, "0" * 64)
+    assert native.load(library, tmp_path) is None
+    assert "built from other sources" in caplog.text
+    # an installed wheel without the sources beside it trusts its library
+    assert native.load(library, tmp_path / "no sources here") is not None
+    (tmp_path / "csv_scan.c").write_text("/* changed */\n", encoding="utf-8")
+    assert native.load(library, tmp_path) is None
+
+
+def test_a_file_that_is_no_library_is_refused(tmp_path, caplog):
+    library = tmp_path / "libtapnative.so"
+    library.write_bytes(b"not a library")
+    assert native.load(library, tmp_path) is None
+    assert "cannot be loaded" in caplog.text
+
+
+def test_the_helpers_can_be_turned_off(monkeypatch):
+    monkeypatch.setenv("TAP_EVENT_EXPORTS_NATIVE", "0")
+    assert native.load() is None
+
+
+BYTES = st.binary(max_size=40) | st.lists(
+    st.sampled_from([b'"', b",", b";", b"\r", b"\n", b"a", b"\xc3\xa9", b" "]), max_size=30
+).map(b"".join)
+
+
+@pytest.mark.skipif(csv_blocks._STRAY_QUOTE is None, reason="the compiled helpers were not built")
+@settings(max_examples=2000)
+@given(BYTES, st.sampled_from([",", ";", "\t", "|"]))
+@example(b'a"b', ",")
+@example(b'"a"', ",")
+@example(b'a""b', ",")
+@example(b'x,"a"b,y', ",")
+@example(b'\xe9"\xe9', ",")
+def test_the_compiled_stray_quote_scan_equals_re2(block, delimiter):
+    assert csv_blocks.stray_quote(block, delimiter) == csv_blocks.stray_quote_by_regex(
+        block, delimiter
+    )
