@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import typing as t
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from uuid import uuid4
 
 import pyarrow as pa
@@ -23,6 +21,7 @@ from isal import igzip
 
 from tap_event_exports.emit import LineWriter
 from tap_event_exports.engine.columnar import rows_to_batch
+from tap_event_exports.engine.concurrency import WriteBehind, one_thread
 
 if t.TYPE_CHECKING:
     import gzip
@@ -65,8 +64,7 @@ class BatchFiles:
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._closed: list[str] = []
-        self._writer: ThreadPoolExecutor | None = None
-        self._in_flight: deque[Future] = deque()
+        self._row_groups = WriteBehind(ROW_GROUPS_IN_FLIGHT, one_thread("parquet-writer"))
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -118,7 +116,7 @@ class BatchFiles:
 
     def abort(self) -> None:
         """Close without announcing the open file (its window did not finish)."""
-        self._drain(raise_errors=False)
+        self._row_groups.wait(raise_errors=False)
         if self._stack is not None:
             with contextlib.suppress(Exception):
                 self._stack.close()
@@ -159,24 +157,9 @@ class BatchFiles:
         with the parsing and typing of the next batches.
         """
         if self._pending and self._parquet is not None:
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="parquet-writer")
-            while len(self._in_flight) >= ROW_GROUPS_IN_FLIGHT:
-                self._in_flight.popleft().result()
-            self._in_flight.append(
-                self._writer.submit(_write_row_group, self._parquet, self._pending)
-            )
+            self._row_groups.submit(_write_row_group, self._parquet, self._pending)
         self._pending = []
         self._pending_rows = 0
-
-    def _drain(self, *, raise_errors: bool = True) -> None:
-        """Wait for the writer thread's row groups; the first failure is raised."""
-        while self._in_flight:
-            future = self._in_flight.popleft()
-            if raise_errors:
-                future.result()
-            else:
-                future.exception()
 
     def _jsonl(self) -> LineWriter:
         if self._lines is None:
@@ -203,7 +186,7 @@ class BatchFiles:
             self._lines.flush()
         if self._parquet is not None:
             self._write_row_group()
-            self._drain()
+            self._row_groups.wait()
             self._parquet.close()
         self._stack.close()
         self._closed.append(self.config.storage.get_url(self._filename))

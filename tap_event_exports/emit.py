@@ -19,19 +19,24 @@ import typing as t
 import msgspec
 from singer_sdk.contrib.msgspec import encoder
 
+from tap_event_exports.engine.concurrency import WriteBehind, one_thread
 from tap_event_exports.engine.reading import values_of
 
 if t.TYPE_CHECKING:
     import gzip
     from collections.abc import Callable
 
-    from tap_event_exports.engine.native_lines import BlockEncoder
+    from tap_event_exports.engine.native_lines import BlockEncoder, EncodedBlock
     from tap_event_exports.engine.reading import TypedColumn
 
 FLUSH_AT = 1 << 17
 """Bytes per write: a pipe's reader wakes once per block (larger blocks cost more system time)."""
 ROWS_PER_ENCODE = 512
 """Rows encoded at once (bounds the memory of one encoded block: about 1 MiB of wide rows)."""
+BLOCKS_BEHIND = 2
+"""Blocks of columns waiting for the output thread at most (each holds its Arrow arrays)."""
+OUTPUT_THREAD = one_thread("line-writer")
+"""The one thread that encodes and writes every writer's blocks of Arrow columns, in order."""
 
 
 UNSAFE_NAME = re.compile(r'["\\\x00-\x1f\x7f]')
@@ -65,11 +70,12 @@ class LineWriter:
     """Writes one JSON object per line, a block of rows at a time.
 
     A block's rows are encoded at once: by the compiled encoder straight from Arrow columns
-    where it was built (:mod:`~tap_event_exports.engine.native_lines`), else by one msgspec
-    ``encode_lines`` call (encoding row by row into a growing buffer cost about twice as much
-    as the rows' encoding itself). Both write the same bytes. Lines gather in one buffer of
-    :data:`FLUSH_AT` bytes, written out when full. Callers flush it before any other message
-    (SCHEMA, STATE) is written, so message order is unchanged.
+    where it was built (:mod:`~tap_event_exports.engine.native_lines`), on the output thread
+    while the caller types the next block, else by one msgspec ``encode_lines`` call (encoding
+    row by row into a growing buffer cost about twice as much as the rows' encoding itself).
+    Both write the same bytes. Lines gather in one buffer of :data:`FLUSH_AT` bytes, written
+    out when full. Callers flush it before any other message (SCHEMA, STATE) is written, so
+    message order is unchanged.
     """
 
     def __init__(self, out: t.IO[bytes] | gzip.GzipFile) -> None:
@@ -82,6 +88,7 @@ class LineWriter:
         self._row: Callable[..., t.Any] | None = None
         self._names: list[str] = []
         self._native: BlockEncoder | t.Literal[False] | None = False
+        self._behind = WriteBehind(BLOCKS_BEHIND, OUTPUT_THREAD)
 
     def columns(self, names: list[str]) -> None:
         """Set the column names of the rows written from now on (see :meth:`write_rows`).
@@ -121,7 +128,8 @@ class LineWriter:
         if not all(isinstance(column, list) for column in columns):
             native = self._native_encoder()
             if native is not None:
-                self._encode_natively(native, columns, rows)
+                block = native.block(columns, rows, self._frame())
+                self._behind.submit(self._encode, block)
                 return rows
             columns = [values_of(column) for column in columns]
         for start in range(0, rows, ROWS_PER_ENCODE):
@@ -129,46 +137,44 @@ class LineWriter:
             self._queue(self._lines(list(map(row, *part))))
         return rows
 
+    def flush(self) -> None:
+        """Write out everything queued."""
+        self._behind.wait()
+        if self._fill:
+            self._write_out()
+        self._out.flush()
+
     def _native_encoder(self) -> BlockEncoder | None:
         """The compiled encoder for the current names (``None`` without the library)."""
         if self._native is False:
             from tap_event_exports.engine.native_lines import encoder_for  # noqa: PLC0415
 
             self._native = encoder_for(self._names)
-        if self._native is not None:
-            self._native.frame(*self._frame())
         return self._native
 
     def _frame(self) -> tuple[bytes, bytes]:
         """What surrounds each record object on its line."""
         return b"", b"\n"
 
-    def _encode_natively(
-        self, native: BlockEncoder, columns: t.Sequence[TypedColumn], rows: int
-    ) -> None:
-        native.start(columns, rows)
-        try:
-            row = 0
-            while row < rows:
-                done, used = native.fill(
-                    row, rows, self._address + self._fill, FLUSH_AT - self._fill
-                )
-                self._fill += used
-                if done == row:  # the buffer is full, or one row is larger than all of it
-                    if self._fill:
-                        self._write_out()
-                        continue
-                    done = self._encode_large_row(native, row, rows)
-                row = done
-        finally:
-            native.finish()
+    def _encode(self, block: EncodedBlock) -> None:
+        """Encode a block into the buffer, writing it out whenever it fills (output thread)."""
+        row = 0
+        while row < block.rows:
+            done, used = block.fill(row, self._address + self._fill, FLUSH_AT - self._fill)
+            self._fill += used
+            if done == row:  # the buffer is full, or one row is larger than all of it
+                if self._fill:
+                    self._write_out()
+                    continue
+                done = self._encode_large_row(block, row)
+            row = done
 
-    def _encode_large_row(self, native: BlockEncoder, row: int, rows: int) -> int:
-        """Write rows larger than the buffer from a buffer of their own; returns the next row."""
+    def _encode_large_row(self, block: EncodedBlock, row: int) -> int:
+        """Write a row larger than the buffer from a buffer of its own; returns the next row."""
         size = 2 * FLUSH_AT
         while True:
             large = ctypes.create_string_buffer(size)
-            done, used = native.fill(row, min(row + 1, rows), ctypes.addressof(large), size)
+            done, used = block.fill(row, ctypes.addressof(large), size, rows=row + 1)
             if done > row:
                 self._out.write(memoryview(large).cast("B")[:used])
                 return done
@@ -179,6 +185,8 @@ class LineWriter:
         return encoder.encode_lines(records)
 
     def _queue(self, lines: bytes) -> None:
+        if not self._behind.idle:  # the output thread's blocks go first
+            self._behind.wait()
         size = len(lines)
         if self._fill and self._fill + size > FLUSH_AT:
             self._write_out()
@@ -193,12 +201,6 @@ class LineWriter:
     def _write_out(self) -> None:
         self._out.write(self._view[: self._fill])
         self._fill = 0
-
-    def flush(self) -> None:
-        """Write out everything queued."""
-        if self._fill:
-            self._write_out()
-        self._out.flush()
 
 
 class FastRecordWriter(LineWriter):

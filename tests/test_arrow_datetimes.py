@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tap_event_exports.engine import arrow_datetimes
 from tap_event_exports.engine.arrow_datetimes import ArrowDateTimes
 from tap_event_exports.engine.converters import DateTimeReader
 
@@ -36,6 +37,16 @@ BULK_FORMS = [
     "253402300799999",
     None,
 ]
+
+
+@pytest.fixture(autouse=True, params=["compiled", "arrow"])
+def path(request, monkeypatch):
+    """Every test runs with ``datetimes.c`` (where it was built) and with Arrow's kernels."""
+    if request.param == "arrow":
+        monkeypatch.setattr(arrow_datetimes, "_COMPILED", None)
+    elif arrow_datetimes._COMPILED is None:
+        pytest.skip("the compiled helpers were not built")
+    return request.param
 
 
 def expected(values, timezone):
@@ -181,3 +192,106 @@ def test_a_block_across_a_clock_change_gets_each_hours_offset(timezone):
         "2025-03-30T00:15:00+00:00",
         "2025-03-30T02:45:00+00:00",
     ]
+
+
+def compiled_only(convert: ArrowDateTimes) -> ArrowDateTimes:
+    """``convert`` with the Arrow kernels' path made to fail: only ``datetimes.c`` may answer."""
+
+    def no_arrow(column):
+        raise AssertionError(f"went to Arrow's kernels: {column.to_pylist()[:5]}")
+
+    convert._convert_values = no_arrow
+    return convert
+
+
+@pytest.mark.parametrize("timezone", TIMEZONES)
+def test_the_compiled_path_reads_every_common_form(timezone, path):
+    if path != "compiled":
+        pytest.skip("datetimes.c only")
+    # local times within the hours whose offsets go to datetimes.c as a table (TABLE_HOURS)
+    values = [
+        v for v in BULK_FORMS if v is None or not v.startswith(("1999", "2025.12", "2025-07"))
+    ]
+    typed = compiled_only(ArrowDateTimes(timezone))(pa.array(values * 3))
+    assert typed.to_pylist() == expected(values * 3, timezone)
+
+
+CLOSE_TO_FORMS = st.lists(
+    st.sampled_from([*"0123456789.-: TZz+,", "2025", "1999", "9999", "1000", "0999"]),
+    max_size=12,
+).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            CLOSE_TO_FORMS,
+            st.sampled_from([v for v in BULK_FORMS if v is not None]),
+            st.text(max_size=30),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    timezone=st.sampled_from(["UTC", "Asia/Seoul", "America/St_Johns", "Europe/Berlin"]),
+)
+def test_the_compiled_path_gives_the_record_readers_text_or_stops(values, timezone):
+    """Text near the forms (and any text): ``datetimes.c`` answers exactly, or not at all."""
+    compiled = arrow_datetimes._COMPILED
+    if compiled is None:
+        pytest.skip("datetimes.c only")
+    convert = ArrowDateTimes(timezone)
+    typed = convert._convert_compiled(pa.array(values, pa.string()), *compiled)
+    if typed is not None:
+        assert typed.to_pylist() == expected(values, timezone)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start=MOMENTS,
+    steps=st.lists(st.integers(min_value=0, max_value=3 * 86_400_000_000), min_size=1, max_size=80),
+    forms=st.lists(st.sampled_from(FORMS), min_size=1, max_size=3),
+)
+def test_the_compiled_path_takes_every_generated_utc_column(start, steps, forms):
+    if arrow_datetimes._COMPILED is None:
+        pytest.skip("datetimes.c only")
+    values = [
+        _written(start + dt.timedelta(microseconds=step), forms[index % len(forms)], "UTC")
+        for index, step in enumerate(steps)
+    ]
+    typed = compiled_only(ArrowDateTimes("UTC"))(pa.array(values, pa.string()))
+    assert typed.to_pylist() == expected(values, "UTC")
+
+
+@st.composite
+def written_fields(draw):
+    """The forms with any field values, valid or not (days past a month's end, hour 24, …)."""
+
+    def field(low, high, width=2):
+        value = str(draw(st.integers(low, high)))
+        return value.zfill(width) if draw(st.booleans()) or width == 4 else value
+
+    year = field(990, 10_000, 4)
+    if draw(st.booleans()):
+        return f"{year}.{field(0, 13)}.{field(0, 32)} {field(0, 25)}:{field(0, 61).zfill(2)}"
+    text = f"{year}-{field(0, 13).zfill(2)}-{field(0, 32).zfill(2)}{draw(st.sampled_from('T '))}"
+    text += f"{field(0, 24).zfill(2)}:{field(0, 60).zfill(2)}:{field(0, 60).zfill(2)}"
+    if draw(st.booleans()):
+        text += "." + draw(st.text("0123456789", max_size=8))
+    return text + draw(
+        st.sampled_from(["", "Z", "z"]) | st.from_regex(r"[+-][0-9]{2}:[0-9]{2}", fullmatch=True)
+    )
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    values=st.lists(written_fields(), min_size=1, max_size=4),
+    timezone=st.sampled_from(["UTC", "Asia/Seoul", "America/St_Johns", "Asia/Kathmandu"]),
+)
+def test_the_compiled_path_checks_every_field_as_python_does(values, timezone):
+    compiled = arrow_datetimes._COMPILED
+    if compiled is None:
+        pytest.skip("datetimes.c only")
+    typed = ArrowDateTimes(timezone)._convert_compiled(pa.array(values, pa.string()), *compiled)
+    if typed is not None:
+        assert typed.to_pylist() == expected(values, timezone)

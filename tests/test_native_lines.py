@@ -128,13 +128,13 @@ def test_record_messages_equal_msgspecs(block, stream):
 def test_the_encoder_is_what_encodes_arrow_columns(monkeypatch):
     """Arrow columns go to the library, not to a Python fallback (the path can fail)."""
     calls = []
-    real = native_lines.BlockEncoder.fill
+    real = native_lines.EncodedBlock.fill
 
     def counted(self, *args):
         calls.append(args)
         return real(self, *args)
 
-    monkeypatch.setattr(native_lines.BlockEncoder, "fill", counted)
+    monkeypatch.setattr(native_lines.EncodedBlock, "fill", counted)
     lines = native_lines_of(["a", "b"], [pa.array(["x", None]), pa.array([1, 2])])
     assert lines == b'{"a":"x","b":1}\n{"a":null,"b":2}\n'
     assert calls
@@ -166,22 +166,26 @@ def test_rows_larger_than_the_buffer_and_blocks_across_buffers_keep_their_order(
 def test_columns_that_do_not_match_the_names_or_the_rows_are_refused():
     encoder = native_lines.encoder_for(["a", "b"])
     with pytest.raises(ValueError, match=r"a block of 1 rows for 2 names has columns of \[1\]"):
-        encoder.start([pa.array([1])], 1)
+        encoder.block([pa.array([1])], 1)
     with pytest.raises(ValueError, match=r"columns of \[2, 1\]"):
-        encoder.start([pa.array([1, 2]), pa.array([1])], 2)
+        encoder.block([pa.array([1, 2]), pa.array([1])], 2)
     with pytest.raises(ValueError, match=r"columns of \[2, 3\]"):
-        encoder.start([pa.array([1, 2]), [1, 2, 3]], 2)
+        encoder.block([pa.array([1, 2]), [1, 2, 3]], 2)
 
 
 @needs_library
 def test_the_library_stops_where_a_column_of_lines_runs_out():
     encoder = native_lines.encoder_for(["a"])
-    encoder.start([[1, 2]], 2)
+    block = encoder.block([[1, 2]], 2)
     buffer = ctypes.create_string_buffer(64)
-    assert encoder.fill(0, 2, ctypes.addressof(buffer), 64) == (2, 16)
+    assert block.fill(0, ctypes.addressof(buffer), 64) == (2, 16)
     assert buffer.raw[:16] == b'{"a":1}\n{"a":2}\n'
+    block = encoder.block([[1, 2]], 2)
+    assert block.fill(0, ctypes.addressof(buffer), 10) == (1, 8)  # whole rows only
+    assert block.fill(1, ctypes.addressof(buffer), 10) == (2, 8)
+    block = encoder.block([[1, 2]], 2)
     with pytest.raises(ValueError, match="fewer values than the block has rows"):
-        encoder.fill(0, 3, ctypes.addressof(buffer), 64)  # asked for more rows than it was given
+        block.fill(0, ctypes.addressof(buffer), 64, rows=3)  # more rows than it was given
 
 
 def test_without_the_library_arrow_columns_are_encoded_by_msgspec(monkeypatch):

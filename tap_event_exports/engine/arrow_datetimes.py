@@ -13,15 +13,23 @@ and only where the offset is the same over the whole hour for both readings of a
 (hours around a DST change are left to the record reader's converter, which reads them as Python
 does). A column with any other form, or values Arrow rejects, returns ``None``: the caller then
 uses the per-value converter, so the text is always exactly what the record reader gives.
+
+Where the compiled helpers were built, ``datetimes.c`` parses and renders a block's column in
+one pass over its values (the exact forms above, nothing looser); a column it stops at goes
+through the Arrow kernels as before.
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
+import typing as t
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from tap_event_exports.engine import native
 
 DOTTED = r"^[0-9]{4}\.[0-9]{1,2}\.[0-9]{1,2} [0-9]{1,2}:[0-9]{2}$"
 DOTTED_FORMAT = "%Y.%m.%d %H:%M"
@@ -49,6 +57,27 @@ END = 1 << 30
 MILLIS_FROM = pa.scalar(100_000_000_000, pa.int64())
 MICROS_PER_MILLI = pa.scalar(1_000, pa.int64())
 MICROS_PER_SECOND = pa.scalar(1_000_000, pa.int64())
+TABLE_HOURS = 24 * 62
+"""Local hours a column may span for ``datetimes.c`` (their offsets are passed as a table)."""
+RENDERED_MAX = 32
+"""Bytes of the longest rendered value: ``2025-01-06T10:38:10.036000+00:00``."""
+NOT_ONE_OFFSET = -(2**63)
+"""An hour whose UTC offset is not one value, for ``datetimes.c``."""
+
+
+def _compiled(library: ctypes.CDLL | None) -> tuple[t.Any, t.Any] | None:
+    """``datetimes_parse`` and ``datetimes_render`` of the library, with their signatures."""
+    if library is None:
+        return None
+    parse, render = library.datetimes_parse, library.datetimes_render
+    pointer, size = ctypes.c_void_p, ctypes.c_int64
+    parse.restype = render.restype = size
+    parse.argtypes = [size, pointer, pointer, pointer, size, pointer, pointer, pointer]
+    render.argtypes = [size, pointer, pointer, pointer, size, size, size, size, pointer, pointer]
+    return parse, render
+
+
+_COMPILED = _compiled(native.LIBRARY)
 
 
 class ArrowDateTimes:
@@ -74,12 +103,68 @@ class ArrowDateTimes:
         return converted
 
     def _convert(self, column: pa.Array) -> pa.Array | None:
+        compiled = _COMPILED
+        if compiled is not None and column.type == pa.string() and column.offset == 0:
+            converted = self._convert_compiled(column, *compiled)
+            if converted is not None:
+                return converted
         if len(column) >= REPEATS_FROM:
             encoded = pc.dictionary_encode(column)
             if len(encoded.dictionary) * 2 <= len(column):
                 converted = self._convert_values(encoded.dictionary)
                 return None if converted is None else pc.take(converted, encoded.indices)
         return self._convert_values(column)
+
+    def _convert_compiled(self, column: pa.Array, parse: t.Any, render: t.Any) -> pa.Array | None:
+        """``datetimes.c``'s reading of a column; ``None`` where it stops at a value."""
+        rows = len(column)
+        validity, offsets, data = column.buffers()
+        micros, kinds, hours = (
+            (ctypes.c_int64 * rows)(),
+            (ctypes.c_uint8 * rows)(),
+            (ctypes.c_int64 * 2)(),
+        )
+        data_address = data.address if data is not None else None
+        validity_address = validity.address if validity is not None and column.null_count else None
+        if (
+            parse(
+                rows, validity_address, offsets.address, data_address, LAST_US, micros, kinds, hours
+            )
+            != rows
+        ):
+            return None
+        first, last = hours
+        shifts = None
+        if not self.utc and first <= last:
+            if last - first >= TABLE_HOURS:
+                return None
+            offsets_of_hours = [self._offset(hour) for hour in range(first, last + 1)]
+            shifts = (ctypes.c_int64 * len(offsets_of_hours))(
+                *(NOT_ONE_OFFSET if shift is None else shift for shift in offsets_of_hours)
+            )
+        out_offsets = pa.allocate_buffer(4 * (rows + 1))
+        out_data = pa.allocate_buffer(max(1, RENDERED_MAX * rows))
+        count = len(shifts) if shifts is not None else 0
+        done = render(
+            rows,
+            micros,
+            kinds,
+            shifts,
+            first,
+            count,
+            FIRST_US,
+            LAST_US,
+            out_offsets.address,
+            out_data.address,
+        )
+        if done != rows:
+            return None
+        return pa.Array.from_buffers(
+            pa.string(),
+            rows,
+            [validity_address and validity, out_offsets, out_data],
+            column.null_count,
+        )
 
     def _convert_values(self, column: pa.Array) -> pa.Array | None:
         present = len(column) - column.null_count

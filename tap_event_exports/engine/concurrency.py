@@ -105,3 +105,54 @@ def read_ahead(items: Iterator[Out], *, depth: int = 1, name: str) -> Generator[
     finally:
         stop.set()
         producer.join()
+
+
+class WriteBehind:
+    """Output work done in order on one thread, at most ``depth`` items behind the caller.
+
+    For output that runs outside the GIL (compiled encoders, parquet, gzip, the write system
+    calls): the caller types the next block meanwhile. Several writers may share one
+    ``pool`` of one thread (their items then run in the order given); each waits for its own
+    items only. A failed item's exception is raised by the writer's next call.
+    """
+
+    def __init__(self, depth: int, pool: Callable[[], ThreadPoolExecutor]) -> None:
+        """Keep at most ``depth`` items in flight on the executor ``pool()`` gives."""
+        self._depth = max(1, depth)
+        self._pool = pool
+        self._in_flight: deque[Future[object]] = deque()
+
+    def submit(self, work: Callable[..., object], *args: t.Any) -> None:
+        """Queue ``work(*args)`` after the items already queued (waits while ``depth`` are)."""
+        while len(self._in_flight) >= self._depth:
+            self._in_flight.popleft().result()
+        self._in_flight.append(self._pool().submit(work, *args))
+
+    def wait(self, *, raise_errors: bool = True) -> None:
+        """Wait until every queued item is done; the first failure is raised (if asked)."""
+        while self._in_flight:
+            future = self._in_flight.popleft()
+            if raise_errors:
+                future.result()
+            else:
+                future.exception()
+
+    @property
+    def idle(self) -> bool:
+        """Whether no item is queued (nothing to wait for)."""
+        return not self._in_flight
+
+
+def one_thread(name: str) -> Callable[[], ThreadPoolExecutor]:
+    """A getter of one executor of one thread, made at the first call (for :class:`WriteBehind`)."""
+    made: list[ThreadPoolExecutor] = []
+    lock = threading.Lock()
+
+    def pool() -> ThreadPoolExecutor:
+        if not made:
+            with lock:
+                if not made:
+                    made.append(ThreadPoolExecutor(1, thread_name_prefix=name))
+        return made[0]
+
+    return pool

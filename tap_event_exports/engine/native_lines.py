@@ -84,47 +84,63 @@ class BlockEncoder:
 
     def __init__(self, names: list[str]) -> None:
         """Pre-encode the names as msgspec encodes a key."""
-        self._encode = _ENCODE
         self._keys = [
             (b"" if index == 0 else b",") + encoder.encode(name) + b":"
             for index, name in enumerate(names)
         ]
-        self._slots = (Column * max(len(names), 1))()
-        for slot, key in zip(self._slots, self._keys, strict=False):
-            slot.key = key
-            slot.key_size = len(key)
-        self._prefix = b"{"
-        self._suffix = b"}\n"
-        self._held: list[object] = []
-        self._used = ctypes.c_int64()
 
-    def frame(self, prefix: bytes, suffix: bytes) -> None:
-        """Surround each record object by ``prefix`` and ``suffix`` (which ends the line)."""
-        self._prefix = prefix + b"{"
-        self._suffix = b"}" + suffix
+    def block(
+        self,
+        columns: t.Sequence[pa.Array | list[t.Any]],
+        rows: int,
+        frame: tuple[bytes, bytes] = (b"", b"\n"),
+    ) -> EncodedBlock:
+        """A block of columns of ``rows`` values each, ready to be encoded on any thread.
 
-    def start(self, columns: t.Sequence[pa.Array | list[t.Any]], rows: int) -> None:
-        """Point the encoder at a block's columns of ``rows`` values (held until :meth:`finish`).
-
-        The library reads Arrow memory as given, so every column's length is checked here.
+        ``frame`` is what goes before and after each record object (the suffix ends the
+        line). The library reads Arrow memory as given, so every column's length is checked.
         """
         if len(columns) != len(self._keys) or any(len(column) != rows for column in columns):
             lengths = [len(column) for column in columns]
             msg = f"a block of {rows} rows for {len(self._keys)} names has columns of {lengths}"
             raise ValueError(msg)
-        slots = zip(self._slots, columns, strict=False)  # one slot even for no names
-        self._held = [_describe(slot, column) for slot, column in slots]
+        return EncodedBlock(self._keys, columns, rows, frame)
 
-    def fill(self, row: int, rows: int, out: int, capacity: int) -> tuple[int, int]:
-        """Encode whole rows from ``row`` into ``capacity`` bytes at address ``out``.
 
-        Returns the first row not written and the bytes written.
+class EncodedBlock:
+    """One block's columns described for the library; :meth:`fill` writes its lines."""
+
+    def __init__(
+        self,
+        keys: list[bytes],
+        columns: t.Sequence[pa.Array | list[t.Any]],
+        rows: int,
+        frame: tuple[bytes, bytes],
+    ) -> None:
+        """Point the library's column slots at the columns' memory (held while this lives)."""
+        self.rows = rows
+        self._count = len(keys)
+        self._slots = (Column * max(len(keys), 1))()
+        self._held: list[object] = [keys]
+        for slot, key, column in zip(self._slots, keys, columns, strict=False):
+            slot.key, slot.key_size = key, len(key)
+            self._held.append(_describe(slot, column))
+        self._prefix = frame[0] + b"{"
+        self._suffix = b"}" + frame[1]
+        self._used = ctypes.c_int64()
+
+    def fill(self, row: int, out: int, capacity: int, rows: int | None = None) -> tuple[int, int]:
+        """Encode whole rows from ``row`` (up to ``rows``) into ``capacity`` bytes at ``out``.
+
+        Returns the first row not written and the bytes written. Each call goes on from the
+        row the previous one stopped at (pre-encoded columns are read in order). The GIL is
+        released meanwhile.
         """
-        done = self._encode(
+        done = _ENCODE(
             self._slots,
-            len(self._keys),
+            self._count,
             row,
-            rows,
+            self.rows if rows is None else rows,
             self._prefix,
             len(self._prefix),
             self._suffix,
@@ -137,10 +153,6 @@ class BlockEncoder:
             msg = "a column of the block holds fewer values than the block has rows"
             raise ValueError(msg)
         return done, self._used.value
-
-    def finish(self) -> None:
-        """Let go of the block's columns."""
-        self._held = []
 
 
 def _describe(slot: Column, column: pa.Array | list[t.Any]) -> object:
