@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -80,3 +82,23 @@ def test_the_compiled_stray_quote_scan_equals_re2(block, delimiter):
     assert csv_blocks.stray_quote(block, delimiter) == csv_blocks.stray_quote_by_regex(
         block, delimiter
     )
+
+
+@pytest.mark.skipif(
+    csv_blocks._NULL_SPELLINGS is None, reason="the compiled helpers were not built"
+)
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.none() | st.sampled_from(["", "null", "NULL", "nul", "null ", "x", "é"]), max_size=40
+    ),
+    st.integers(0, 5),
+)
+def test_the_null_spellings_become_nulls_as_arrows_kernels_make_them(values, start):
+    column = pa.array(values, pa.string())
+    for part in (column, column.slice(min(start, len(values)))):
+        by_kernels = pc.if_else(pc.is_in(part, csv_blocks.NULL_SPELLINGS), csv_blocks.NO_TEXT, part)
+        compiled = csv_blocks.with_nulls(part)
+        compiled.validate(full=True)
+        assert compiled.to_pylist() == by_kernels.to_pylist()
+        assert compiled.null_count == by_kernels.null_count

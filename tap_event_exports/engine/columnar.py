@@ -25,9 +25,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from tap_event_exports.engine.arrow_datetimes import REPEATS_FROM, ArrowDateTimes
+from tap_event_exports.engine.block_keys import block_keys
 from tap_event_exports.engine.concurrency import read_ahead
 from tap_event_exports.engine.converters import convert_column, converter_for
-from tap_event_exports.engine.csv_blocks import BOM, first_row_end, stray_quote, whole_rows
+from tap_event_exports.engine.csv_blocks import (
+    BOM,
+    NULL_SPELLINGS,
+    first_row_end,
+    stray_quote,
+    whole_rows,
+    with_nulls,
+)
 from tap_event_exports.engine.errors import NotColumnar
 from tap_event_exports.engine.reading import values_of
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
@@ -44,9 +52,6 @@ NUMBER = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?$"
 TRUE = pa.array(["true", "1", "t"])
 FALSE = pa.array(["false", "0", "f"])
 NO_BOOLEAN = pa.scalar(None, pa.bool_())
-NO_TEXT = pa.scalar(None, pa.string())
-NULL_SPELLINGS = pa.array(["", "null"])
-KEY_SEPARATOR = pa.scalar("\x1f")
 ZERO = pa.scalar(0.0)
 """Arrow scalars are made once: a Python value given to a kernel costs a failed numpy import."""
 ARROW_TYPES = {
@@ -202,14 +207,13 @@ class ColumnarCsv:
             for name in names:
                 column = raw.column(name)
                 if keyer is not None:  # read as written: the null spellings become nulls here
-                    column = pc.if_else(pc.is_in(column, NULL_SPELLINGS), NO_TEXT, column)
+                    column = with_nulls(column)
                 values = _typed_values(column, types[name], converters[name], bulk_datetimes)
                 if values is None:
                     raise NotColumnar(done, _outside(name, types[name]))
                 columns.append(values)
             if keyer is not None:
-                joined = pc.binary_join_element_wise(*raw.columns, KEY_SEPARATOR)
-                columns.append(keyer.of_encoded(joined.cast(pa.binary()).to_pylist()))
+                columns.append(block_keys(keyer, raw))
             for value in (extra or {}).values():
                 columns.append([value] * raw.num_rows)
             yield columns
@@ -261,7 +265,7 @@ class ColumnarCsv:
         parse = pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True)
         convert = pcsv.ConvertOptions(
             column_types=dict.fromkeys(self.header, pa.string()),
-            null_values=["", "null"],
+            null_values=NULL_SPELLINGS.to_pylist(),
             strings_can_be_null=not as_written,  # every value as written, for synthetic keys
             quoted_strings_can_be_null=not as_written,
         )

@@ -27,16 +27,46 @@ BOM = b"\xef\xbb\xbf"
 """A UTF-8 byte order mark: pyarrow drops one at the start of every block it parses."""
 
 
-def _stray_quote_function(library: ctypes.CDLL | None) -> t.Any:
+NULL_SPELLINGS = pa.array(["", "null"])
+"""Values the columnar reader reads as nulls (its ``null_values``)."""
+NO_TEXT = pa.scalar(None, pa.string())
+
+
+def _compiled(library: ctypes.CDLL | None) -> tuple[t.Any, t.Any]:
+    """``csv_stray_quote`` and ``csv_null_spellings`` of the library, or ``None`` for each."""
     if library is None:
-        return None
-    scan = library.csv_stray_quote
-    scan.restype = ctypes.c_int64
+        return None, None
+    scan, nulls = library.csv_stray_quote, library.csv_null_spellings
+    scan.restype = nulls.restype = ctypes.c_int64
     scan.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_int32]
-    return scan
+    size, pointer = ctypes.c_int64, ctypes.c_void_p
+    nulls.argtypes = [size, size, pointer, pointer, pointer, pointer]
+    return scan, nulls
 
 
-_STRAY_QUOTE = _stray_quote_function(native.LIBRARY)
+_STRAY_QUOTE, _NULL_SPELLINGS = _compiled(native.LIBRARY)
+
+
+def with_nulls(column: pa.Array) -> pa.Array:
+    """A string column read as written, with ``""`` and ``null`` as nulls (as first read).
+
+    The compiled helpers give it a new validity bitmap over the same text; else Arrow's
+    kernels replace those values.
+    """
+    if _NULL_SPELLINGS is None or column.type != pa.string() or column.offset:
+        return pc.if_else(pc.is_in(column, NULL_SPELLINGS), NO_TEXT, column)
+    rows = len(column)
+    validity, offsets, data = column.buffers()
+    bitmap = pa.allocate_buffer(max(1, (rows + 7) // 8))
+    nulls = _NULL_SPELLINGS(
+        rows,
+        0,
+        validity.address if validity is not None and column.null_count else None,
+        offsets.address,
+        data.address if data is not None else None,
+        bitmap.address,
+    )
+    return pa.Array.from_buffers(pa.string(), rows, [bitmap, offsets, data], nulls)
 
 
 def whole_rows(source: t.BinaryIO | gzip.GzipFile, size: int) -> Iterator[bytes]:

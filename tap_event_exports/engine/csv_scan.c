@@ -24,3 +24,28 @@ int64_t csv_stray_quote(const uint8_t *block, int64_t size, int32_t delimiter) {
     }
     return 0;
 }
+
+/*
+ * The validity bitmap (Arrow's, bit 0 of byte 0 first) of a string column read as written,
+ * with `` and `null` as nulls, as the columnar reader's null values read them. Returns the
+ * nulls. `offset` is the array's, `validity` (NULL: every value present) is read at it too.
+ */
+int64_t csv_null_spellings(int64_t rows, int64_t offset, const uint8_t *validity,
+                           const int32_t *offsets, const uint8_t *data, uint8_t *out) {
+    int64_t nulls = 0;
+    memset(out, 0, (size_t)((rows + 7) / 8));
+    for (int64_t row = 0; row < rows; row++) {
+        int64_t index = offset + row;
+        int present = validity == NULL || ((validity[index >> 3] >> (index & 7)) & 1);
+        if (present) {
+            int32_t size = offsets[index + 1] - offsets[index];
+            const uint8_t *text = data + offsets[index];
+            present = !(size == 0 || (size == 4 && memcmp(text, "null", 4) == 0));
+        }
+        if (present)
+            out[row >> 3] |= (uint8_t)(1 << (row & 7));
+        else
+            nulls++;
+    }
+    return nulls;
+}

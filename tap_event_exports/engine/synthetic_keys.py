@@ -35,7 +35,9 @@ class SyntheticKeys:
 
     def __init__(self, scope: str) -> None:
         """``scope`` names the export the rows come from (stream, partition and window)."""
-        self._scope = hashlib.blake2b(scope.encode() + b"\x1e", digest_size=16)
+        self.prefix = scope.encode() + b"\x1e"
+        """What each row's hash starts with (its values, joined by the unit separator, follow)."""
+        self._scope = hashlib.blake2b(self.prefix, digest_size=16)
         self._seen: dict[bytes, int] | None = {}
         """Occurrences per digest, until the export has more than :data:`SMALL` distinct rows."""
         self._counts = DigestCounts()
@@ -93,6 +95,29 @@ class SyntheticKeys:
         if len(seen) > SMALL:
             self._pack()
         return keys
+
+    def count(self, digests: bytes) -> list[tuple[int, int]]:
+        """Count rows' concatenated digests in order; ``(index, occurrences before)`` of repeats.
+
+        For digests made elsewhere (``synthetic_keys.c``): the keys are then those
+        :meth:`of_encoded` gives for the same rows.
+        """
+        seen = self._seen
+        if seen is None:
+            return self._counts.add(digests)
+        repeats: list[tuple[int, int]] = []
+        get = seen.get
+        for index in range(len(digests) // DIGEST):
+            digest = digests[index * DIGEST : (index + 1) * DIGEST]
+            before = get(digest)
+            if before is None:
+                seen[digest] = 1
+            else:
+                seen[digest] = before + 1
+                repeats.append((index, before))
+        if len(seen) > SMALL:
+            self._pack()
+        return repeats
 
     def _pack(self) -> None:
         """From now on the export's rows are counted packed."""

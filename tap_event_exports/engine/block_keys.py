@@ -1,0 +1,75 @@
+"""Synthetic keys of a whole block of raw Arrow columns at once.
+
+Where the compiled helpers were built, ``synthetic_keys.c`` hashes every row of the block
+straight from the Arrow columns (no joined copy, no Python object per row) and writes the keys'
+text; :class:`SyntheticKeys` counts the repeats in between, so the keys are exactly those of
+:meth:`SyntheticKeys.of_encoded`. Otherwise the rows are joined by Arrow and hashed in Python.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import typing as t
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tap_event_exports.engine import native
+from tap_event_exports.engine.synthetic_keys import DIGEST, SyntheticKeys
+
+SEPARATOR = pa.scalar("\x1f")
+KEY_TEXT_MAX = 2 * DIGEST + 21
+"""Bytes of the longest key: the digest in hex, ``~`` and a repeat count."""
+
+
+class TextColumn(ctypes.Structure):
+    """A string column without nulls, as ``synthetic_keys.c`` reads it."""
+
+    _fields_: t.ClassVar = [
+        ("offset", ctypes.c_int64),
+        ("offsets", ctypes.c_void_p),
+        ("data", ctypes.c_void_p),
+    ]
+
+
+def _compiled(library: ctypes.CDLL | None) -> tuple[t.Any, t.Any] | None:
+    if library is None:
+        return None
+    digests, text = library.synthetic_digests, library.synthetic_keys_text
+    size, pointer = ctypes.c_int64, ctypes.c_void_p
+    digests.restype = text.restype = None
+    digests.argtypes = [size, size, pointer, ctypes.c_char_p, size, pointer]
+    text.argtypes = [size, pointer, pointer, pointer, pointer]
+    return digests, text
+
+
+_COMPILED = _compiled(native.LIBRARY)
+
+
+def block_keys(keys: SyntheticKeys, raw: pa.RecordBatch) -> pa.Array | list[str]:
+    """The keys of a block's rows (its columns as written, every value present)."""
+    columns = raw.columns
+    compiled = _COMPILED
+    if (
+        compiled is None
+        or not columns
+        or any(column.type != pa.string() or column.null_count for column in columns)
+    ):
+        joined = pc.binary_join_element_wise(*columns, SEPARATOR)
+        return keys.of_encoded(joined.cast(pa.binary()).to_pylist())
+    digests_of, text_of = compiled
+    rows = raw.num_rows
+    described = (TextColumn * len(columns))()
+    for slot, column in zip(described, columns, strict=True):
+        buffers = column.buffers()
+        slot.offset, slot.offsets = column.offset, buffers[1].address
+        slot.data = buffers[2].address if buffers[2] is not None else None
+    digests = ctypes.create_string_buffer(max(1, DIGEST * rows))
+    digests_of(rows, len(columns), described, keys.prefix, len(keys.prefix), digests)
+    repeats = (ctypes.c_int64 * max(1, rows))()
+    for index, repeat in keys.count(digests.raw[: DIGEST * rows]):
+        repeats[index] = repeat
+    out_offsets = pa.allocate_buffer(4 * (rows + 1))
+    out_data = pa.allocate_buffer(max(1, KEY_TEXT_MAX * rows))
+    text_of(rows, digests, repeats, out_offsets.address, out_data.address)
+    return pa.Array.from_buffers(pa.string(), rows, [None, out_offsets, out_data], 0)
