@@ -79,20 +79,12 @@ def blocks(draw):
     return names, [c[start:stop] for c in arrow], [c[start:stop] for c in python]
 
 
-def msgspec_lines(names, python, writer_type=emit.LineWriter, **kw):
+def lines_of(names, columns, writer_type=emit.LineWriter):
+    """What a writer writes for one block: Python lists go to msgspec, Arrow arrays to C."""
     out = io.BytesIO()
-    writer = writer_type(out=out, **kw) if kw else writer_type(out)
+    writer = writer_type(out)
     writer.columns(names)
-    writer.write_columns(python)
-    writer.flush()
-    return out.getvalue()
-
-
-def native_lines_of(names, arrow, writer_type=emit.LineWriter, **kw):
-    out = io.BytesIO()
-    writer = writer_type(out=out, **kw) if kw else writer_type(out)
-    writer.columns(names)
-    writer.write_columns(arrow)
+    writer.write_columns(columns)
     writer.flush()
     return out.getvalue()
 
@@ -102,8 +94,8 @@ def native_lines_of(names, arrow, writer_type=emit.LineWriter, **kw):
 @given(blocks())
 def test_jsonl_lines_equal_msgspecs(block):
     names, arrow, python = block
-    expected = msgspec_lines(names, python)
-    assert native_lines_of(names, arrow) == expected
+    expected = lines_of(names, python)
+    assert lines_of(names, arrow) == expected
 
 
 @needs_library
@@ -118,8 +110,8 @@ def test_record_messages_equal_msgspecs(block, stream):
         record_writer.stamp(stamp)
         return record_writer
 
-    expected = msgspec_lines(names, python, writer)
-    assert native_lines_of(names, arrow, writer) == expected
+    expected = lines_of(names, python, writer)
+    assert lines_of(names, arrow, writer) == expected
     if python[0]:
         assert expected.startswith(b'{"type":"RECORD","stream":')
 
@@ -135,7 +127,7 @@ def test_the_encoder_is_what_encodes_arrow_columns(monkeypatch):
         return real(self, *args)
 
     monkeypatch.setattr(native_lines.EncodedBlock, "fill", counted)
-    lines = native_lines_of(["a", "b"], [pa.array(["x", None]), pa.array([1, 2])])
+    lines = lines_of(["a", "b"], [pa.array(["x", None]), pa.array([1, 2])])
     assert lines == b'{"a":"x","b":1}\n{"a":null,"b":2}\n'
     assert calls
 
@@ -155,10 +147,10 @@ def test_rows_larger_than_the_buffer_and_blocks_across_buffers_keep_their_order(
     writer.write({"between": 2})
     writer.write_columns([pa.array(ids[:3]), [texts[0], "x", None]])
     writer.flush()
-    expected = msgspec_lines(["before"], [[1]])
-    expected += msgspec_lines(names, [ids, texts])
-    expected += msgspec_lines(["between"], [[2]])
-    expected += msgspec_lines(names, [ids[:3], [texts[0], "x", None]])
+    expected = lines_of(["before"], [[1]])
+    expected += lines_of(names, [ids, texts])
+    expected += lines_of(["between"], [[2]])
+    expected += lines_of(names, [ids[:3], [texts[0], "x", None]])
     assert out.getvalue() == expected
 
 
@@ -192,7 +184,7 @@ def test_without_the_library_arrow_columns_are_encoded_by_msgspec(monkeypatch):
     monkeypatch.setattr(native_lines, "_ENCODE", None)
     assert native_lines.encoder_for(["a"]) is None
     arrow = [pa.array(["x", None]), pa.array([10**15, None]), [Decimal("1.50"), [1]]]
-    lines = native_lines_of(["a", "b", "c"], arrow)
+    lines = lines_of(["a", "b", "c"], arrow)
     assert lines == b'{"a":"x","b":1000000000000000,"c":1.50}\n{"a":null,"b":null,"c":[1]}\n'
     assert values_of(arrow[0]) == ["x", None]
 

@@ -65,19 +65,12 @@ NOT_ONE_OFFSET = -(2**63)
 """An hour whose UTC offset is not one value, for ``datetimes.c``."""
 
 
-def _compiled(library: ctypes.CDLL | None) -> tuple[t.Any, t.Any] | None:
-    """``datetimes_parse`` and ``datetimes_render`` of the library, with their signatures."""
-    if library is None:
-        return None
-    parse, render = library.datetimes_parse, library.datetimes_render
-    pointer, size = ctypes.c_void_p, ctypes.c_int64
-    parse.restype = render.restype = size
-    parse.argtypes = [size, pointer, pointer, pointer, size, pointer, pointer, pointer]
-    render.argtypes = [size, pointer, pointer, pointer, size, size, size, size, pointer, pointer]
-    return parse, render
-
-
-_COMPILED = _compiled(native.LIBRARY)
+_SIZE, _POINTER = ctypes.c_int64, ctypes.c_void_p
+_COMPILED = native.functions(
+    ("datetimes_parse", _SIZE, [_SIZE, *[_POINTER] * 3, _SIZE, *[_POINTER] * 3]),
+    ("datetimes_render", _SIZE, [_SIZE, *[_POINTER] * 3, *[_SIZE] * 4, _POINTER, _POINTER]),
+)
+"""``datetimes_parse`` and ``datetimes_render`` of the compiled helpers, if built."""
 
 
 class ArrowDateTimes:

@@ -32,18 +32,12 @@ class TextColumn(ctypes.Structure):
     ]
 
 
-def _compiled(library: ctypes.CDLL | None) -> tuple[t.Any, t.Any] | None:
-    if library is None:
-        return None
-    digests, text = library.synthetic_digests, library.synthetic_keys_text
-    size, pointer = ctypes.c_int64, ctypes.c_void_p
-    digests.restype = text.restype = None
-    digests.argtypes = [size, size, pointer, ctypes.c_char_p, size, pointer]
-    text.argtypes = [size, pointer, pointer, pointer, pointer]
-    return digests, text
-
-
-_COMPILED = _compiled(native.LIBRARY)
+_SIZE, _POINTER = ctypes.c_int64, ctypes.c_void_p
+_COMPILED = native.functions(
+    ("synthetic_digests", None, [_SIZE, _SIZE, _POINTER, ctypes.c_char_p, _SIZE, _POINTER]),
+    ("synthetic_keys_text", None, [_SIZE, *[_POINTER] * 4]),
+)
+"""``synthetic_digests`` and ``synthetic_keys_text`` of the compiled helpers, if built."""
 
 
 def block_keys(keys: SyntheticKeys, raw: pa.RecordBatch) -> pa.Array | list[str]:

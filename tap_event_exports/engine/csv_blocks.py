@@ -32,19 +32,12 @@ NULL_SPELLINGS = pa.array(["", "null"])
 NO_TEXT = pa.scalar(None, pa.string())
 
 
-def _compiled(library: ctypes.CDLL | None) -> tuple[t.Any, t.Any]:
-    """``csv_stray_quote`` and ``csv_null_spellings`` of the library, or ``None`` for each."""
-    if library is None:
-        return None, None
-    scan, nulls = library.csv_stray_quote, library.csv_null_spellings
-    scan.restype = nulls.restype = ctypes.c_int64
-    scan.argtypes = [ctypes.c_char_p, ctypes.c_int64, ctypes.c_int32]
-    size, pointer = ctypes.c_int64, ctypes.c_void_p
-    nulls.argtypes = [size, size, pointer, pointer, pointer, pointer]
-    return scan, nulls
-
-
-_STRAY_QUOTE, _NULL_SPELLINGS = _compiled(native.LIBRARY)
+_SIZE, _POINTER = ctypes.c_int64, ctypes.c_void_p
+_STRAY_QUOTE, _NULL_SPELLINGS = native.functions(
+    ("csv_stray_quote", _SIZE, [ctypes.c_char_p, _SIZE, ctypes.c_int32]),
+    ("csv_null_spellings", _SIZE, [_SIZE, _SIZE, *[_POINTER] * 4]),
+) or (None, None)
+"""``csv_stray_quote`` and ``csv_null_spellings`` of the compiled helpers, if built."""
 
 
 def with_nulls(column: pa.Array) -> pa.Array:

@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import typing as t
 from pathlib import Path
 
 logger = logging.getLogger("tap_event_exports.native")
@@ -56,3 +57,18 @@ def load(path: Path = PATH, folder: Path = FOLDER) -> ctypes.CDLL | None:
 
 
 LIBRARY = load()
+
+Signature = tuple[str, t.Any, list[t.Any]]
+"""A function's name, result type and argument types (ctypes types; ``None``: no result)."""
+
+
+def functions(*signatures: Signature, library: ctypes.CDLL | None = LIBRARY) -> list[t.Any] | None:
+    """The library's functions with their signatures set; ``None`` without the library."""
+    if library is None:
+        return None
+    found = []
+    for name, result, arguments in signatures:
+        function = getattr(library, name)
+        function.restype, function.argtypes = result, arguments
+        found.append(function)
+    return found

@@ -40,29 +40,28 @@ class Column(ctypes.Structure):
     ]
 
 
-def encode_function(library: ctypes.CDLL | None) -> t.Any:
-    """``json_lines_encode`` of the library, with its signature; ``None`` without one."""
-    if library is None:
-        return None
-    encode = library.json_lines_encode
-    encode.restype = ctypes.c_int64
-    encode.argtypes = [
-        ctypes.POINTER(Column),
-        ctypes.c_int64,  # columns
-        ctypes.c_int64,  # first row
-        ctypes.c_int64,  # rows
-        ctypes.c_char_p,  # prefix
-        ctypes.c_int64,
-        ctypes.c_char_p,  # suffix
-        ctypes.c_int64,
-        ctypes.c_void_p,  # out
-        ctypes.c_int64,  # capacity
-        ctypes.POINTER(ctypes.c_int64),  # bytes written
-    ]
-    return encode
-
-
-_ENCODE = encode_function(native.LIBRARY)
+_SIZE = ctypes.c_int64
+_ENCODE = (
+    native.functions(
+        (
+            "json_lines_encode",
+            _SIZE,
+            [
+                ctypes.POINTER(Column),
+                *[_SIZE] * 3,  # columns, first row, rows
+                ctypes.c_char_p,  # prefix and its size
+                _SIZE,
+                ctypes.c_char_p,  # suffix and its size
+                _SIZE,
+                ctypes.c_void_p,  # out and its capacity
+                _SIZE,
+                ctypes.POINTER(_SIZE),  # bytes written
+            ],
+        )
+    )
+    or [None]
+)[0]
+"""``json_lines_encode`` of the compiled helpers, if built."""
 
 
 def available() -> bool:
