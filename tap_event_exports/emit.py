@@ -131,9 +131,9 @@ class LineWriter:
                 block = native.block(columns, rows, self._frame())
                 self._behind.submit(self._encode, block)
                 return rows
-            columns = [values_of(column) for column in columns]
+        values = [values_of(column) for column in columns]
         for start in range(0, rows, ROWS_PER_ENCODE):
-            part = [column[start : start + ROWS_PER_ENCODE] for column in columns]
+            part = [column[start : start + ROWS_PER_ENCODE] for column in values]
             self._queue(self._lines(list(map(row, *part))))
         return rows
 

@@ -26,6 +26,7 @@ import pyarrow.csv as pcsv
 
 from tap_event_exports.engine.arrow_datetimes import REPEATS_FROM, ArrowDateTimes
 from tap_event_exports.engine.block_keys import block_keys
+from tap_event_exports.engine.compiled_lists import json_lists
 from tap_event_exports.engine.concurrency import read_ahead
 from tap_event_exports.engine.converters import convert_column, converter_for
 from tap_event_exports.engine.csv_blocks import (
@@ -355,6 +356,8 @@ def _typed_values(
         typed = _typed(column, kind, None)
     elif kind == "date-time":
         typed = bulk_datetimes(column)
+    elif kind == "array":
+        typed = json_lists(column, getattr(convert, "syntax", "json"))
     if typed is not None:
         return typed
     if convert is None:

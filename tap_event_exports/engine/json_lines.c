@@ -11,15 +11,15 @@
 #include <stdint.h>
 #include <string.h>
 
-enum kind { STRING = 0, INT64 = 1, BOOL = 2, LINES = 3 };
+enum kind { STRING = 0, INT64 = 1, BOOL = 2, LINES = 3, JSON = 4 };
 
 typedef struct {
     int32_t kind;
     int32_t unused;
     int64_t offset;          /* the Arrow array's offset, in elements */
     const uint8_t *validity; /* Arrow validity bitmap; NULL when every value is present */
-    const int32_t *offsets;  /* STRING: Arrow's value offsets */
-    const uint8_t *data;     /* values: UTF-8, int64, bits, or the LINES text */
+    const int32_t *offsets;  /* STRING and JSON: Arrow's value offsets */
+    const uint8_t *data;     /* values: UTF-8, JSON text, int64, bits, or the LINES text */
     int64_t cursor;          /* LINES: where the next row's value starts */
     int64_t size;            /* LINES: bytes of text */
     const uint8_t *key;      /* the encoded name and colon, after a comma but for the first */
@@ -50,7 +50,8 @@ static inline int needs_escape8(uint64_t word) {
     return ((control | quote | backslash) & highs) != 0;
 }
 
-static uint8_t *write_string(uint8_t *out, const uint8_t *text, int64_t size) {
+/* A JSON string of UTF-8 text, escaped as msgspec escapes it (lists.c writes items with it). */
+uint8_t *json_write_string(uint8_t *out, const uint8_t *text, int64_t size) {
     const uint8_t *end = text + size;
     *out++ = '"';
     while (text < end) {
@@ -108,6 +109,9 @@ static int64_t value_bound(column *c, int64_t row) {
     case STRING:
         if (!present(c, row)) return 4;
         return 2 + 6 * (int64_t)(c->offsets[index + 1] - c->offsets[index]);
+    case JSON:
+        if (!present(c, row)) return 4;
+        return (int64_t)(c->offsets[index + 1] - c->offsets[index]);
     case INT64:
         return 20;
     case BOOL:
@@ -132,8 +136,13 @@ static uint8_t *write_value(uint8_t *out, const column *c, int64_t row) {
     }
     switch (c->kind) {
     case STRING:
-        return write_string(out, c->data + c->offsets[index],
+        return json_write_string(out, c->data + c->offsets[index],
                             (int64_t)(c->offsets[index + 1] - c->offsets[index]));
+    case JSON: {
+        int64_t size = (int64_t)(c->offsets[index + 1] - c->offsets[index]);
+        memcpy(out, c->data + c->offsets[index], (size_t)size);
+        return out + size;
+    }
     case INT64: {
         int64_t value;
         memcpy(&value, c->data + 8 * index, 8);

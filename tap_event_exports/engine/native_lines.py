@@ -17,8 +17,12 @@ import pyarrow as pa
 from singer_sdk.contrib.msgspec import encoder
 
 from tap_event_exports.engine import native
+from tap_event_exports.engine.reading import JsonText
 
-STRING, INT64, BOOL, LINES = range(4)
+if t.TYPE_CHECKING:
+    from tap_event_exports.engine.reading import TypedColumn
+
+STRING, INT64, BOOL, LINES, JSON = range(5)
 ARROW_KINDS = {pa.string(): STRING, pa.int64(): INT64, pa.bool_(): BOOL}
 
 
@@ -90,7 +94,7 @@ class BlockEncoder:
 
     def block(
         self,
-        columns: t.Sequence[pa.Array | list[t.Any]],
+        columns: t.Sequence[TypedColumn],
         rows: int,
         frame: tuple[bytes, bytes] = (b"", b"\n"),
     ) -> EncodedBlock:
@@ -112,7 +116,7 @@ class EncodedBlock:
     def __init__(
         self,
         keys: list[bytes],
-        columns: t.Sequence[pa.Array | list[t.Any]],
+        columns: t.Sequence[TypedColumn],
         rows: int,
         frame: tuple[bytes, bytes],
     ) -> None:
@@ -154,11 +158,15 @@ class EncodedBlock:
         return done, self._used.value
 
 
-def _describe(slot: Column, column: pa.Array | list[t.Any]) -> object:
+def _describe(slot: Column, column: TypedColumn) -> object:
     """Point ``slot`` at a column's memory; returns what must stay alive meanwhile."""
     if isinstance(column, list):
         return _lines(slot, column)
-    kind = ARROW_KINDS.get(column.type)
+    kind: int | None = JSON
+    if isinstance(column, JsonText):
+        column = column.texts
+    else:
+        kind = ARROW_KINDS.get(column.type)
     if kind is None:
         if column.type == pa.large_string():
             column = column.cast(pa.string())
@@ -168,7 +176,7 @@ def _describe(slot: Column, column: pa.Array | list[t.Any]) -> object:
     buffers = column.buffers()
     slot.kind, slot.offset = kind, column.offset
     slot.validity = buffers[0].address if buffers[0] is not None and column.null_count else None
-    if kind == STRING:
+    if kind in (STRING, JSON):
         slot.offsets = buffers[1].address
         data = buffers[2]
     else:

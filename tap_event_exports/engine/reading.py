@@ -16,6 +16,8 @@ import logging
 import typing as t
 from dataclasses import dataclass
 
+import msgspec
+
 from tap_event_exports.engine.csv_reader import CsvExport
 from tap_event_exports.engine.errors import NotColumnar
 
@@ -26,8 +28,9 @@ if t.TYPE_CHECKING:
 
     from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 
-    TypedColumn: t.TypeAlias = pa.Array | list[t.Any]
-    """A block's column: an Arrow array typed in bulk, or Python values typed by converters."""
+    TypedColumn: t.TypeAlias = "pa.Array | list[t.Any] | JsonText"
+    """A block's column: an Arrow array typed in bulk, Python values typed by converters, or
+    the JSON text of values typed by the compiled helpers."""
 
 logger = logging.getLogger("tap_event_exports.reading")
 
@@ -69,6 +72,31 @@ class ReadPlan:
     def kinds(self) -> list[str]:
         """The column type of each of :attr:`names`."""
         return [self.types.get(name, "string") for name in self.names]
+
+
+class JsonText:
+    """A column given as the JSON text of each value (an Arrow string array; nulls are nulls).
+
+    The compiled helpers write list values so (``lists.c``); the JSON-lines encoder copies the
+    text, and :meth:`to_pylist` decodes the values the record reader would give.
+    """
+
+    def __init__(self, texts: pa.Array) -> None:
+        """Hold ``texts``."""
+        self.texts = texts
+
+    def __len__(self) -> int:
+        """The column's rows."""
+        return len(self.texts)
+
+    def __getitem__(self, rows: slice) -> JsonText:
+        """Some of the column's rows."""
+        return JsonText(self.texts[rows])
+
+    def to_pylist(self) -> list[t.Any]:
+        """The values the texts encode."""
+        decode = msgspec.json.decode
+        return [None if text is None else decode(text) for text in self.texts.to_pylist()]
 
 
 def values_of(column: TypedColumn) -> list[t.Any]:

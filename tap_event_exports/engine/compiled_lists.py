@@ -1,0 +1,55 @@
+"""List columns read by the compiled helpers (``lists.c``) into the JSON text of each list.
+
+The lists are exactly those :func:`~tap_event_exports.engine.lists.to_array` gives, for the
+values it reads without ``json.loads``; a column with any other value gives ``None`` and is
+read in Python as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import pyarrow as pa
+
+from tap_event_exports.engine import native
+from tap_event_exports.engine.reading import JsonText
+
+BYTES_PER_BYTE = 6
+"""Output bytes an input byte can take at most (a control character escaped as ``\\u00xx``)."""
+_SIZE, _POINTER = ctypes.c_int64, ctypes.c_void_p
+_TO_JSON = (
+    native.functions(
+        ("lists_to_json", _SIZE, [_SIZE, *[_POINTER] * 3, ctypes.c_int32, *[_POINTER] * 2, _SIZE])
+    )
+    or [None]
+)[0]
+"""``lists_to_json`` of the compiled helpers, if built."""
+
+
+def json_lists(column: pa.Array, syntax: str) -> JsonText | None:
+    """A string column of list values as JSON arrays of strings; ``None`` where it stops."""
+    if _TO_JSON is None or column.type != pa.string() or column.offset:
+        return None
+    rows = len(column)
+    validity, offsets, data = column.buffers()
+    size = data.size if data is not None else 0
+    capacity = BYTES_PER_BYTE * size + 2 * rows + 1
+    out_offsets = pa.allocate_buffer(4 * (rows + 1))
+    out_data = pa.allocate_buffer(capacity)
+    present = validity if validity is not None and column.null_count else None
+    done = _TO_JSON(
+        rows,
+        present.address if present is not None else None,
+        offsets.address,
+        data.address if data is not None else None,
+        int(syntax == "quoted"),
+        out_offsets.address,
+        out_data.address,
+        capacity,
+    )
+    if done != rows:
+        return None
+    texts = pa.Array.from_buffers(
+        pa.string(), rows, [present, out_offsets, out_data], column.null_count
+    )
+    return JsonText(texts)

@@ -1,0 +1,87 @@
+"""List values read in C are exactly the lists ``to_array`` reads, or left to it."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tap_event_exports.engine import compiled_lists
+from tap_event_exports.engine.compiled_lists import json_lists
+from tap_event_exports.engine.lists import to_array
+
+pytestmark = pytest.mark.skipif(compiled_lists._TO_JSON is None, reason="helpers not built")
+
+PIECES = ["'", '"', ",", "[", "]", " ", "\n", "\r", "\t", "\\", "a", "é", "\x1f", "\xa0", "\u2003"]
+ITEM = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=6).map("".join)
+
+
+@st.composite
+def list_texts(draw):
+    """Lists as vendors write them, well formed or nearly: quoted items, odd spacing."""
+    items = draw(st.lists(ITEM, max_size=5))
+    quotes = [draw(st.sampled_from(["'", '"'])) for _ in items]
+    space = st.sampled_from(["", " ", "  ", "\n", "\t", "\x1c", "\xa0"])
+    inner = (draw(space) + "," + draw(space)).join(
+        q + item + q for q, item in zip(quotes, items, strict=True)
+    )
+    text = (
+        "[" + draw(space) + inner + draw(st.sampled_from(["", ",", " ,", ", "])) + draw(space) + "]"
+    )
+    return draw(space) + text + draw(space) if draw(st.booleans()) else text
+
+
+def reference(value, syntax):
+    try:
+        return to_array(value, syntax)
+    except ValueError:
+        return "refused"
+
+
+@settings(max_examples=3000)
+@given(
+    st.lists(list_texts() | ITEM | st.none(), min_size=1, max_size=5),
+    st.sampled_from(["json", "quoted"]),
+)
+@example(["['a,b','param1','param with\n line break']"], "quoted")
+@example(["[\"it's\", 'x']", "[]", "[ ]", "['a',]", None], "quoted")
+@example(["['a'b', 'c']"], "quoted")
+@example(['["a\\nb"]'], "json")
+def test_compiled_lists_equal_to_array_or_defer(values, syntax):
+    typed = json_lists(pa.array(values, pa.string()), syntax)
+    if typed is None:
+        return
+    typed.texts.validate(full=True)
+    texts = typed.texts.to_pylist()
+    for value, text in zip(values, texts, strict=True):
+        if value is None:
+            assert text is None
+        else:
+            assert json.loads(text) == reference(value, syntax), (value, text)
+    assert typed.to_pylist() == [None if v is None else to_array(v, syntax) for v in values]
+
+
+def test_myTrackers_lists_and_simple_lists_are_read_in_c():
+    values = [
+        "['a,b','param1','param with\n line break']",
+        "[\"it's\", 'plain']",
+        "[]",
+        "['x', ]",
+        None,
+    ]
+    typed = json_lists(pa.array(values), "quoted")
+    assert typed is not None
+    assert typed.to_pylist() == [None if v is None else to_array(v, "quoted") for v in values]
+    assert typed.texts.to_pylist()[0] == '["a,b","param1","param with\\n line break"]'
+    simple = json_lists(pa.array(['["1", "2"]', "['3']"]), "json")
+    assert simple is not None
+    assert simple.to_pylist() == [["1", "2"], ["3"]]
+
+
+def test_what_only_json_loads_reads_is_left_to_python():
+    assert json_lists(pa.array(['["a\\nb"]']), "json") is None  # an escape
+    assert json_lists(pa.array(["[1, 2]"]), "json") is None  # numbers
+    assert json_lists(pa.array(["['a' ,\u2003'b']"]), "quoted") is None  # \\s beyond ASCII
