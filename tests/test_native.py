@@ -24,6 +24,12 @@ def test_the_library_is_built_where_a_compiler_is():
     assert csv_blocks._STRAY_QUOTE is not None
 
 
+@pytest.fixture
+def turned_on(monkeypatch):
+    """Loading is tested even where the suite runs with the helpers turned off."""
+    monkeypatch.delenv("TAP_EVENT_EXPORTS_NATIVE", raising=False)
+
+
 def build(folder, digest):
     compiler = shutil.which("cc")
     if compiler is None:
@@ -37,12 +43,14 @@ def build(folder, digest):
     return library
 
 
+@pytest.mark.usefixtures("turned_on")
 def test_a_library_built_from_its_sources_is_loaded(tmp_path):
     digest = native.sources_digest(sorted(native.FOLDER.glob("*.c")))
     library = build(tmp_path, digest)
     assert native.load(library, tmp_path) is not None
 
 
+@pytest.mark.usefixtures("turned_on")
 def test_a_library_built_from_other_sources_is_refused(tmp_path, caplog):
     library = build(tmp_path, "0" * 64)
     assert native.load(library, tmp_path) is None
@@ -53,6 +61,7 @@ def test_a_library_built_from_other_sources_is_refused(tmp_path, caplog):
     assert native.load(library, tmp_path) is None
 
 
+@pytest.mark.usefixtures("turned_on")
 def test_a_file_that_is_no_library_is_refused(tmp_path, caplog):
     library = tmp_path / "libtapnative.so"
     library.write_bytes(b"not a library")
