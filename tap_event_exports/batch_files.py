@@ -120,6 +120,8 @@ class BatchFiles:
     def abort(self) -> None:
         """Close without announcing the open file (its window did not finish)."""
         self._row_groups.wait(raise_errors=False)
+        if self._lines is not None:
+            self._lines.settle()
         if self._stack is not None:
             with contextlib.suppress(Exception):
                 self._stack.close()

@@ -137,6 +137,10 @@ class LineWriter:
             self._queue(self._lines(list(map(row, *part))))
         return rows
 
+    def settle(self) -> None:
+        """Wait for the output thread's blocks, their failures ignored (before an abandon)."""
+        self._behind.wait(raise_errors=False)
+
     def flush(self) -> None:
         """Write out everything queued."""
         self._behind.wait()

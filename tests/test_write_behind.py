@@ -95,3 +95,13 @@ def test_record_lines_stay_in_order_between_blocks_and_single_records():
         expected.append(f'{{"n":{start}}}')
     writer.flush()
     assert out.getvalue().decode().splitlines() == expected
+
+
+@pytest.mark.skipif(not native_lines.available(), reason="the compiled encoder was not built")
+def test_an_abandoned_writer_settles_its_blocks_without_raising():
+    """An aborted BATCH file waits for its lines before closing; their failures do not matter."""
+    writer = emit.LineWriter(ClosedPipe())
+    writer.columns(["a"])
+    writer.write_columns([pa.array(["x" * 1000] * 1000)])
+    writer.settle()
+    assert writer._behind.idle
