@@ -194,10 +194,11 @@ class ColumnarCsv:
         """Typed values, a block at a time, as columns in the record reader's order.
 
         The columns are those of :meth:`CsvExport.rows` (selected columns, synthetic key,
-        ``extra``) with exactly its values: bulk typing where Arrow reads a column exactly
-        (integers, booleans, the common date-time forms), which stay Arrow arrays (strings,
-        int64, booleans), and the record reader's converters for the rest, which give lists of
-        Python values. Raises :class:`NotColumnar` (with the rows delivered) where it cannot.
+        ``extra``) with exactly its values: bulk typing where Arrow or the compiled helpers
+        read a column exactly (integers, booleans, the common date-time forms, which stay
+        Arrow arrays; lists, as :class:`~tap_event_exports.engine.reading.JsonText`; synthetic keys), and the record reader's
+        converters for the rest, which give lists of Python values. Raises
+        :class:`NotColumnar` (with the rows delivered) where it cannot.
         """
         names = [name for name in self.header if keep is None or keep(name)]
         converters = {name: converter_for(types[name], self.timezone, self.lists) for name in names}
@@ -349,7 +350,8 @@ def _typed_values(
     """A text column's values typed as the record reader types them; ``None`` if it cannot.
 
     Strings, integers, booleans and bulk-typed date-times stay Arrow arrays whose Python
-    values are the record reader's; the rest are Python values.
+    values are the record reader's, lists the compiled helpers read are ``JsonText``;
+    the rest are Python values.
     """
     typed = None
     if kind in ("integer", "boolean"):
