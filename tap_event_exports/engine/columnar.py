@@ -195,8 +195,8 @@ class ColumnarCsv:
 
         The columns are those of :meth:`CsvExport.rows` (selected columns, synthetic key,
         ``extra``) with exactly its values: bulk typing where Arrow or the compiled helpers
-        read a column exactly (integers, booleans, the common date-time forms, which stay
-        Arrow arrays; lists, as :class:`~tap_event_exports.engine.reading.JsonText`; synthetic keys), and the record reader's
+        read a column exactly (integers, booleans, the common date-time forms and synthetic
+        keys, which stay Arrow arrays; lists, as ``JsonText``), and the record reader's
         converters for the rest, which give lists of Python values. Raises
         :class:`NotColumnar` (with the rows delivered) where it cannot.
         """
