@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import tarfile
@@ -92,3 +93,20 @@ def test_sdist_has_license_and_readme(dist):
     assert {"hatch_build.py", "tap_event_exports/engine/json_lines.c"} <= names
     assert "tap_event_exports/engine/csv_scan.c" in names
     assert "tap_event_exports/engine/libtapnative.so" not in names
+
+
+def test_without_a_compiler_the_wheel_is_built_pure_python(tmp_path):
+    """An install on a machine without a C compiler still works: the tap runs without helpers."""
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "CC": "/bin/false"},
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert "the compiled helpers were not built" in result.stdout + result.stderr
+    wheel = only(tmp_path, "*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl"), wheel.name
+    with zipfile.ZipFile(wheel) as archive:
+        assert not any(name.endswith(".so") for name in archive.namelist())
