@@ -26,7 +26,6 @@ import pyarrow.csv as pcsv
 
 from tap_event_exports.engine.arrow_datetimes import REPEATS_FROM, ArrowDateTimes
 from tap_event_exports.engine.block_keys import block_keys
-from tap_event_exports.engine.compiled_lists import json_lists
 from tap_event_exports.engine.concurrency import read_ahead
 from tap_event_exports.engine.converters import convert_column, converter_for
 from tap_event_exports.engine.csv_blocks import (
@@ -38,6 +37,7 @@ from tap_event_exports.engine.csv_blocks import (
     with_nulls,
 )
 from tap_event_exports.engine.errors import NotColumnar
+from tap_event_exports.engine.native_lists import json_lists
 from tap_event_exports.engine.reading import values_of
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 

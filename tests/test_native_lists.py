@@ -9,11 +9,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tap_event_exports.engine import compiled_lists
-from tap_event_exports.engine.compiled_lists import json_lists
+from tap_event_exports.engine import native_lists
 from tap_event_exports.engine.lists import to_array
+from tap_event_exports.engine.native_lists import json_lists
 
-pytestmark = pytest.mark.skipif(compiled_lists._TO_JSON is None, reason="helpers not built")
+pytestmark = pytest.mark.skipif(native_lists._TO_JSON is None, reason="helpers not built")
 
 PIECES = ["'", '"', ",", "[", "]", " ", "\n", "\r", "\t", "\\", "a", "é", "\x1f", "\xa0", "\u2003"]
 ITEM = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=6).map("".join)
@@ -50,7 +50,7 @@ def reference(value, syntax):
 @example(["[\"it's\", 'x']", "[]", "[ ]", "['a',]", None], "quoted")
 @example(["['a'b', 'c']"], "quoted")
 @example(['["a\\nb"]'], "json")
-def test_compiled_lists_equal_to_array_or_defer(values, syntax):
+def test_native_lists_equal_to_array_or_defer(values, syntax):
     typed = json_lists(pa.array(values, pa.string()), syntax)
     if typed is None:
         return
