@@ -29,7 +29,7 @@ if t.TYPE_CHECKING:
 
     from singer_sdk.helpers._batch import BatchConfig
 
-    from tap_event_exports.engine.reading import TypedColumn
+    from tap_event_exports.engine.typed_columns import TypedColumn
 
 DEFAULT_BATCH_SIZE = 100_000
 ROWS_PER_CHUNK = 10_000

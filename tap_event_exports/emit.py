@@ -20,14 +20,14 @@ import msgspec
 from singer_sdk.contrib.msgspec import encoder
 
 from tap_event_exports.engine.concurrency import WriteBehind, one_thread
-from tap_event_exports.engine.reading import values_of
+from tap_event_exports.engine.typed_columns import values_of
 
 if t.TYPE_CHECKING:
     import gzip
     from collections.abc import Callable
 
     from tap_event_exports.engine.native_lines import BlockEncoder, EncodedBlock
-    from tap_event_exports.engine.reading import TypedColumn
+    from tap_event_exports.engine.typed_columns import TypedColumn
 
 FLUSH_AT = 1 << 17
 """Bytes per write: a pipe's reader wakes once per block (larger blocks cost more system time)."""

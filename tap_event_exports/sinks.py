@@ -17,7 +17,7 @@ import typing as t
 from singer_sdk.mapper import SameRecordTransform
 
 from tap_event_exports.emit import FastRecordWriter
-from tap_event_exports.engine.reading import values_of
+from tap_event_exports.engine.typed_columns import values_of
 
 if t.TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,7 +25,8 @@ if t.TYPE_CHECKING:
     import pyarrow as pa
 
     from tap_event_exports.batch_files import BatchFiles
-    from tap_event_exports.engine.reading import Form, ReadPlan, TypedColumn
+    from tap_event_exports.engine.reading import Form, ReadPlan
+    from tap_event_exports.engine.typed_columns import TypedColumn
     from tap_event_exports.sdk import SdkStream
 
 

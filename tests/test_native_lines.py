@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tap_event_exports import emit
 from tap_event_exports.engine import native_lines
-from tap_event_exports.engine.reading import values_of
+from tap_event_exports.engine.typed_columns import values_of
 from tests.conftest import batch_config, dfinery_config, keen_config, mytracker_config
 from tests.harness import run_tap
 

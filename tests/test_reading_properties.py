@@ -47,8 +47,9 @@ from tap_event_exports.engine.contract import ExportSpec, Limits, SnapshotReques
 from tap_event_exports.engine.csv_reader import CsvExport
 from tap_event_exports.engine.download import Download
 from tap_event_exports.engine.lists import LIST_SYNTAXES
-from tap_event_exports.engine.reading import ReadPlan, read_export, values_of
+from tap_event_exports.engine.reading import ReadPlan, read_export
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
+from tap_event_exports.engine.typed_columns import values_of
 from tap_event_exports.streams import ExportStream
 from tap_event_exports.tap import TapEventExports
 

@@ -38,13 +38,13 @@ from tap_event_exports.engine.csv_blocks import (
 )
 from tap_event_exports.engine.errors import NotColumnar
 from tap_event_exports.engine.native_lists import json_lists
-from tap_event_exports.engine.reading import values_of
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
+from tap_event_exports.engine.typed_columns import values_of
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from tap_event_exports.engine.reading import TypedColumn
+    from tap_event_exports.engine.typed_columns import TypedColumn
 
 BLOCK_SIZE = 3 << 18
 """Bytes of CSV per batch: fewer kernel calls per row as it grows, more memory held."""

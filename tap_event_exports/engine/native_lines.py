@@ -17,10 +17,10 @@ import pyarrow as pa
 from singer_sdk.contrib.msgspec import encoder
 
 from tap_event_exports.engine import native
-from tap_event_exports.engine.reading import JsonText
+from tap_event_exports.engine.typed_columns import JsonText
 
 if t.TYPE_CHECKING:
-    from tap_event_exports.engine.reading import TypedColumn
+    from tap_event_exports.engine.typed_columns import TypedColumn
 
 STRING, INT64, BOOL, LINES, JSON = range(5)
 ARROW_KINDS = {pa.string(): STRING, pa.int64(): INT64, pa.bool_(): BOOL}

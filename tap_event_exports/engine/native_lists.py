@@ -12,7 +12,7 @@ import ctypes
 import pyarrow as pa
 
 from tap_event_exports.engine import native
-from tap_event_exports.engine.reading import JsonText
+from tap_event_exports.engine.typed_columns import JsonText
 
 BYTES_PER_BYTE = 6
 """Output bytes an input byte can take at most (a control character escaped as ``\\u00xx``)."""

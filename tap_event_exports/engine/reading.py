@@ -16,8 +16,6 @@ import logging
 import typing as t
 from dataclasses import dataclass
 
-import msgspec
-
 from tap_event_exports.engine.csv_reader import CsvExport
 from tap_event_exports.engine.errors import NotColumnar
 
@@ -27,10 +25,7 @@ if t.TYPE_CHECKING:
     import pyarrow as pa
 
     from tap_event_exports.engine.synthetic_keys import SyntheticKeys
-
-    TypedColumn: t.TypeAlias = "pa.Array | list[t.Any] | JsonText"
-    """A block's column: an Arrow array typed in bulk, Python values typed by converters, or
-    the JSON text of values typed by the compiled helpers."""
+    from tap_event_exports.engine.typed_columns import TypedColumn
 
 logger = logging.getLogger("tap_event_exports.reading")
 
@@ -72,39 +67,6 @@ class ReadPlan:
     def kinds(self) -> list[str]:
         """The column type of each of :attr:`names`."""
         return [self.types.get(name, "string") for name in self.names]
-
-
-class JsonText:
-    """A column given as the JSON text of each value (an Arrow string array; nulls are nulls).
-
-    The compiled helpers write list values so (``lists.c``); the JSON-lines encoder copies the
-    text, and :meth:`to_pylist` decodes the values the record reader would give.
-    """
-
-    def __init__(self, texts: pa.Array) -> None:
-        """Hold ``texts``."""
-        self.texts = texts
-
-    def __len__(self) -> int:
-        """The column's rows."""
-        return len(self.texts)
-
-    def __getitem__(self, rows: slice) -> JsonText:
-        """Some of the column's rows."""
-        return JsonText(self.texts[rows])
-
-    def to_pylist(self) -> list[t.Any]:
-        """The values the texts encode."""
-        decode = msgspec.json.decode
-        return [None if text is None else decode(text) for text in self.texts.to_pylist()]
-
-
-def values_of(column: TypedColumn) -> list[t.Any]:
-    """A typed column's Python values (an Arrow array gives the record reader's values)."""
-    if isinstance(column, list):
-        return column
-    values: list[t.Any] = column.to_pylist()
-    return values
 
 
 class Sink(t.Protocol):
