@@ -155,7 +155,7 @@ class ArrowDateTimes:
         return pa.Array.from_buffers(
             pa.string(),
             rows,
-            [validity_address and validity, out_offsets, out_data],
+            [validity if validity_address is not None else None, out_offsets, out_data],
             column.null_count,
         )
 

@@ -49,7 +49,8 @@ def block_keys(keys: SyntheticKeys, raw: pa.RecordBatch) -> pa.Array | list[str]
         or not columns
         or any(column.type != pa.string() or column.null_count for column in columns)
     ):
-        joined = pc.binary_join_element_wise(*columns, SEPARATOR)
+        texts = [column.cast(pa.string()) for column in columns]  # as the separator is
+        joined = pc.binary_join_element_wise(*texts, SEPARATOR)
         return keys.of_encoded(joined.cast(pa.binary()).to_pylist())
     digests_of, text_of = compiled
     rows = raw.num_rows
