@@ -17,14 +17,13 @@ from uuid import uuid4
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from isal import igzip_threaded
 
 from tap_event_exports.emit import LineWriter
 from tap_event_exports.engine.columnar import rows_to_batch
 from tap_event_exports.engine.concurrency import WriteBehind, one_thread
+from tap_event_exports.gzip_blocks import GzipBlocks
 
 if t.TYPE_CHECKING:
-    import gzip
     from collections.abc import Iterator
 
     from singer_sdk.helpers._batch import BatchConfig
@@ -41,9 +40,8 @@ JSONL_GZIP_LEVEL = 2
 """ISA-L's default level: on event exports about 14 times faster than zlib's level 6 for files
 about a third larger (and smaller than zlib's level 1); plain gzip members, read by any gzip
 reader."""
-GZIP_THREADS = 1
-"""Threads deflating JSONL blocks of 1 MiB while the output thread encodes the next lines
-(ISA-L's threaded writer: one gzip member, as before)."""
+GZIP_BLOCK_BYTES = 1 << 20
+"""Bytes of JSONL lines handed to the deflating thread at a time (one hand-over per MiB)."""
 
 
 class BatchFiles:
@@ -168,15 +166,15 @@ class BatchFiles:
 
     def _jsonl(self) -> LineWriter:
         if self._lines is None:
-            target: t.IO[bytes] | gzip.GzipFile = self._open("json.gz" if self.gzip else "json")
-            if self.gzip:
-                assert self._stack is not None  # noqa: S101 - opened above
-                target = self._stack.enter_context(
-                    igzip_threaded.open(
-                        target, "wb", compresslevel=JSONL_GZIP_LEVEL, threads=GZIP_THREADS
-                    )
-                )
-            self._lines = LineWriter(target)
+            target = self._open("json.gz" if self.gzip else "json")
+            if not self.gzip:
+                self._lines = LineWriter(target)
+                return self._lines
+            assert self._stack is not None  # noqa: S101 - opened above
+            blocks = GzipBlocks(target, level=JSONL_GZIP_LEVEL, block_bytes=GZIP_BLOCK_BYTES)
+            self._lines = LineWriter(
+                self._stack.enter_context(blocks), block_bytes=GZIP_BLOCK_BYTES
+            )
         return self._lines
 
     def _open(self, suffix: str) -> t.IO[bytes]:

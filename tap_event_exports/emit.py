@@ -66,6 +66,20 @@ RecordMessage = msgspec.defstruct(
 """A RECORD message, encoded exactly as the SDK writes one (fields in the SDK's order)."""
 
 
+@t.runtime_checkable
+class BlockSink(t.Protocol):
+    """An output that takes a filled buffer whole (no copy) and gives an empty one back."""
+
+    def swap(self, block: bytearray, used: int) -> bytearray:
+        """Take the first ``used`` bytes of ``block``; an empty buffer of the same size."""
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Take bytes the caller may reuse."""
+
+    def flush(self) -> None:
+        """Write out everything taken."""
+
+
 class LineWriter:
     """Writes one JSON object per line, a block of rows at a time.
 
@@ -73,17 +87,22 @@ class LineWriter:
     where it was built (:mod:`~tap_event_exports.engine.native_lines`), on the output thread
     while the caller types the next block, else by one msgspec ``encode_lines`` call (encoding
     row by row into a growing buffer cost about twice as much as the rows' encoding itself).
-    Both write the same bytes. Lines gather in one buffer of :data:`FLUSH_AT` bytes, written
-    out when full. Callers flush it before any other message (SCHEMA, STATE) is written, so
-    message order is unchanged.
+    Both write the same bytes. Lines gather in one buffer (:data:`FLUSH_AT` bytes unless
+    told), written out when full. Callers flush it before any other message (SCHEMA, STATE)
+    is written, so message order is unchanged.
     """
 
-    def __init__(self, out: t.IO[bytes] | gzip.GzipFile) -> None:
-        """Write lines to ``out``."""
+    def __init__(
+        self, out: t.IO[bytes] | gzip.GzipFile | BlockSink, *, block_bytes: int = FLUSH_AT
+    ) -> None:
+        """Write lines to ``out`` in blocks of ``block_bytes``.
+
+        A :class:`BlockSink` takes each filled buffer whole and gives an empty one back.
+        """
         self._out = out
-        self._block = bytearray(FLUSH_AT)
-        self._view = memoryview(self._block)
-        self._address = ctypes.addressof((ctypes.c_char * FLUSH_AT).from_buffer(self._block))
+        self._size = block_bytes
+        self._swap = out.swap if isinstance(out, BlockSink) else None
+        self._hold(bytearray(block_bytes))
         self._fill = 0
         self._row: Callable[..., t.Any] | None = None
         self._names: list[str] = []
@@ -164,7 +183,7 @@ class LineWriter:
         """Encode a block into the buffer, writing it out whenever it fills (output thread)."""
         row = 0
         while row < block.rows:
-            done, used = block.fill(row, self._address + self._fill, FLUSH_AT - self._fill)
+            done, used = block.fill(row, self._address + self._fill, self._size - self._fill)
             self._fill += used
             if done == row:  # the buffer is full, or one row is larger than all of it
                 if self._fill:
@@ -175,7 +194,7 @@ class LineWriter:
 
     def _encode_large_row(self, block: EncodedBlock, row: int) -> int:
         """Write a row larger than the buffer from a buffer of its own; returns the next row."""
-        size = 2 * FLUSH_AT
+        size = 2 * self._size
         while True:
             large = ctypes.create_string_buffer(size)
             done, used = block.fill(row, ctypes.addressof(large), size, rows=row + 1)
@@ -191,20 +210,29 @@ class LineWriter:
     def _queue(self, lines: bytes) -> None:
         if not self._behind.idle:  # the output thread's blocks go first
             self._behind.wait()
-        size = len(lines)
-        if self._fill and self._fill + size > FLUSH_AT:
+        size, block = len(lines), self._size
+        if self._fill and self._fill + size > block:
             self._write_out()
-        if size >= FLUSH_AT:
+        if size >= block:
             view = memoryview(lines)
-            for start in range(0, size, FLUSH_AT):  # the pipe's reader wakes per block
-                self._out.write(view[start : start + FLUSH_AT])
+            for start in range(0, size, block):  # the pipe's reader wakes per block
+                self._out.write(view[start : start + block])
         else:
             self._view[self._fill : self._fill + size] = lines
             self._fill += size
 
     def _write_out(self) -> None:
-        self._out.write(self._view[: self._fill])
+        if self._swap is not None:
+            self._hold(self._swap(self._block, self._fill))
+        else:
+            self._out.write(self._view[: self._fill])
         self._fill = 0
+
+    def _hold(self, block: bytearray) -> None:
+        """Fill ``block`` from now on."""
+        self._block = block
+        self._view = memoryview(block)
+        self._address = ctypes.addressof((ctypes.c_char * len(block)).from_buffer(block))
 
 
 class FastRecordWriter(LineWriter):
