@@ -32,7 +32,7 @@ if t.TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 100_000
 ROWS_PER_CHUNK = 10_000
-ROW_GROUP_ROWS = 4096
+ROW_GROUP_ROWS = 32768
 """Parquet rows per row group: batches are gathered to this size (readers dislike tiny groups)."""
 ROW_GROUPS_IN_FLIGHT = 1
 """Row groups handed to the writer thread and not yet written (bounds the memory they hold)."""

@@ -285,3 +285,42 @@ def test_no_row_is_lost_with_the_header(tmp_path, data):
         value_rows(str(path), types, "UTC")
     assert stopped.value.done == 0
     assert record_rows(str(path), types, "UTC") == [["x", 1], ["y", 2]]
+
+
+REPEATED = [
+    "a,1,12.50,true,2025-01-06 10:38:10,[]",
+    "b,+5,-0,false,2025-01-06T10:38:10.5+09:00,\"['x', 'y']\"",
+    'c, 7 ,1E3,TRUE,1736127307,"[1, 2]"',
+    "d,,123456789012345678.123,,,",
+    "e,-7,-0.000,f,null,null",
+]
+
+
+def test_repeated_values_are_typed_once_and_spread_as_json_text(tmp_path):
+    """Columns whose values repeat become JSON text per row with the typed values kept."""
+    from singer_sdk.contrib.msgspec import encoder
+
+    from tap_event_exports.engine.typed_columns import SpreadJson
+
+    rows = REPEATED * 30  # 150 rows, five distinct values a column: typed per distinct value
+    path = write_csv(tmp_path, rows)
+    expected = record_rows(path, TYPES, "Asia/Seoul")
+    export = CsvExport(path, what="test")
+    export.close()
+    reader = ColumnarCsv(path, export.header, delimiter=",", timezone="Asia/Seoul")
+    (columns,) = list(reader.typed_columns(TYPES))
+    by_name = dict(zip(TYPES, columns, strict=True))
+    assert isinstance(by_name["n"], SpreadJson)  # numbers
+    assert isinstance(by_name["i"], SpreadJson)  # integers outside the bulk form ("+5")
+    for name, column in by_name.items():
+        values = [row[list(TYPES).index(name)] for row in expected]
+        if isinstance(column, SpreadJson):
+            texts = column.texts.to_pylist()
+            assert texts == [None if v is None else encoder.encode(v).decode() for v in values]
+            assert column.to_pylist() == values
+            assert [type(v) for v in column.to_pylist()] == [type(v) for v in values]
+            part = column[7:19]
+            assert part.to_pylist() == values[7:19]
+            assert part.texts.to_pylist() == texts[7:19]
+    assert expected[0][2] == Decimal("12.50")
+    assert value_rows(path, TYPES, "Asia/Seoul") == expected

@@ -23,6 +23,7 @@ import typing as t
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+from singer_sdk.contrib.msgspec import encoder
 
 from tap_event_exports.engine.arrow_datetimes import REPEATS_FROM, ArrowDateTimes
 from tap_event_exports.engine.block_keys import block_keys
@@ -39,7 +40,7 @@ from tap_event_exports.engine.csv_blocks import (
 from tap_event_exports.engine.errors import NotColumnar
 from tap_event_exports.engine.native_lists import json_lists
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
-from tap_event_exports.engine.typed_columns import values_of
+from tap_event_exports.engine.typed_columns import SpreadJson, values_of
 
 if t.TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -379,18 +380,21 @@ def _converted_per_distinct(
     encoded: pa.DictionaryArray,
     convert: Callable[[str], t.Any],
     cached: Callable[[str | None], t.Any] | None,
-) -> list[t.Any]:
-    """Each distinct value of a block converted once (numbers, lists and the like repeat).
+) -> SpreadJson:
+    """Each distinct value of a block converted and encoded once, spread to the rows by Arrow.
 
-    Nulls index the ``None`` after the converted values. Raises what the converter raises.
+    Numbers, lists and the like repeat within a block. Nulls index the ``None`` after the
+    converted values. Raises what the converter raises.
     """
     distinct: list[str | None] = encoded.dictionary.to_pylist()
     converted = convert_column(distinct, convert, cached) if distinct else []
+    texts = pa.array([encoder.encode(value) for value in converted], pa.binary()).view(pa.string())
     converted.append(None)
     indices = encoded.indices
+    rows = texts.take(indices)  # nulls stay nulls
     if indices.null_count:
         indices = pc.fill_null(indices, pa.scalar(len(distinct), indices.type))
-    return list(map(converted.__getitem__, indices.to_pylist()))
+    return SpreadJson(rows, converted, indices)
 
 
 def _per_distinct_value(
