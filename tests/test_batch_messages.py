@@ -8,9 +8,11 @@ import json
 from decimal import Decimal
 from urllib.parse import urlparse
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tap_event_exports.batch_files import repeating_columns
 from tap_event_exports.engine import columnar
 from tests.conftest import dfinery_config
 from tests.harness import run_tap
@@ -65,6 +67,12 @@ def test_batch_files_hold_every_record_and_state_advances(dfinery, tmp_path, enc
         )[:-1]
 
     assert set(window_marks(run)) <= set(window_marks(plain))
+    if encoding == "parquet":  # the ids get no dictionary; columns whose values repeat do
+        first = pq.ParquetFile(urlparse(batches[0]["manifest"][0]).path).metadata
+        names = first.schema.names
+        encodings = {names[i]: first.row_group(0).column(i).encodings for i in range(len(names))}
+        assert "RLE_DICTIONARY" not in encodings[KEY]
+        assert "RLE_DICTIONARY" in encodings["df_event_name"]
     marks = [
         s["bookmarks"]["dfinery_events"].get("replication_key_value")
         for s in run.states()
@@ -157,3 +165,16 @@ def test_jsonl_gzip_files_read_back_exactly_by_gzip_and_the_sdk_reader(dfinery, 
     assert by_gzip == expected
     by_sdk = sdk_target_records(run.messages)
     assert [as_doubles(r) for r in by_sdk] == [as_doubles(r) for r in expected]
+
+
+def test_parquet_dictionaries_only_for_columns_whose_values_repeat():
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "id": [f"id-{i}" for i in range(10)],
+            "half": [f"v{i % 5}" for i in range(10)],
+            "most": [f"v{i % 6}" for i in range(10)],
+            "empty": pa.array([None] * 10, pa.string()),
+            "items": [[1], [2]] * 5,
+        }
+    )
+    assert repeating_columns(batch) == ["half", "empty", "items"]
