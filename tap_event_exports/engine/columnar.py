@@ -47,8 +47,10 @@ if t.TYPE_CHECKING:
 
     from tap_event_exports.engine.typed_columns import TypedColumn
 
-BLOCK_SIZE = 3 << 18
-"""Bytes of CSV per batch: fewer kernel calls per row as it grows, more memory held."""
+BLOCK_SIZE = 1 << 20
+"""Bytes of CSV per batch: fewer kernel calls per row as it grows, more memory held (1 MiB
+against 768 KiB: about 5 % less time, 6 MiB more peak memory in a parquet run; 1.5 MiB came
+within 5 MiB of the 150 MiB bound)."""
 INTEGER = r"^-?[0-9]{1,18}$"
 NUMBER = r"^-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})?$"
 TRUE = pa.array(["true", "1", "t"])
