@@ -37,6 +37,8 @@ ROW_GROUP_ROWS = 8192
 """Parquet rows per row group: batches are gathered to this size (readers dislike tiny groups;
 each group costs the writer per column, and 8192 rows of 47 columns cost about 8 MiB more peak
 memory than 4096 for about a sixth less of the writer's time)."""
+DICTIONARY_SAMPLE = 256
+"""Rows a file's first batch needs for its columns' repetition to decide their dictionaries."""
 ROW_GROUPS_IN_FLIGHT = 1
 """Row groups handed to the writer thread and not yet written (bounds the memory they hold)."""
 JSONL_GZIP_LEVEL = 2
@@ -208,12 +210,15 @@ def _write_row_group(writer: pq.ParquetWriter, batches: list[pa.RecordBatch]) ->
     writer.write_table(table, row_group_size=max(1, table.num_rows))
 
 
-def repeating_columns(batch: pa.RecordBatch) -> list[str]:
+def repeating_columns(batch: pa.RecordBatch) -> list[str] | bool:
     """The columns worth a parquet dictionary: at most half their values distinct in ``batch``.
 
     Ids and instants are nearly all distinct: a dictionary for them is built, found too large
-    and dropped again in every row group, the writer's slowest work for no smaller file.
+    and dropped again in every row group, the writer's slowest work for no smaller file. A
+    batch of fewer than :data:`DICTIONARY_SAMPLE` rows tells too little: every column gets one.
     """
+    if batch.num_rows < DICTIONARY_SAMPLE:
+        return True
     repeating = []
     for field, column in zip(batch.schema, batch.columns, strict=True):
         try:

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tap_event_exports.batch_files import repeating_columns
+from tap_event_exports import batch_files
+from tap_event_exports.batch_files import DICTIONARY_SAMPLE, repeating_columns
 from tap_event_exports.engine import columnar
 from tests.conftest import dfinery_config
 from tests.harness import run_tap
@@ -37,7 +38,8 @@ def read_batch_files(message: dict) -> list[dict]:
 
 
 @pytest.mark.parametrize("encoding", ["jsonl", "parquet"])
-def test_batch_files_hold_every_record_and_state_advances(dfinery, tmp_path, encoding):
+def test_batch_files_hold_every_record_and_state_advances(dfinery, tmp_path, encoding, monkeypatch):
+    monkeypatch.setattr(batch_files, "DICTIONARY_SAMPLE", 8)  # these files hold 50 rows at most
     plain = run_tap(dfinery_config(dfinery))
     config = dfinery_config(dfinery) | {
         "batch_config": {
@@ -168,13 +170,16 @@ def test_jsonl_gzip_files_read_back_exactly_by_gzip_and_the_sdk_reader(dfinery, 
 
 
 def test_parquet_dictionaries_only_for_columns_whose_values_repeat():
+    rows = DICTIONARY_SAMPLE * 2
     batch = pa.RecordBatch.from_pydict(
         {
-            "id": [f"id-{i}" for i in range(10)],
-            "half": [f"v{i % 5}" for i in range(10)],
-            "most": [f"v{i % 6}" for i in range(10)],
-            "empty": pa.array([None] * 10, pa.string()),
-            "items": [[1], [2]] * 5,
+            "id": [f"id-{i}" for i in range(rows)],
+            "half": [f"v{i % (rows // 2)}" for i in range(rows)],
+            "most": [f"v{i % (rows // 2 + 1)}" for i in range(rows)],
+            "empty": pa.array([None] * rows, pa.string()),
+            "items": [[1], [2]] * (rows // 2),
         }
     )
     assert repeating_columns(batch) == ["half", "empty", "items"]
+    # a file that starts with a few rows (the rest of a block past batch_size): all get one
+    assert repeating_columns(batch.slice(0, DICTIONARY_SAMPLE - 1)) is True
