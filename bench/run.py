@@ -18,6 +18,7 @@ Nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import compileall
 import csv
 import datetime as dt
 import importlib.util
@@ -32,6 +33,7 @@ import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import tap_event_exports
 from tap_event_exports.sandbox.dfinery import EVENT_COLUMNS, DfineryFake, csv_for, generate_events
 from tap_event_exports.sandbox.mytracker import MyTrackerFake, generate_rows
 
@@ -197,6 +199,17 @@ def tap(config: dict, tmp: Path, name: str) -> list[str]:
     return [sys.executable, "-m", "tap_event_exports", "--config", str(path)]
 
 
+def compile_package() -> None:
+    """Write the package's bytecode, as installing a wheel does (pip compiles at install).
+
+    An editable checkout run with ``PYTHONDONTWRITEBYTECODE`` set would otherwise compile
+    every module of the tap from source at each start (about 50 ms a run here), a cost no
+    installed tap pays; the anchors' packages come compiled.
+    """
+    package = Path(tap_event_exports.__file__).parent
+    compileall.compile_dir(str(package), quiet=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="rows per dataset")
@@ -217,6 +230,7 @@ def main() -> None:
     print(
         f"{'variant':<46}{'rows':>9}{'wall s':>8}{'rows/s':>10}{'CPU s':>8}{'RSS MiB':>9}{'ratio':>7}"
     )
+    compile_package()
     bench = Bench(max(1, args.runs), args.only)
     for rows in sizes:
         with tempfile.TemporaryDirectory() as name:
