@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,6 +93,37 @@ def test_the_compiled_stray_quote_scan_equals_re2(block, delimiter):
     assert csv_blocks.stray_quote(block, delimiter) == csv_blocks.stray_quote_by_regex(
         block, delimiter
     )
+
+
+def python_row_end(block: bytes) -> int:
+    """The last newline an even number of quotes precede, by the definition (plus one)."""
+    ends = [i + 1 for i, byte in enumerate(block) if byte == 10 and block[:i].count(b'"') % 2 == 0]
+    return ends[-1] if ends else 0
+
+
+@settings(max_examples=1000)
+@given(st.lists(st.sampled_from([b'"', b"\n", b"\r", b"a", b",", b'""', b"\xe9"]), max_size=60))
+@example([b'a,"b\nc"\n', b'"d'])
+@example([b'"', b"\n"])
+def test_row_ends_compiled_and_python_equal_the_definition(pieces):
+    block = b"".join(pieces)
+    expected = python_row_end(block)
+    assert csv_blocks.row_end(memoryview(bytearray(block))) == expected
+    with mock.patch.object(csv_blocks, "_ROW_END", None):
+        assert csv_blocks.row_end(memoryview(bytearray(block))) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b'"', b"\n", b"x", b",", b'"q\nq"', b"\xe9\xe9"]), max_size=80),
+    st.sampled_from([1, 2, 3, 5, 16]),
+)
+def test_whole_rows_hand_out_every_byte_in_blocks_that_end_at_row_ends(pieces, size):
+    data = b"".join(pieces)
+    blocks = [bytes(block) for block in csv_blocks.whole_rows(io.BytesIO(data), size)]
+    assert b"".join(blocks) == data
+    for block in blocks[:-1]:  # the last one may be a row without its newline
+        assert python_row_end(block) == len(block)
 
 
 @pytest.mark.skipif(

@@ -275,7 +275,7 @@ class ColumnarCsv:
             quoted_strings_can_be_null=not as_written,
         )
         with open(self.path, "rb") as raw:
-            source: t.BinaryIO | gzip.GzipFile = raw
+            source: io.BufferedIOBase = raw
             if raw.read(2) == b"\x1f\x8b":
                 raw.seek(0)
                 source = gzip.GzipFile(fileobj=raw)
@@ -286,10 +286,10 @@ class ColumnarCsv:
                 block = whole
                 if header:  # the first row is the header, already read by the record reader
                     header = False
-                    block = whole[self._header_end(whole) :]
+                    block = whole[self._header_end(bytes(whole)) :]
                     if not block:
                         continue
-                if block.startswith(BOM):
+                if block[: len(BOM)] == BOM:
                     msg = "a row that begins with U+FEFF (pyarrow drops it at a block's start)"
                     raise pa.ArrowInvalid(msg)
                 if stray_quote(block, self.delimiter):

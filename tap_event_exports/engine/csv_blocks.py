@@ -8,6 +8,7 @@ recognised here and left to the record reader.
 from __future__ import annotations
 
 import ctypes
+import io
 import re
 import struct
 import typing as t
@@ -18,7 +19,6 @@ import pyarrow.compute as pc
 from tap_event_exports.engine import native
 
 if t.TYPE_CHECKING:
-    import gzip
     from collections.abc import Iterator
 
 LONGEST_ROW = 1 << 26
@@ -33,11 +33,13 @@ NO_TEXT = pa.scalar(None, pa.string())
 
 
 _SIZE, _POINTER = ctypes.c_int64, ctypes.c_void_p
-_STRAY_QUOTE, _NULL_SPELLINGS = native.functions(
+_STRAY_QUOTE, _NULL_SPELLINGS, _ROW_END = native.functions(
     ("csv_stray_quote", _SIZE, [ctypes.c_char_p, _SIZE, ctypes.c_int32]),
     ("csv_null_spellings", _SIZE, [_SIZE, _SIZE, *[_POINTER] * 4]),
-) or (None, None)
-"""``csv_stray_quote`` and ``csv_null_spellings`` of the compiled helpers, if built."""
+    ("csv_row_end", _SIZE, [ctypes.c_char_p, _SIZE]),
+) or (None, None, None)
+"""``csv_stray_quote``, ``csv_null_spellings`` and ``csv_row_end`` of the compiled helpers,
+if built."""
 
 
 def with_nulls(column: pa.Array) -> pa.Array:
@@ -62,32 +64,63 @@ def with_nulls(column: pa.Array) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), rows, [bitmap, offsets, data], nulls)
 
 
-def whole_rows(source: t.BinaryIO | gzip.GzipFile, size: int) -> Iterator[bytes]:
+def whole_rows(source: io.BufferedIOBase, size: int) -> Iterator[memoryview]:
     """Blocks of about ``size`` bytes that end at a row end (a newline outside quotes).
 
     In RFC 4180 CSV a newline is a row end exactly when an even number of quote characters
     precede it. A file without such newlines for ``LONGEST_ROW`` bytes (lone carriage-return
     line ends, a stray quote) stops with ``ArrowInvalid``; the record reader then reads it.
+
+    The file is read into one buffer, and each block is a view of it, valid until the next
+    block is asked for: cutting blocks out of fresh ``bytes`` copied every byte twice and
+    cost a new megabyte of memory per block.
     """
-    rest = b""
+    buffer = bytearray(2 * size)
+    kept = 0  # a partial row carried over, at the buffer's start
     while True:
-        data = source.read(size)
-        if not data:
-            if rest:
-                yield rest
+        if len(buffer) - kept < size:  # a row longer than the buffer: a larger one
+            grown = bytearray(max(2 * len(buffer), kept + size))
+            grown[:kept] = buffer[:kept]
+            buffer = grown
+        view = memoryview(buffer)
+        read = source.readinto(view[kept : kept + size])
+        if not read:
+            if kept:
+                yield view[:kept]
             return
-        buffer = rest + data
-        end = buffer.rfind(b"\n") + 1
-        while end and buffer.count(b'"', 0, end) % 2:
-            end = buffer.rfind(b"\n", 0, end - 1) + 1
+        filled = kept + read
+        end = row_end(view[:filled])
         if not end:
-            if len(buffer) > LONGEST_ROW:
+            if filled > LONGEST_ROW:
                 msg = f"no row end outside quotes in {LONGEST_ROW} bytes"
                 raise pa.ArrowInvalid(msg)
-            rest = buffer
+            kept = filled
             continue
-        rest = buffer[end:]
-        yield buffer[:end]
+        yield view[:end]
+        kept = filled - end
+        buffer[:kept] = buffer[end:filled]
+
+
+def row_end(block: memoryview) -> int:
+    """Where the last whole row of ``block`` ends (after its last newline outside quotes).
+
+    Zero if no newline is outside quotes. The compiled scan (``csv_scan.c``) counts the quotes
+    once; without it Python counts them before each newline tried, from the end.
+    """
+    if _ROW_END is not None:
+        return int(_ROW_END(_pointer(block), len(block)))
+    text = bytes(block)
+    end = text.rfind(b"\n") + 1
+    while end and text.count(b'"', 0, end) % 2:
+        end = text.rfind(b"\n", 0, end - 1) + 1
+    return end
+
+
+def _pointer(block: bytes | memoryview) -> bytes | ctypes.Array[ctypes.c_char]:
+    """What a compiled scan takes for ``block``: bytes as they are, a view of a buffer in place."""
+    if isinstance(block, bytes):
+        return block
+    return (ctypes.c_char * len(block)).from_buffer(block)
 
 
 def first_row_end(block: bytes) -> int:
@@ -98,7 +131,7 @@ def first_row_end(block: bytes) -> int:
     return end or len(block)
 
 
-def stray_quote(block: bytes, delimiter: str) -> bool:
+def stray_quote(block: bytes | memoryview, delimiter: str) -> bool:
     """Whether a quote stands between two characters that are not delimiters or line ends.
 
     Python's csv (strict) refuses ``"b"c`` and pyarrow reads it as ``bc``; such blocks are
@@ -107,12 +140,13 @@ def stray_quote(block: bytes, delimiter: str) -> bool:
     (``csv_scan.c``) looks at each quote's neighbours; without it RE2 scans the block.
     """
     if _STRAY_QUOTE is not None and len(delimiter.encode()) == 1:
-        return bool(_STRAY_QUOTE(block, len(block), ord(delimiter)))
+        return bool(_STRAY_QUOTE(_pointer(block), len(block), ord(delimiter)))
     return stray_quote_by_regex(block, delimiter)
 
 
-def stray_quote_by_regex(block: bytes, delimiter: str) -> bool:
+def stray_quote_by_regex(block: bytes | memoryview, delimiter: str) -> bool:
     """:func:`stray_quote` by RE2 over the block read as Latin-1."""
+    block = bytes(block)
     if b'"' not in block:
         return False
     offsets = pa.py_buffer(struct.pack("<qq", 0, len(block)))

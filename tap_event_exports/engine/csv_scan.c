@@ -26,6 +26,24 @@ int64_t csv_stray_quote(const uint8_t *block, int64_t size, int32_t delimiter) {
 }
 
 /*
+ * Where the last whole row of a block ends: just past its last newline that an even number of
+ * quotes precede (a row end in RFC 4180 CSV), 0 if no newline does. The quotes are counted
+ * once over the block (a loop the compiler vectorizes), then the block is walked back from
+ * its end, uncounting quotes, to the first newline at an even count.
+ */
+int64_t csv_row_end(const uint8_t *block, int64_t size) {
+    int64_t quotes = 0;
+    for (int64_t i = 0; i < size; i++) quotes += block[i] == '"';
+    for (int64_t i = size - 1; i >= 0; i--) {
+        if (block[i] == '"')
+            quotes--;
+        else if (block[i] == '\n' && (quotes & 1) == 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+/*
  * The validity bitmap (Arrow's, bit 0 of byte 0 first) of a string column read as written,
  * with `` and `null` as nulls, as the columnar reader's null values read them. Returns the
  * nulls. `offset` is the array's, `validity` (NULL: every value present) is read at it too.
