@@ -11,6 +11,7 @@ lines are encoded like RECORD messages; parquet is written batch by batch from A
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import typing as t
 from uuid import uuid4
@@ -25,7 +26,7 @@ from tap_event_exports.engine.concurrency import WriteBehind, one_thread
 from tap_event_exports.gzip_blocks import GzipBlocks
 
 if t.TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from singer_sdk.helpers._batch import BatchConfig
 
@@ -65,7 +66,7 @@ class BatchFiles:
         self._files = 0
         self._stack: contextlib.ExitStack | None = None
         self._lines: LineWriter | None = None
-        self._parquet: pq.ParquetWriter | None = None
+        self._parquet: ParquetFile | None = None
         self._rows_in_file = 0
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
@@ -115,14 +116,20 @@ class BatchFiles:
         return rows
 
     def finish(self) -> list[str]:
-        """Close the open file (a window ended); the URLs of the files closed since last time."""
+        """Close the open file (a window ended); the URLs of the files closed since last time.
+
+        Every one of them is complete on return (parquet files are closed on the writer thread).
+        """
         self._close_file()
+        self._row_groups.wait()
         closed, self._closed = self._closed, []
         return closed
 
     def abort(self) -> None:
         """Close without announcing the open file (its window did not finish)."""
         self._row_groups.wait(raise_errors=False)
+        if self._parquet is not None:
+            self._parquet.discard()
         if self._lines is not None:
             self._lines.settle()
         if self._stack is not None:
@@ -146,11 +153,11 @@ class BatchFiles:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
                 self._close_file()  # a list column changed item type: a file of its own
         if self._parquet is None:
-            compression = "gzip" if self.gzip else "snappy"
-            self._parquet = pq.ParquetWriter(
-                self._open("parquet.gz" if self.gzip else "parquet"),
+            name = self._name("parquet.gz" if self.gzip else "parquet")
+            self._parquet = ParquetFile(
+                functools.partial(self.config.storage.open, name, "wb"),
                 batch.schema,
-                compression=compression,
+                compression="gzip" if self.gzip else "snappy",
                 use_dictionary=repeating_columns(batch),
             )
         self._pending.append(batch)
@@ -166,7 +173,7 @@ class BatchFiles:
         with the parsing and typing of the next batches.
         """
         if self._pending and self._parquet is not None:
-            self._row_groups.submit(_write_row_group, self._parquet, self._pending)
+            self._row_groups.submit(self._parquet.write, self._pending)
         self._pending = []
         self._pending_rows = 0
 
@@ -183,31 +190,81 @@ class BatchFiles:
             )
         return self._lines
 
-    def _open(self, suffix: str) -> t.IO[bytes]:
+    def _name(self, suffix: str) -> str:
+        """The next file's name."""
         self._files += 1
         prefix = self.config.storage.prefix or ""
         self._filename = f"{prefix}{self._sync_id}-{self._files}.{suffix}"
+        return self._filename
+
+    def _open(self, suffix: str) -> t.IO[bytes]:
+        name = self._name(suffix)
         self._stack = contextlib.ExitStack()
-        return self._stack.enter_context(self.config.storage.open(self._filename, "wb"))
+        return self._stack.enter_context(self.config.storage.open(name, "wb"))
 
     def _close_file(self) -> None:
-        if self._stack is None:
-            return
-        if self._lines is not None:
-            self._lines.flush()
         if self._parquet is not None:
+            # closed on the writer thread after its last row group: the caller goes on
+            # typing the next file's rows meanwhile, and finish() waits for it
             self._write_row_group()
-            self._row_groups.wait()
-            self._parquet.close()
-        self._stack.close()
+            self._row_groups.submit(self._parquet.close)
+        elif self._stack is not None:
+            if self._lines is not None:
+                self._lines.flush()
+            self._stack.close()
+        else:
+            return
         self._closed.append(self.config.storage.get_url(self._filename))
         self._stack = self._lines = self._parquet = None
         self._rows_in_file = 0
 
 
-def _write_row_group(writer: pq.ParquetWriter, batches: list[pa.RecordBatch]) -> None:
-    table = pa.Table.from_batches(batches)
-    writer.write_table(table, row_group_size=max(1, table.num_rows))
+class ParquetFile:
+    """One parquet file, opened, written and closed on the writer thread, in order.
+
+    singer-sdk's storage opens each file inside a transaction of a filesystem shared by all its
+    files and ends it when the file closes, which closes every file then open: only one file may
+    be open at a time. So the writer thread opens a file with its first row group and closes it
+    after its last, while the caller types the next file's rows.
+    """
+
+    def __init__(
+        self,
+        open_file: Callable[[], t.ContextManager[t.IO[bytes]]],
+        schema: pa.Schema,
+        *,
+        compression: str,
+        use_dictionary: list[str] | bool,
+    ) -> None:
+        """A file ``open_file`` opens, of ``schema``, not opened yet."""
+        self.schema = schema
+        self._open_file = open_file
+        self._options = {"compression": compression, "use_dictionary": use_dictionary}
+        self._stack = contextlib.ExitStack()
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, batches: list[pa.RecordBatch]) -> None:
+        """Write ``batches`` as one row group (writer thread)."""
+        table = pa.Table.from_batches(batches)
+        self._opened().write_table(table, row_group_size=max(1, table.num_rows))
+
+    def close(self) -> None:
+        """Write the footer and close the file (writer thread)."""
+        try:
+            self._opened().close()
+        finally:
+            self._stack.close()
+
+    def discard(self) -> None:
+        """Close the file without finishing it (once the writer thread is idle)."""
+        with contextlib.suppress(Exception):
+            self._stack.close()
+
+    def _opened(self) -> pq.ParquetWriter:
+        if self._writer is None:
+            handle = self._stack.enter_context(self._open_file())
+            self._writer = pq.ParquetWriter(handle, self.schema, **self._options)
+        return self._writer
 
 
 def repeating_columns(batch: pa.RecordBatch) -> list[str] | bool:

@@ -183,3 +183,58 @@ def test_parquet_dictionaries_only_for_columns_whose_values_repeat():
     assert repeating_columns(batch) == ["half", "empty", "items"]
     # a file that starts with a few rows (the rest of a block past batch_size): all get one
     assert repeating_columns(batch.slice(0, DICTIONARY_SAMPLE - 1)) is True
+
+
+@pytest.mark.parametrize("batch_size", [1, 7])
+@pytest.mark.parametrize("compression", ["none", "gzip"])
+def test_parquet_files_closed_on_the_writer_thread_are_whole_when_announced(
+    dfinery, tmp_path, batch_size, compression
+):
+    """One file open at a time (the SDK's storage ends its transaction at each close), each
+    closed behind the caller: every announced file is complete, and none is announced twice."""
+    plain = run_tap(dfinery_config(dfinery)).records("dfinery_events")
+    config = dfinery_config(dfinery) | {
+        "batch_config": {
+            "encoding": {"format": "parquet", "compression": compression},
+            "storage": {"root": f"file://{tmp_path}"},
+            "batch_size": batch_size,
+        }
+    }
+    run = run_tap(config)
+    urls = [url for m in run.messages if m["type"] == "BATCH" for url in m["manifest"]]
+    assert len(urls) == len(set(urls)) >= len(plain) // batch_size
+    rows = [row for url in urls for row in pq.read_table(urlparse(url).path).to_pylist()]
+    assert [r[KEY] for r in rows] == [r[KEY] for r in plain], "every record once, in order"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        urlparse(url).path.rsplit("/", 1)[1] for url in urls
+    ), "no file left half-written or unannounced"
+
+
+def test_an_aborted_parquet_window_announces_nothing_and_leaves_the_writer_idle(tmp_path):
+    from singer_sdk.helpers._batch import BatchConfig
+
+    from tap_event_exports.batch_files import BatchFiles
+
+    config = BatchConfig.from_dict(
+        {
+            "encoding": {"format": "parquet", "compression": "none"},
+            "storage": {"root": f"file://{tmp_path}"},
+            "batch_size": 2,
+        }
+    )
+    files = BatchFiles(config, tap_name="t", stream_name="s")
+    files.write_batch(pa.RecordBatch.from_pydict({"a": ["1", "2", "3", "4", "5"]}))
+    announced = files.finish()
+    assert [pq.read_table(urlparse(u).path).column("a").to_pylist() for u in announced] == [
+        ["1", "2"],
+        ["3", "4"],
+        ["5"],
+    ]
+    files.write_batch(pa.RecordBatch.from_pydict({"a": ["6", "7", "8"]}))
+    files.abort()  # the window failed: nothing more is announced, the writer thread is idle
+    assert files._row_groups.idle
+    on_disk = sorted(p.name for p in tmp_path.iterdir())
+    assert len(on_disk) == 4, "the three announced and the one closed before the failure"
+    unannounced = set(on_disk) - {urlparse(u).path.rsplit("/", 1)[1] for u in announced}
+    (name,) = unannounced
+    assert pq.read_table(tmp_path / name).column("a").to_pylist() == ["6", "7"]
