@@ -68,32 +68,20 @@ class SyntheticKeys:
 
     def of_encoded(self, rows: t.Iterable[bytes]) -> list[str]:
         """The keys of raw rows given as their UTF-8 values joined by the unit separator."""
-        seen = self._seen
         copy = self._scope.copy
-        keys: list[str] = []
-        append = keys.append
-        if seen is None:
-            for joined in rows:
-                hasher = copy()
-                hasher.update(joined)
-                append(hasher.hexdigest())
-            for index, repeat in self._counts.add(bytes.fromhex("".join(keys))):
-                keys[index] = f"{keys[index]}~{repeat}"
-            return keys
-        get = seen.get
+        digests: list[bytes] = []
+        append = digests.append
         for joined in rows:
             hasher = copy()
             hasher.update(joined)
-            digest = hasher.digest()
-            before = get(digest)
-            if before is None:
-                seen[digest] = 1
-                append(digest.hex())
-            else:
-                seen[digest] = before + 1
-                append(f"{digest.hex()}~{before}")
-        if len(seen) > SMALL:
-            self._pack()
+            append(hasher.digest())
+        keys = [digest.hex() for digest in digests]
+        if self._seen is None:
+            repeats = self._counts.add(b"".join(digests))
+        else:
+            repeats = self._count_each(digests)
+        for index, repeat in repeats:
+            keys[index] = f"{keys[index]}~{repeat}"
         return keys
 
     def count(self, digests: bytes) -> list[tuple[int, int]]:
@@ -102,13 +90,19 @@ class SyntheticKeys:
         For digests made elsewhere (``synthetic_keys.c``): the keys are then those
         :meth:`of_encoded` gives for the same rows.
         """
-        seen = self._seen
-        if seen is None:
+        if self._seen is None:
             return self._counts.add(digests)
+        return self._count_each(
+            [digests[start : start + DIGEST] for start in range(0, len(digests), DIGEST)]
+        )
+
+    def _count_each(self, digests: list[bytes]) -> list[tuple[int, int]]:
+        """:meth:`count` while the export's digests are kept in the dict."""
+        seen = self._seen
+        assert seen is not None  # noqa: S101 - callers check
         repeats: list[tuple[int, int]] = []
         get = seen.get
-        for index in range(len(digests) // DIGEST):
-            digest = digests[index * DIGEST : (index + 1) * DIGEST]
+        for index, digest in enumerate(digests):
             before = get(digest)
             if before is None:
                 seen[digest] = 1
