@@ -200,8 +200,9 @@ class ColumnarCsv:
         ``extra``) with exactly its values: bulk typing where Arrow or the compiled helpers
         read a column exactly (integers, booleans, the common date-time forms and synthetic
         keys, which stay Arrow arrays; lists, as ``JsonText``), and the record reader's
-        converters for the rest, which give lists of Python values. Raises
-        :class:`NotColumnar` (with the rows delivered) where it cannot.
+        converters for the rest, which give lists of Python values (``SpreadJson`` where a
+        block repeats its values). Raises :class:`NotColumnar` (with the rows delivered)
+        where it cannot.
         """
         names = [name for name in self.header if keep is None or keep(name)]
         converters = {name: converter_for(types[name], self.timezone, self.lists) for name in names}
