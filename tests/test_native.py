@@ -14,7 +14,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tap_event_exports.engine import csv_blocks, native
+from tap_event_exports.engine import csv_blocks, native, native_csv
 
 
 def test_the_library_is_built_where_a_compiler_is():
@@ -24,6 +24,7 @@ def test_the_library_is_built_where_a_compiler_is():
     assert native.PATH.exists(), "pip install -e . compiles tap_event_exports/engine/*.c"
     assert native.LIBRARY is not None
     assert csv_blocks._STRAY_QUOTE is not None
+    assert native_csv.available()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """CSV export files to typed Arrow batches, for parquet output with no per-row Python.
 
-pyarrow's CSV parser reads a file one whole-row block at a time (C++, constant memory), keeping
-every value as text with the null spellings (empty, ``null``) read as nulls. Columns are then
+A file is parsed one whole-row block at a time (constant memory) by the compiled parser
+(:mod:`.native_csv`) or, for blocks it leaves, pyarrow's CSV reader, keeping every value as
+text with the null spellings (empty, ``null``) read as nulls. Columns are then
 typed in bulk: strings pass through, integers, numbers and booleans are checked against the
 forms the record reader accepts and cast by Arrow kernels, date-times in the common forms are
 parsed and rendered by Arrow (:mod:`.arrow_datetimes`), and other date-times and lists are
@@ -25,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 from singer_sdk.contrib.msgspec import encoder
 
+from tap_event_exports.engine import native_csv
 from tap_event_exports.engine.arrow_datetimes import REPEATS_FROM, ArrowDateTimes
 from tap_event_exports.engine.block_keys import block_keys
 from tap_event_exports.engine.concurrency import read_ahead
@@ -38,6 +40,7 @@ from tap_event_exports.engine.csv_blocks import (
     with_nulls,
 )
 from tap_event_exports.engine.errors import NotColumnar
+from tap_event_exports.engine.native_csv import BlockParser
 from tap_event_exports.engine.native_lists import json_lists
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 from tap_event_exports.engine.typed_columns import SpreadJson, values_of
@@ -262,8 +265,9 @@ class ColumnarCsv:
         return end
 
     def _blocks(self, *, as_written: bool = False) -> Iterator[pa.RecordBatch]:
-        """The file's rows as text batches, parsed by pyarrow one whole-row block at a time.
+        """The file's rows as text batches, parsed one whole-row block at a time.
 
+        The compiled parser takes the blocks it can, pyarrow the rest, with the same result.
         pyarrow's streaming reader reads several blocks ahead (memory grows with the block
         size); cutting the file here keeps one block in memory, and a block of about a megabyte
         keeps the per-batch cost of the kernels small.
@@ -275,6 +279,7 @@ class ColumnarCsv:
             strings_can_be_null=not as_written,  # every value as written, for synthetic keys
             quoted_strings_can_be_null=not as_written,
         )
+        compiled = BlockParser(self.header, self.delimiter) if native_csv.available() else None
         with open(self.path, "rb") as raw:
             source: io.BufferedIOBase = raw
             if raw.read(2) == b"\x1f\x8b":
@@ -296,6 +301,12 @@ class ColumnarCsv:
                 if stray_quote(block, self.delimiter):
                     msg = "a quote inside a field, next to other characters (not RFC 4180 CSV)"
                     raise pa.ArrowInvalid(msg)
+                if compiled is not None:
+                    batch = compiled.parse(block, nulls=not as_written)
+                    if batch is not None:
+                        if batch.num_rows:
+                            yield batch
+                        continue
                 table = pcsv.read_csv(
                     pa.py_buffer(block),
                     read_options=pcsv.ReadOptions(

@@ -108,7 +108,7 @@ def row_end(block: memoryview) -> int:
     once; without it Python counts them before each newline tried, from the end.
     """
     if _ROW_END is not None:
-        return int(_ROW_END(_pointer(block), len(block)))
+        return int(_ROW_END(c_bytes(block), len(block)))
     text = bytes(block)
     end = text.rfind(b"\n") + 1
     while end and text.count(b'"', 0, end) % 2:
@@ -116,7 +116,7 @@ def row_end(block: memoryview) -> int:
     return end
 
 
-def _pointer(block: bytes | memoryview) -> bytes | ctypes.Array[ctypes.c_char]:
+def c_bytes(block: bytes | memoryview) -> bytes | ctypes.Array[ctypes.c_char]:
     """What a compiled scan takes for ``block``: bytes as they are, a view of a buffer in place."""
     if isinstance(block, bytes):
         return block
@@ -140,7 +140,7 @@ def stray_quote(block: bytes | memoryview, delimiter: str) -> bool:
     (``csv_scan.c``) looks at each quote's neighbours; without it RE2 scans the block.
     """
     if _STRAY_QUOTE is not None and len(delimiter.encode()) == 1:
-        return bool(_STRAY_QUOTE(_pointer(block), len(block), ord(delimiter)))
+        return bool(_STRAY_QUOTE(c_bytes(block), len(block), ord(delimiter)))
     return stray_quote_by_regex(block, delimiter)
 
 
