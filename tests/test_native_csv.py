@@ -7,6 +7,8 @@ the compiled parser answers, its columns equal pyarrow's value for value and nul
 
 from __future__ import annotations
 
+import ctypes
+
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pytest
@@ -189,3 +191,28 @@ def test_the_columnar_reader_gives_the_same_batches_either_way(tmp_path, monkeyp
 def test_a_delimiter_beyond_ascii_leaves_every_block_to_pyarrow():
     assert native_csv.BlockParser(["a", "b"], "§").parse(b"x\xc2\xa7y\n", nulls=True) is None
     assert native_csv.BlockParser(["a", "b"], ";").parse(b"x;y\n", nulls=True) is not None
+
+
+def test_a_wide_file_keeps_a_field_table_near_its_block_size():
+    columns = 3000
+    block = b"".join(
+        b",".join(b"%d" % (row * i) for i in range(columns)) + b"\n" for row in range(40)
+    )
+    parser = native_csv.BlockParser([f"c{i}" for i in range(columns)], ",")
+    got = parser.parse(block, nulls=True)
+    assert got is not None
+    assert got.num_rows == 40
+    assert got.column(2999).to_pylist()[-1] == str(39 * 2999)
+    assert parser._spans is not None
+    assert ctypes.sizeof(parser._spans) <= 8 * (len(block) + columns)
+
+
+def test_a_small_first_block_does_not_hold_back_the_next():
+    parser = native_csv.BlockParser(["a", "b"], ",")
+    assert parser.parse(b"1,2\n", nulls=True) is not None
+    small = parser._capacity
+    block = b"".join(b"%d,x\n" % i for i in range(10000))
+    got = parser.parse(block, nulls=True)
+    assert got is not None
+    assert got.column(0).to_pylist() == [str(i) for i in range(10000)]
+    assert small < native_csv.FIRST_CAPACITY <= parser._capacity

@@ -19,7 +19,7 @@ from tap_event_exports.engine.csv_blocks import c_bytes
 GIVE_UP, MORE_ROWS = -1, -2
 """``csv_parse_fields``' answers for a block it leaves to pyarrow and for a too small table."""
 FIRST_CAPACITY = 4096
-"""Rows the field table holds at first (doubled when a block has more)."""
+"""Rows the field table holds at first, at most (doubled when a block has more)."""
 ALIGNMENT = 64
 """Bytes each column's offsets, text and bitmap are aligned to in the block's shared buffers."""
 
@@ -54,7 +54,7 @@ class BlockParser:
         """
         self.header = header
         self.delimiter = ord(delimiter) if len(delimiter) == 1 and delimiter.isascii() else None
-        self._capacity = FIRST_CAPACITY
+        self._capacity = 0
         self._spans: ctypes.Array[ctypes.c_int32] | None = None
         columns = len(header)
         self._bytes = (ctypes.c_int64 * columns)()
@@ -73,21 +73,23 @@ class BlockParser:
         columns = len(self.header)
         size = len(block)
         text = c_bytes(block)
+        most = (size + 1) // columns + 1  # a row takes at least a byte per column
+        if self._spans is None:
+            self._grow(min(FIRST_CAPACITY, most))
         while True:
-            if self._spans is None:
-                self._spans = (ctypes.c_int32 * (2 * columns * self._capacity))()
+            assert self._spans is not None  # noqa: S101 - made above
             rows = _PARSE(
                 text, size, self.delimiter, columns, self._capacity, self._spans, self._bytes
             )
             if rows != MORE_ROWS:
                 break
-            self._capacity *= 2
-            self._spans = None
+            grown = max(2 * self._capacity, FIRST_CAPACITY)
+            self._grow(min(grown, most) if self._capacity < most else grown)
         if rows in (GIVE_UP, 0):  # a block of empty lines is left to pyarrow too
             return None
         offsets_size = _aligned(4 * (rows + 1))
         bitmap_size = _aligned((rows + 7) // 8)
-        data_sizes = [_aligned(size) for size in self._bytes]
+        data_sizes = [_aligned(taken) for taken in self._bytes]
         offsets = pa.allocate_buffer(offsets_size * columns)
         bitmaps = pa.allocate_buffer(bitmap_size * columns)
         data = pa.allocate_buffer(max(1, sum(data_sizes)))
@@ -121,6 +123,15 @@ class BlockParser:
                 )
             )
         return pa.RecordBatch.from_arrays(arrays, names=self.header)
+
+    def _grow(self, capacity: int) -> None:
+        """A field table for ``capacity`` rows.
+
+        A field takes 8 bytes, and a block has at most a row per column's byte: the table
+        stays within about 8 times the block's size however wide the file.
+        """
+        self._capacity = capacity
+        self._spans = (ctypes.c_int32 * (2 * len(self.header) * capacity))()
 
 
 def _aligned(size: int) -> int:
