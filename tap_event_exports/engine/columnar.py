@@ -42,6 +42,7 @@ from tap_event_exports.engine.csv_blocks import (
 from tap_event_exports.engine.errors import NotColumnar
 from tap_event_exports.engine.native_csv import BlockParser
 from tap_event_exports.engine.native_lists import json_lists
+from tap_event_exports.engine.native_numbers import read_numbers
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 from tap_event_exports.engine.typed_columns import SpreadJson, values_of
 
@@ -337,6 +338,9 @@ def _typed(column: pa.Array, kind: str, convert: Callable[[str], t.Any] | None) 
             return _list_array([None] * len(column))
         return column.cast(arrow_type(kind))
     if kind in ("integer", "number"):
+        read = read_numbers(column, kind)
+        if read is not None:
+            return read
         form = INTEGER if kind == "integer" else NUMBER
         values = pc.drop_null(column) if column.null_count else column  # often mostly nulls
         if pc.sum(pc.match_substring_regex(values, form)).as_py() != present:

@@ -1,0 +1,122 @@
+/*
+ * Number and integer columns read from their text, for the columnar reader's bulk typing.
+ *
+ * A value must have the form the columnar reader accepts (columnar.py's NUMBER and INTEGER).
+ * Numbers are the correctly rounded double, as Arrow's cast gives: one IEEE operation where
+ * that rounds correctly (Clinger's fast path: at most 2^53 as digits, a power of ten up to
+ * 10^22), the C library's strtod for the rest. Integers are always exact. At the first value
+ * outside the forms the reader stops and returns its row: the caller then types the column
+ * with Arrow's kernels as before.
+ */
+#include <float.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXACT_MANTISSA (1ULL << 53)
+
+static inline int present(const uint8_t *validity, int64_t row) {
+    return validity == NULL || ((validity[row >> 3] >> (row & 7)) & 1);
+}
+
+static inline int digit(uint8_t c) { return c >= '0' && c <= '9'; }
+
+/* -?[0-9]{1,20}(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,2})? read into `value`; 0 outside. */
+static int read_number(const uint8_t *text, int64_t size, double *value) {
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+    (void)text, (void)size, (void)value;
+    return 0; /* wider intermediate precision would round twice */
+#else
+    static const double powers[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                    1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                    1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    int64_t at = 0;
+    int negative = 0;
+    if (at < size && text[at] == '-') negative = 1, at++;
+    uint64_t mantissa = 0;
+    int64_t whole = 0, fraction = 0;
+    int overflow = 0;
+    for (; at < size && digit(text[at]); at++, whole++) {
+        if (mantissa > (EXACT_MANTISSA - 9) / 10) overflow = 1;
+        mantissa = mantissa * 10 + (uint64_t)(text[at] - '0');
+    }
+    if (whole < 1 || whole > 20) return 0;
+    if (at < size && text[at] == '.') {
+        at++;
+        for (; at < size && digit(text[at]); at++, fraction++) {
+            if (mantissa > (EXACT_MANTISSA - 9) / 10) overflow = 1;
+            mantissa = mantissa * 10 + (uint64_t)(text[at] - '0');
+        }
+        if (fraction < 1 || fraction > 20) return 0;
+    }
+    int64_t exponent = 0;
+    if (at < size && (text[at] == 'e' || text[at] == 'E')) {
+        at++;
+        int exponent_negative = 0;
+        if (at < size && (text[at] == '+' || text[at] == '-'))
+            exponent_negative = text[at] == '-', at++;
+        int64_t digits = 0;
+        for (; at < size && digit(text[at]); at++, digits++)
+            exponent = exponent * 10 + (text[at] - '0');
+        if (digits < 1 || digits > 2) return 0;
+        if (exponent_negative) exponent = -exponent;
+    }
+    if (at != size) return 0;
+    int64_t power = exponent - fraction;
+    double result;
+    if (overflow || mantissa > EXACT_MANTISSA || power < -22 || power > 22) {
+        /* the C library's strtod rounds correctly too; the form has at most 46 bytes, and a
+         * locale whose decimal point is not '.' stops it early: then Arrow reads the column */
+        char copy[64];
+        char *end;
+        memcpy(copy, text, (size_t)size);
+        copy[size] = 0;
+        result = strtod(copy, &end);
+        if (end != copy + size) return 0;
+    } else {
+        result = (double)mantissa;
+        result = power >= 0 ? result * powers[power] : result / powers[-power];
+        if (negative) result = -result;
+    }
+    *value = result == 0 ? 0.0 : result; /* -0 is 0 */
+    return 1;
+#endif
+}
+
+/* -?[0-9]{1,18} read into `value`; 0 outside. */
+static int read_integer(const uint8_t *text, int64_t size, int64_t *value) {
+    int64_t at = 0, number = 0;
+    int negative = 0;
+    if (at < size && text[at] == '-') negative = 1, at++;
+    int64_t digits = 0;
+    for (; at < size && digit(text[at]); at++, digits++) number = number * 10 + (text[at] - '0');
+    if (at != size || digits < 1 || digits > 18) return 0;
+    *value = negative ? -number : number;
+    return 1;
+}
+
+/* Each present value of a string column (`validity` NULL: all present) as a double in `out`
+ * (0 where null). Returns `rows`, or the row of the first value it cannot read exactly. */
+int64_t numbers_read(int64_t rows, const uint8_t *validity, const int32_t *offsets,
+                     const uint8_t *data, double *out) {
+    for (int64_t row = 0; row < rows; row++) {
+        out[row] = 0.0;
+        if (!present(validity, row)) continue;
+        if (!read_number(data + offsets[row], offsets[row + 1] - offsets[row], &out[row]))
+            return row;
+    }
+    return rows;
+}
+
+/* Each present value of a string column as an int64 in `out`, as numbers_read. */
+int64_t integers_read(int64_t rows, const uint8_t *validity, const int32_t *offsets,
+                      const uint8_t *data, int64_t *out) {
+    for (int64_t row = 0; row < rows; row++) {
+        out[row] = 0;
+        if (!present(validity, row)) continue;
+        if (!read_integer(data + offsets[row], offsets[row + 1] - offsets[row], &out[row]))
+            return row;
+    }
+    return rows;
+}

@@ -1,0 +1,98 @@
+"""The compiled number and integer readers: Arrow's values wherever they answer, and they
+answer for the forms exports use."""
+
+from __future__ import annotations
+
+import math
+import struct
+from unittest import mock
+
+import pyarrow as pa
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from tap_event_exports.engine import columnar, native_numbers
+
+pytestmark = pytest.mark.skipif(
+    native_numbers._READERS is None, reason="the compiled helpers were not built"
+)
+
+
+def by_arrow(column: pa.Array, kind: str) -> pa.Array | None:
+    """The columnar reader's typing without the compiled readers (its regex, cast and +0.0)."""
+    with mock.patch.object(native_numbers, "_READERS", None):
+        return columnar._typed(column, kind, None)
+
+
+def same(ours: pa.Array, theirs: pa.Array) -> None:
+    assert ours.type == theirs.type
+    assert ours.null_count == theirs.null_count
+    for mine, reference in zip(ours.to_pylist(), theirs.to_pylist(), strict=True):
+        if isinstance(reference, float):
+            assert struct.pack("<d", mine) == struct.pack("<d", reference), (mine, reference)
+        else:
+            assert mine == reference
+
+
+DIGITS = st.text(alphabet="0123456789", min_size=1, max_size=22)
+NUMBERS = st.builds(
+    lambda sign, whole, fraction, exponent: sign + whole + fraction + exponent,
+    st.sampled_from(["", "-", "+"]),
+    DIGITS,
+    st.one_of(st.just(""), st.just("."), DIGITS.map(lambda d: "." + d)),
+    st.one_of(
+        st.just(""),
+        st.builds(
+            lambda e, s, d: e + s + d,
+            st.sampled_from(["e", "E"]),
+            st.sampled_from(["", "+", "-"]),
+            st.text(alphabet="0123456789", min_size=0, max_size=3),
+        ),
+    ),
+)
+VALUES = st.one_of(NUMBERS, st.text(max_size=6), st.sampled_from(["-0", "-0.0", "1e22", "1e-22"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), VALUES), min_size=1, max_size=40))
+@example(values=["9007199254740993"])  # 2^53 + 1: beyond the exact range
+@example(values=["0.1", "0.2", "0.30000000000000004", "123456789012345.6", "-0"])
+@example(values=["1" * 18, "-" + "9" * 18, "1" * 19])
+def test_any_text_is_read_as_arrow_reads_it_or_left_to_arrow(values):
+    column = pa.array(values, pa.string())
+    for kind in ("number", "integer"):
+        ours = native_numbers.read_numbers(column, kind)
+        theirs = by_arrow(column, kind)
+        if ours is None:
+            continue
+        assert theirs is not None, values
+        same(ours, theirs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    whole=st.integers(0, 10**9),
+    fraction=st.text(alphabet="0123456789", min_size=0, max_size=5),
+    exponent=st.integers(-5, 5),
+    signs=st.tuples(st.booleans(), st.booleans()),
+)
+def test_the_forms_exports_use_are_read(whole, fraction, exponent, signs):
+    negative, nulls = signs
+    text = ("-" if negative else "") + str(whole) + ("." + fraction if fraction else "")
+    values = [text, text + f"e{exponent}", None if nulls else "0"]
+    column = pa.array(values, pa.string())
+    ours = native_numbers.read_numbers(column, "number")
+    assert ours is not None, values
+    same(ours, by_arrow(column, "number"))
+    integers = pa.array([str(whole), f"-{whole}", None], pa.string())
+    read = native_numbers.read_numbers(integers, "integer")
+    assert read is not None
+    assert read.to_pylist() == [whole, -whole, None]
+
+
+def test_minus_zero_is_zero_and_sliced_columns_are_left_to_arrow():
+    got = native_numbers.read_numbers(pa.array(["-0", "-0.0e5", "2.5"]), "number")
+    assert got is not None
+    assert [math.copysign(1, value) for value in got.to_pylist()] == [1, 1, 1]
+    assert native_numbers.read_numbers(pa.array(["1", "2"]).slice(1), "number") is None
