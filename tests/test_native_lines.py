@@ -39,6 +39,9 @@ needs_library = pytest.mark.skipif(
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 INT64 = st.integers(-(2**63), 2**63 - 1)
+NAMES = st.one_of(TEXT, st.text('ab_"é', min_size=26, max_size=34))
+"""Names of every length, those whose encoded keys are about the library's fixed key move
+(32 bytes) among them."""
 PYTHON_VALUES = st.one_of(
     st.none(),
     st.booleans(),
@@ -55,7 +58,7 @@ PYTHON_VALUES = st.one_of(
 def blocks(draw):
     """Columns of every kind the readers hand over, with names, as Arrow and as Python values."""
     rows = draw(st.integers(0, 40))
-    names = draw(st.lists(TEXT, min_size=1, max_size=6, unique=True))
+    names = draw(st.lists(NAMES, min_size=1, max_size=6, unique=True))
     arrow, python = [], []
     for _ in names:
         kind = draw(st.sampled_from(["string", "large_string", "int64", "bool", "list", "float"]))
@@ -173,8 +176,10 @@ def test_the_library_stops_where_a_column_of_lines_runs_out():
     assert block.fill(0, ctypes.addressof(buffer), 64) == (2, 16)
     assert buffer.raw[:16] == b'{"a":1}\n{"a":2}\n'
     block = encoder.block([[1, 2]], 2)
-    assert block.fill(0, ctypes.addressof(buffer), 10) == (1, 8)  # whole rows only
-    assert block.fill(1, ctypes.addressof(buffer), 10) == (2, 8)
+    room = 8 + native_lines.KEY_COPY  # whole rows only, each with room for a key's move
+    assert block.fill(0, ctypes.addressof(buffer), room - 1) == (0, 0)
+    assert block.fill(0, ctypes.addressof(buffer), room + 2) == (1, 8)
+    assert block.fill(1, ctypes.addressof(buffer), room + 2) == (2, 8)
     block = encoder.block([[1, 2]], 2)
     with pytest.raises(ValueError, match="fewer values than the block has rows"):
         block.fill(0, ctypes.addressof(buffer), 64, rows=3)  # more rows than it was given

@@ -29,6 +29,11 @@ typedef struct {
 
 static const char HEX[] = "0123456789abcdef";
 
+/* Keys come in buffers of at least this many bytes (padded by the caller): a key no longer is
+ * copied as one fixed-size move, its tail overwritten by what follows; a row is written only
+ * with this much room to spare, so the move never passes the output's end. */
+#define KEY_COPY 32
+
 /* 0: copied as it is; otherwise the letter of a short escape, or 'u' for \u00xx. */
 static const uint8_t ESCAPE[256] = {
     'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
@@ -164,9 +169,9 @@ static uint8_t *write_value(uint8_t *out, const column *c, int64_t row) {
 }
 
 /*
- * Writes rows [row, rows) into out (capacity cap) as long as whole rows fit; *used gets the
- * bytes written. Returns the first row not written, or -1 when a LINES column holds fewer
- * values than rows (or a kind is unknown).
+ * Writes rows [row, rows) into out (capacity cap) as long as whole rows fit with KEY_COPY
+ * bytes to spare; *used gets the bytes written. Returns the first row not written, or -1 when
+ * a LINES column holds fewer values than rows (or a kind is unknown).
  */
 int64_t json_lines_encode(column *columns, int64_t count, int64_t row, int64_t rows,
                           const uint8_t *prefix, int64_t prefix_size, const uint8_t *suffix,
@@ -182,12 +187,15 @@ int64_t json_lines_encode(column *columns, int64_t count, int64_t row, int64_t r
             }
             need += bound + columns[i].key_size;
         }
-        if (need > end - at) break;
+        if (need + KEY_COPY > end - at) break;
         memcpy(at, prefix, (size_t)prefix_size);
         at += prefix_size;
         for (int64_t i = 0; i < count; i++) {
             column *c = &columns[i];
-            memcpy(at, c->key, (size_t)c->key_size);
+            if (c->key_size <= KEY_COPY)
+                memcpy(at, c->key, KEY_COPY);
+            else
+                memcpy(at, c->key, (size_t)c->key_size);
             at += c->key_size;
             at = write_value(at, c, row);
             if (c->kind == LINES) c->cursor = c->next;

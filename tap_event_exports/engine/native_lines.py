@@ -78,6 +78,10 @@ def encoder_for(names: list[str]) -> BlockEncoder | None:
     return BlockEncoder(names) if _ENCODE is not None else None
 
 
+KEY_COPY = 32
+"""Bytes the library moves at once for a key (``KEY_COPY`` in ``json_lines.c``)."""
+
+
 class BlockEncoder:
     """Encodes blocks of columns with fixed names as JSON lines.
 
@@ -91,6 +95,7 @@ class BlockEncoder:
             (b"" if index == 0 else b",") + encoder.encode(name) + b":"
             for index, name in enumerate(names)
         ]
+        self._padded = [key + bytes(KEY_COPY) for key in self._keys]
 
     def block(
         self,
@@ -107,7 +112,7 @@ class BlockEncoder:
             lengths = [len(column) for column in columns]
             msg = f"a block of {rows} rows for {len(self._keys)} names has columns of {lengths}"
             raise ValueError(msg)
-        return EncodedBlock(self._keys, columns, rows, frame)
+        return EncodedBlock(self._keys, self._padded, columns, rows, frame)
 
 
 class EncodedBlock:
@@ -116,17 +121,22 @@ class EncodedBlock:
     def __init__(
         self,
         keys: list[bytes],
+        padded: list[bytes],
         columns: t.Sequence[TypedColumn],
         rows: int,
         frame: tuple[bytes, bytes],
     ) -> None:
-        """Point the library's column slots at the columns' memory (held while this lives)."""
+        """Point the library's column slots at the columns' memory (held while this lives).
+
+        ``padded`` holds the keys followed by :data:`KEY_COPY` bytes: the library copies a
+        short key as one fixed-size move.
+        """
         self.rows = rows
         self._count = len(keys)
         self._slots = (Column * max(len(keys), 1))()
-        self._held: list[object] = [keys]
-        for slot, key, column in zip(self._slots, keys, columns, strict=False):
-            slot.key, slot.key_size = key, len(key)
+        self._held: list[object] = [padded]
+        for slot, key, room, column in zip(self._slots, keys, padded, columns, strict=False):
+            slot.key, slot.key_size = room, len(key)
             self._held.append(_describe(slot, column))
         self._prefix = frame[0] + b"{"
         self._suffix = b"}" + frame[1]
