@@ -3,8 +3,9 @@
 A file is parsed one whole-row block at a time (constant memory) by the compiled parser
 (:mod:`.native_csv`) or, for blocks it leaves, pyarrow's CSV reader, keeping every value as
 text with the null spellings (empty, ``null``) read as nulls. Columns are then
-typed in bulk: strings pass through, integers, numbers and booleans are checked against the
-forms the record reader accepts and cast by Arrow kernels, date-times in the common forms are
+typed in bulk: strings pass through, integers and numbers are read in the forms the record
+reader accepts by the compiled helpers (:mod:`.native_numbers`; else checked and cast by Arrow
+kernels), booleans checked and cast by Arrow kernels, date-times in the common forms are
 parsed and rendered by Arrow (:mod:`.arrow_datetimes`), and other date-times and lists are
 converted once per distinct value by the record reader's own converters (exports repeat them
 endlessly). Anything outside those forms stops the columnar reader with :class:`NotColumnar`,
