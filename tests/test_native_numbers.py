@@ -59,6 +59,7 @@ VALUES = st.one_of(NUMBERS, st.text(max_size=6), st.sampled_from(["-0", "-0.0", 
 @example(values=["9007199254740993"])  # 2^53 + 1: beyond the exact range
 @example(values=["0.1", "0.2", "0.30000000000000004", "123456789012345.6", "-0"])
 @example(values=["1" * 18, "-" + "9" * 18, "1" * 19])
+@example(values=["1" * 40, "1e" + "9" * 40, "-" + "9" * 25 + ".5"])  # no overflow on the way
 def test_any_text_is_read_as_arrow_reads_it_or_left_to_arrow(values):
     column = pa.array(values, pa.string())
     for kind in ("number", "integer"):

@@ -57,9 +57,11 @@ static int read_number(const uint8_t *text, int64_t size, double *value) {
         if (at < size && (text[at] == '+' || text[at] == '-'))
             exponent_negative = text[at] == '-', at++;
         int64_t digits = 0;
-        for (; at < size && digit(text[at]); at++, digits++)
+        for (; at < size && digit(text[at]); at++) {
+            if (++digits > 2) return 0;
             exponent = exponent * 10 + (text[at] - '0');
-        if (digits < 1 || digits > 2) return 0;
+        }
+        if (digits < 1) return 0;
         if (exponent_negative) exponent = -exponent;
     }
     if (at != size) return 0;
@@ -90,8 +92,11 @@ static int read_integer(const uint8_t *text, int64_t size, int64_t *value) {
     int negative = 0;
     if (at < size && text[at] == '-') negative = 1, at++;
     int64_t digits = 0;
-    for (; at < size && digit(text[at]); at++, digits++) number = number * 10 + (text[at] - '0');
-    if (at != size || digits < 1 || digits > 18) return 0;
+    for (; at < size && digit(text[at]); at++) {
+        if (++digits > 18) return 0; /* 18 digits always fit */
+        number = number * 10 + (text[at] - '0');
+    }
+    if (at != size || digits < 1) return 0;
     *value = negative ? -number : number;
     return 1;
 }
