@@ -17,10 +17,9 @@ from tap_event_exports.engine import native
 
 _SIZE, _POINTER = ctypes.c_int64, ctypes.c_void_p
 _READERS = native.functions(
-    ("numbers_read", _SIZE, [_SIZE, *[_POINTER] * 4]),
-    ("integers_read", _SIZE, [_SIZE, *[_POINTER] * 4]),
+    ("numbers_read", _SIZE, [_SIZE, *[_POINTER] * 3, ctypes.c_int32, _POINTER]),
 )
-"""``numbers_read`` and ``integers_read`` of the compiled helpers, if built."""
+"""``numbers_read`` of the compiled helpers, if built."""
 TYPES = {"number": pa.float64(), "integer": pa.int64()}
 
 
@@ -28,16 +27,16 @@ def read_numbers(column: pa.Array, kind: str) -> pa.Array | None:
     """A string column's values as ``kind`` (number or integer); ``None`` where it stops."""
     if _READERS is None or column.type != pa.string() or column.offset:
         return None
-    read = _READERS[0] if kind == "number" else _READERS[1]
     rows = len(column)
     validity, offsets, data = column.buffers()
     present = validity if validity is not None and column.null_count else None
     values = pa.allocate_buffer(max(1, 8 * rows))
-    done = read(
+    done = _READERS[0](
         rows,
         present.address if present is not None else None,
         offsets.address,
         data.address if data is not None else None,
+        int(kind == "integer"),
         values.address,
     )
     if done != rows:

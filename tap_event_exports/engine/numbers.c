@@ -101,27 +101,23 @@ static int read_integer(const uint8_t *text, int64_t size, int64_t *value) {
     return 1;
 }
 
-/* Each present value of a string column (`validity` NULL: all present) as a double in `out`
- * (0 where null). Returns `rows`, or the row of the first value it cannot read exactly. */
+/* Each present value of a string column (`validity` NULL: all present) as an int64 (with
+ * `integers`) or a double in `out`, 0 where null. Returns `rows`, or the row of the first value
+ * it cannot read exactly. */
 int64_t numbers_read(int64_t rows, const uint8_t *validity, const int32_t *offsets,
-                     const uint8_t *data, double *out) {
+                     const uint8_t *data, int32_t integers, void *out) {
+    int64_t *whole = out;
+    double *real = out;
     for (int64_t row = 0; row < rows; row++) {
-        out[row] = 0.0;
-        if (!present(validity, row)) continue;
-        if (!read_number(data + offsets[row], offsets[row + 1] - offsets[row], &out[row]))
-            return row;
-    }
-    return rows;
-}
-
-/* Each present value of a string column as an int64 in `out`, as numbers_read. */
-int64_t integers_read(int64_t rows, const uint8_t *validity, const int32_t *offsets,
-                      const uint8_t *data, int64_t *out) {
-    for (int64_t row = 0; row < rows; row++) {
-        out[row] = 0;
-        if (!present(validity, row)) continue;
-        if (!read_integer(data + offsets[row], offsets[row + 1] - offsets[row], &out[row]))
-            return row;
+        const uint8_t *text = data + offsets[row];
+        int64_t size = offsets[row + 1] - offsets[row];
+        if (integers) {
+            whole[row] = 0;
+            if (present(validity, row) && !read_integer(text, size, &whole[row])) return row;
+        } else {
+            real[row] = 0.0;
+            if (present(validity, row) && !read_number(text, size, &real[row])) return row;
+        }
     }
     return rows;
 }
