@@ -236,7 +236,8 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
     Setting(
         "poll_interval",
         "number",
-        "First wait between status checks of an asynchronous export job, in seconds (grows).",
+        "Wait before a new export job's first status check, then between checks, in seconds "
+        "(grows).",
         default=10,
         minimum=0,
     ),

@@ -9,11 +9,12 @@ from collections import Counter
 
 import pytest
 
+from tap_event_exports.engine.download import FILES_AT_ONCE
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.jobs import JobFailedError
 from tap_event_exports.sandbox.mytracker import read_list
 from tap_event_exports.vendors.mytracker import selector_type, sign, stream_name
-from tests.conftest import CUSTOM_SELECTORS, INSTALL_SELECTORS, mytracker_config
+from tests.conftest import CUSTOM_SELECTORS, INSTALL_SELECTORS, mytracker_config, utc_midnight
 from tests.harness import run_tap, run_until_sigterm
 
 UTC = dt.timezone.utc
@@ -95,6 +96,39 @@ def test_exact_datasets_per_stream_with_typed_selectors(mytracker):
     downloads = mytracker.requests_to("/storage/download/raw/")
     assert downloads
     assert all(r.headers["authorization"].startswith("AuthHMAC ") for r in downloads)
+
+
+def test_a_new_export_is_first_checked_after_poll_interval(mytracker):
+    mytracker.job_seconds = 0.05
+    run = run_tap(mytracker_config(mytracker) | {"poll_interval": 0.3})
+    checks = Counter(r.arg("idRawExport") for r in mytracker.requests_to("get.json"))
+    assert len(mytracker.exports) == 8  # four daily windows of two exports
+    assert checks == dict.fromkeys(mytracker.exports, 1), "no check before poll_interval"
+    assert len(run.records("mytracker_installs")) > 0
+
+
+def test_an_exports_parts_come_several_at_once_and_are_read_in_order(mytracker):
+    mytracker.part_rows = 4  # yesterday's 25 installs in 7 parts
+    config = mytracker_config(mytracker) | {
+        "start_date": utc_midnight(1).isoformat(),
+        "end_date": utc_midnight(0).isoformat(),
+    }
+    config["mytracker"]["exports"] = config["mytracker"]["exports"][:1]
+    mytracker.inject("slow", times=FILES_AT_ONCE, path="/storage/download/raw/", delay=0.5)
+    run = run_tap(config)
+    parts = sorted(r.path.rsplit(".", 3)[1] for r in mytracker.requests_to("/storage/download/raw/"))
+    assert parts == [str(n) for n in range(7)]
+    assert mytracker.max_in_flight == FILES_AT_ONCE
+    rows = [
+        row
+        for row in mytracker.rows["installs"]
+        if utc_midnight(1).timestamp() <= int(row["tsEvent"]) < utc_midnight(0).timestamp()
+    ]
+    assert len(rows) == 25
+    records = [
+        {k: v for k, v in r.items() if k != "_record_id"} for r in run.records("mytracker_installs")
+    ]
+    assert records == expected(rows, INSTALL_SELECTORS, utc_midnight(0))
 
 
 def test_create_parameters(mytracker):

@@ -12,7 +12,8 @@ import pytest
 
 from tap_event_exports.engine import workspace
 from tap_event_exports.engine.contract import VendorDialect
-from tap_event_exports.engine.download import download
+from tap_event_exports.engine.download import download, download_all
+from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.http import HttpPolicy, RequestSpec
 from tap_event_exports.engine.workspace import RUN_PREFIX, Workspace, sweep
 from tap_event_exports.sandbox.server import FakeResponse, FakeServer
@@ -93,6 +94,34 @@ def test_downloads_go_to_the_run_folder_which_is_removed_at_the_end(tmp_path):
     assert not os.path.exists(run.path)
     assert workspace.current_directory() is None
     assert list((tmp_path / "exports").iterdir()) == []
+
+
+class Parts(FakeServer):
+    """Parts ``/0`` to ``/5``; ``/3`` is gone (404), after the others had time to arrive."""
+
+    def handle(self, request):
+        if request.path == "/3":
+            time.sleep(0.2)
+            return FakeResponse(404, b"gone")
+        return FakeResponse(200, f"part,{request.path}\n".encode())
+
+
+def test_an_export_whose_file_fails_keeps_none_of_its_files(tmp_path):
+    with Parts() as server, Workspace(str(tmp_path / "exports")) as run:
+        policy = HttpPolicy(Plain(), timeout=2, max_retries=1, base_url=server.base_url)
+        specs = [RequestSpec("GET", f"{server.base_url}/{n}") for n in range(6)]
+        with pytest.raises(VendorError, match="404"):
+            download_all(policy, specs, what="job 7")
+        assert exports(run.path) == []
+        del specs[3]
+        got = download_all(policy, specs, what="job 7")
+        assert [open(d.path).read() for d in got] == [f"part,/{n}\n" for n in (0, 1, 2, 4, 5)]
+        assert exports(run.path) == sorted(os.path.basename(d.path) for d in got)
+
+
+def exports(folder):
+    """The export files in a run's folder (its lock file aside)."""
+    return sorted(name for name in os.listdir(folder) if name != ".lock")
 
 
 @pytest.mark.parametrize("setting", [None, "exports"])

@@ -9,13 +9,16 @@ before its records are parsed, a retry can never emit a record twice.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import typing as t
 import zlib
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from tap_event_exports.engine.errors import RetriableError
@@ -29,6 +32,10 @@ logger = logging.getLogger("tap_event_exports.download")
 CHUNK_SIZE = 1 << 16
 SNIFF_LIMIT = 1 << 16
 GZIP_MAGIC = b"\x1f\x8b"
+FILES_AT_ONCE = 4
+"""Files of one export fetched at the same time (myTracker splits an export into parts): a part
+is not waited for behind the one before it, and under a request quota the next window's parts
+get slots only once every part of this one has asked for its own."""
 
 
 @dataclass
@@ -129,6 +136,35 @@ def download(
         return Download(path, received, written, time.monotonic() - started)
 
     return policy.retrying(attempt, what=what)
+
+
+def download_all(policy: HttpPolicy, specs: list[RequestSpec], *, what: str) -> list[Download]:
+    """Fetch every file of one export, up to :data:`FILES_AT_ONCE` at a time, in ``specs`` order.
+
+    Either all of them arrive or none is kept: a file that fails for good deletes the others
+    (those still downloading finish first), so a window is read from complete files only.
+    """
+    if len(specs) <= 1:
+        return [download(policy, spec, what=f"{what} file 1") for spec in specs]
+    prefix = threading.current_thread().name
+    with ThreadPoolExecutor(min(FILES_AT_ONCE, len(specs)), thread_name_prefix=prefix) as pool:
+        futures = [
+            # each file's requests keep the export's place in the quota's queue (context vars)
+            pool.submit(
+                contextvars.copy_context().run, download, policy, spec, what=f"{what} file {n}"
+            )
+            for n, spec in enumerate(specs, start=1)
+        ]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            for future in futures:
+                if not future.cancelled() and future.exception() is None:
+                    future.result().discard()
+            raise
 
 
 def _json_body_or_data(

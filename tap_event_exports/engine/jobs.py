@@ -17,7 +17,7 @@ import typing as t
 
 from tap_event_exports.engine import waits
 from tap_event_exports.engine.contract import ExportJobs, JobStatus, Partition, Phase
-from tap_event_exports.engine.download import Download, download
+from tap_event_exports.engine.download import Download, download_all
 from tap_event_exports.engine.errors import TapError
 from tap_event_exports.engine.pacing import creating_job
 from tap_event_exports.engine.windows import Window, rfc3339
@@ -178,15 +178,7 @@ class JobRunner:
                 halves[1], partition, ledger
             )
         what = f"{self._place(window, partition)}: job {job_id}"
-        downloads: list[Download] = []
-        try:
-            for number, spec in enumerate(status.files):
-                downloads.append(download(self.policy, spec, what=f"{what} file {number + 1}"))
-        except BaseException:
-            for item in downloads:
-                item.discard()
-            raise
-        return downloads
+        return download_all(self.policy, status.files, what=what)
 
     def _finish(
         self, window: Window | None, partition: Partition, ledger: JobLedger
@@ -200,6 +192,7 @@ class JobRunner:
             self.policy.stats.count(self.stream, "jobs_resumed")
         recreated = 0
         while True:
+            created = False
             if not job_id:
                 with creating_job():  # before any poll or download: the vendor starts work
                     job_id = (
@@ -210,7 +203,8 @@ class JobRunner:
                 ledger.put(window, {"job": job_id})
                 logger.info("%s: created job %s", where, job_id)
                 self.policy.stats.count(self.stream, "jobs_created")
-            status = self._poll(job_id, partition, where)
+                created = True
+            status = self._poll(job_id, partition, where, created=created)
             if status.phase in {Phase.DONE, Phase.TOO_LARGE}:
                 return status, job_id
             if status.phase is Phase.FAILED:
@@ -236,10 +230,20 @@ class JobRunner:
             )
             job_id = None
 
-    def _poll(self, job_id: str, partition: Partition, where: str) -> JobStatus:
+    def _poll(self, job_id: str, partition: Partition, where: str, *, created: bool) -> JobStatus:
+        """Check a job's status at a growing interval until it is no longer running.
+
+        A job just ``created`` is first checked after ``poll_interval``: no vendor finishes an
+        export in the moment its creation is answered, so a check right away would only spend a
+        request of the quota (myTracker allows 100 a minute). A job resumed from an earlier run
+        is checked at once: it may have finished meanwhile.
+        """
         started = time.monotonic()
         interval = max(0.01, self.poll_interval)
         last_progress = ""
+        if created:
+            self._pause(min(interval, self.max_poll_time), f"{where}: job {job_id}", "created")
+            interval = min(interval * POLL_GROWTH, max(POLL_CAP_SECONDS, self.poll_interval))
         while True:
             status = self.jobs.status(job_id, partition)
             if status.phase is not Phase.RUNNING:
@@ -255,16 +259,17 @@ class JobRunner:
                     f"(max_poll_time {self.max_poll_time:g}s)"
                 )
                 raise JobFailedError(msg)
-            pause = min(interval, remaining)
-            waits.announce(
-                self.jobs.vendor,
-                f"{where.partition(': ')[2]}: job {job_id} still running, next status check",
-                pause,
-            )
-            if self.policy.stop.wait(pause):
-                msg = f"{where}: job {job_id}: run stopped"
-                raise JobFailedError(msg)
+            self._pause(min(interval, remaining), f"{where}: job {job_id}", "still running")
             interval = min(interval * POLL_GROWTH, max(POLL_CAP_SECONDS, self.poll_interval))
+
+    def _pause(self, seconds: float, job: str, why: str) -> None:
+        """Wait before the next status check; a stopped run ends the job's wait at once."""
+        waits.announce(
+            self.jobs.vendor, f"{job.partition(': ')[2]} {why}, next status check", seconds
+        )
+        if self.policy.stop.wait(seconds):
+            msg = f"{job}: run stopped"
+            raise JobFailedError(msg)
 
     def _where(self, window: Window | None, partition: Partition) -> str:
         return f"{self.jobs.vendor}: {self._place(window, partition)}"
