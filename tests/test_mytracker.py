@@ -116,7 +116,9 @@ def test_an_exports_parts_come_several_at_once_and_are_read_in_order(mytracker):
     config["mytracker"]["exports"] = config["mytracker"]["exports"][:1]
     mytracker.inject("slow", times=FILES_AT_ONCE, path="/storage/download/raw/", delay=0.5)
     run = run_tap(config)
-    parts = sorted(r.path.rsplit(".", 3)[1] for r in mytracker.requests_to("/storage/download/raw/"))
+    parts = sorted(
+        r.path.rsplit(".", 3)[1] for r in mytracker.requests_to("/storage/download/raw/")
+    )
     assert parts == [str(n) for n in range(7)]
     assert mytracker.max_in_flight == FILES_AT_ONCE
     rows = [
