@@ -40,6 +40,10 @@ each group costs the writer per column, and 8192 rows of 47 columns cost about 8
 memory than 4096 for about a sixth less of the writer's time)."""
 DICTIONARY_SAMPLE = 256
 """Rows a file's first batch needs for its columns' repetition to decide their dictionaries."""
+SINK_BUFFER_BYTES = 1 << 20
+"""Bytes the parquet writer gathers before writing to the storage's (Python) file: each write
+to it takes the GIL from the threads typing the next rows, and a row group's column chunks
+would otherwise be a few dozen writes of a few KiB."""
 ROW_GROUPS_IN_FLIGHT = 1
 """Row groups handed to the writer thread and not yet written (bounds the memory they hold)."""
 JSONL_GZIP_LEVEL = 2
@@ -263,7 +267,9 @@ class ParquetFile:
     def _opened(self) -> pq.ParquetWriter:
         if self._writer is None:
             handle = self._stack.enter_context(self._open_file())
-            self._writer = pq.ParquetWriter(handle, self.schema, **self._options)
+            sink = pa.output_stream(handle, buffer_size=SINK_BUFFER_BYTES)
+            self._stack.callback(sink.close)
+            self._writer = pq.ParquetWriter(sink, self.schema, **self._options)
         return self._writer
 
 
