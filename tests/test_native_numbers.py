@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from tap_event_exports.engine import columnar, native_numbers
 
 pytestmark = pytest.mark.skipif(
-    native_numbers._READERS is None, reason="the compiled helpers were not built"
+    native_numbers._READ is None, reason="the compiled helpers were not built"
 )
 
 
 def by_arrow(column: pa.Array, kind: str) -> pa.Array | None:
     """The columnar reader's typing without the compiled readers (its regex, cast and +0.0)."""
-    with mock.patch.object(native_numbers, "_READERS", None):
+    with mock.patch.object(native_numbers, "_READ", None):
         return columnar._typed(column, kind, None)
 
 

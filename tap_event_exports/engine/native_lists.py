@@ -12,6 +12,7 @@ import ctypes
 import pyarrow as pa
 
 from tap_event_exports.engine import native
+from tap_event_exports.engine.native_strings import string_buffers
 from tap_event_exports.engine.typed_columns import JsonText
 
 BYTES_PER_BYTE = 6
@@ -28,28 +29,24 @@ _TO_JSON = (
 
 def json_lists(column: pa.Array, syntax: str) -> JsonText | None:
     """A string column of list values as JSON arrays of strings; ``None`` where it stops."""
-    if _TO_JSON is None or column.type != pa.string() or column.offset:
+    text = string_buffers(column) if _TO_JSON is not None else None
+    if text is None:
         return None
-    rows = len(column)
-    validity, offsets, data = column.buffers()
-    size = data.size if data is not None else 0
-    capacity = BYTES_PER_BYTE * size + 2 * rows + 1
-    out_offsets = pa.allocate_buffer(4 * (rows + 1))
+    size = text.data.size if text.data is not None else 0
+    capacity = BYTES_PER_BYTE * size + 2 * text.rows + 1
+    out_offsets = pa.allocate_buffer(4 * (text.rows + 1))
     out_data = pa.allocate_buffer(capacity)
-    present = validity if validity is not None and column.null_count else None
     done = _TO_JSON(
-        rows,
-        present.address if present is not None else None,
-        offsets.address,
-        data.address if data is not None else None,
+        text.rows,
+        *text.addresses,
         int(syntax == "quoted"),
         out_offsets.address,
         out_data.address,
         capacity,
     )
-    if done != rows:
+    if done != text.rows:
         return None
     texts = pa.Array.from_buffers(
-        pa.string(), rows, [present, out_offsets, out_data], column.null_count
+        pa.string(), text.rows, [text.validity, out_offsets, out_data], text.nulls
     )
     return JsonText(texts)
