@@ -141,9 +141,14 @@ def test_create_parameters(mytracker):
     assert custom.arg("idApp") == "1,454"
     assert custom.arg("selectors") == ",".join(CUSTOM_SELECTORS)
     assert custom.arg("timezone") == "Europe/Moscow"
-    assert int(custom.arg("tsTo")) - int(custom.arg("tsFrom")) == 86399 or True
-    starts = sorted(int(r.arg("tsFrom")) for r in creates if r.arg("event") == "installs")
-    assert all(s % 86400 == 0 for s in starts)
+    today = utc_midnight(0).timestamp()
+    for create in creates:
+        start, last = int(create.arg("tsFrom")), int(create.arg("tsTo"))
+        assert start % 86400 == 0, "windows start at UTC midnight"
+        if start < today:
+            assert last - start == 86399, "a past day is asked for whole, tsTo inclusive"
+        else:
+            assert start <= last < time.time(), "today's window ends before now"
 
 
 def test_too_many_lines_splits_windows_and_delivers_every_row_once(mytracker):

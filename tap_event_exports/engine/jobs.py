@@ -242,7 +242,7 @@ class JobRunner:
         interval = max(0.01, self.poll_interval)
         last_progress = ""
         if created:
-            self._pause(min(interval, self.max_poll_time), f"{where}: job {job_id}", "created")
+            self._pause(min(interval, self.max_poll_time), where, job_id, "created")
             interval = min(interval * POLL_GROWTH, max(POLL_CAP_SECONDS, self.poll_interval))
         while True:
             status = self.jobs.status(job_id, partition)
@@ -259,16 +259,15 @@ class JobRunner:
                     f"(max_poll_time {self.max_poll_time:g}s)"
                 )
                 raise JobFailedError(msg)
-            self._pause(min(interval, remaining), f"{where}: job {job_id}", "still running")
+            self._pause(min(interval, remaining), where, job_id, "still running")
             interval = min(interval * POLL_GROWTH, max(POLL_CAP_SECONDS, self.poll_interval))
 
-    def _pause(self, seconds: float, job: str, why: str) -> None:
+    def _pause(self, seconds: float, where: str, job_id: str, why: str) -> None:
         """Wait before the next status check; a stopped run ends the job's wait at once."""
-        waits.announce(
-            self.jobs.vendor, f"{job.partition(': ')[2]} {why}, next status check", seconds
-        )
+        place = where.partition(": ")[2]  # the vendor goes first in the wait's own line
+        waits.announce(self.jobs.vendor, f"{place}: job {job_id} {why}, next status check", seconds)
         if self.policy.stop.wait(seconds):
-            msg = f"{job}: run stopped"
+            msg = f"{where}: job {job_id}: run stopped"
             raise JobFailedError(msg)
 
     def _where(self, window: Window | None, partition: Partition) -> str:

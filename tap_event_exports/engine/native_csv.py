@@ -10,6 +10,7 @@ parses it as before (and raises what it raised).
 from __future__ import annotations
 
 import ctypes
+import itertools
 
 import pyarrow as pa
 
@@ -93,11 +94,7 @@ class BlockParser:
         offsets = pa.allocate_buffer(offsets_size * columns)
         bitmaps = pa.allocate_buffer(bitmap_size * columns)
         data = pa.allocate_buffer(max(1, sum(data_sizes)))
-        starts = []
-        start = 0
-        for size in data_sizes:
-            starts.append(start)
-            start += size
+        starts = list(itertools.accumulate(data_sizes, initial=0))[:-1]
         pointers = ctypes.c_void_p * columns
         _FILL(
             text,
