@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import random
 import time
 import tracemalloc
+import zlib
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tap_event_exports.engine import download as download_module
 from tap_event_exports.engine.contract import BodyFailure, VendorDialect
-from tap_event_exports.engine.download import download
-from tap_event_exports.engine.errors import RetriesExhaustedError, VendorError
+from tap_event_exports.engine.download import _Inflater, download
+from tap_event_exports.engine.errors import RetriableError, RetriesExhaustedError, VendorError
 from tap_event_exports.engine.http import HttpPolicy, RequestSpec, header_wait
 from tap_event_exports.sandbox.server import FakeResponse, FakeServer
 
@@ -146,6 +151,85 @@ def test_download_memory_stays_flat():
         assert got.bytes_written == len(chunk) * 600
         got.discard()
     assert peak < 4 * 1024 * 1024
+
+
+def test_a_gzip_body_is_inflated_in_bounded_pieces():
+    """A 1 MiB read of a well-compressed body inflates piece by piece, not all at once."""
+    content = b"a,b\n" + b"1,2\n" * 12_000_000  # 48 MB that deflate to about 50 KB
+    with Script([FakeResponse(200, gzip.compress(content, 1))]) as server:
+        tracemalloc.start()
+        got = download(policy(server), RequestSpec("GET", server.base_url + "/x"), what="w")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert got.bytes_written == len(content)
+        with open(got.path, "rb") as written:
+            assert written.read() == content
+        got.discard()
+    assert peak < 6 * 1024 * 1024
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    members=st.lists(st.binary(max_size=3000), min_size=1, max_size=4),
+    repeat=st.integers(1, 40),
+    level=st.sampled_from([0, 1, 9]),
+    piece=st.integers(1, 700),
+    cuts=st.integers(0, 2**32),
+    trailer=st.binary(max_size=40).filter(lambda tail: not tail.startswith(b"\x1f\x8b")),
+)
+def test_inflated_pieces_are_the_members_whatever_the_reads(
+    *, members, repeat, level, piece, cuts, trailer
+):
+    """Every way of splitting the members into reads gives back their bytes, in small pieces.
+
+    Bytes after the last member that start no other are ignored, as gzip(1) does.
+    """
+    members = [member * repeat for member in members]
+    body = b"".join(gzip.compress(member, level) for member in members) + trailer
+    chunks, rest, pick = [], body, random.Random(cuts)
+    while rest:
+        size = pick.randint(1, max(1, len(body) // 3))
+        chunks.append(rest[:size])
+        rest = rest[size:]
+    inflater = _Inflater()
+    out: list[bytes] = []
+    original = download_module.INFLATED_PIECE
+    download_module.INFLATED_PIECE = piece
+    try:
+        for chunk in chunks:
+            out.extend(inflater.feed(chunk))
+        tail = inflater.finish()
+    finally:
+        download_module.INFLATED_PIECE = original
+    assert all(0 < len(part) <= piece for part in out)
+    assert b"".join(out) + tail == b"".join(members)
+
+
+@pytest.mark.parametrize(
+    ("url", "content_type", "size"),
+    [
+        ("https://x/export.csv", "text/csv; charset=utf-8", download_module.CHUNK_SIZE),
+        ("https://x/raw/4.installs.26c4.0.csv.gz", "application/octet-stream", 1 << 16),
+        ("https://x/file", "application/gzip", 1 << 16),
+        ("https://x/file?name=a.gz", "text/csv", download_module.CHUNK_SIZE),
+    ],
+)
+def test_gzip_files_are_read_in_smaller_pieces(url, content_type, size):
+    answer = requests.Response()
+    answer.url = url
+    answer.headers["Content-Type"] = content_type
+    assert download_module._read_size(answer) == size
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.9, 0.999])
+def test_a_cut_gzip_body_is_noticed_at_its_end(keep):
+    body = gzip.compress(bytes(range(256)) * 400, 6)
+    inflater = _Inflater()
+    out = b"".join(inflater.feed(body[: int(len(body) * keep)]))
+    with pytest.raises(RetriableError, match="truncated download"):
+        inflater.finish()
+    assert (bytes(range(256)) * 400).startswith(out)
+    assert zlib.decompressobj(wbits=31).decompress(body) == bytes(range(256)) * 400
 
 
 ROUTINE = {  # Dfinery's headers on every answer: the reset is the end of a daily quota period
