@@ -39,7 +39,8 @@ ROW_GROUP_ROWS = 8192
 each group costs the writer per column, and 8192 rows of 47 columns cost about 8 MiB more peak
 memory than 4096 for about a sixth less of the writer's time)."""
 DICTIONARY_SAMPLE = 256
-"""Rows a file's first batch needs for its columns' repetition to decide their dictionaries."""
+"""Rows a file's first row group needs for its columns' repetition to decide their dictionaries
+(a file of fewer rows gives every column one)."""
 SINK_BUFFER_BYTES = 1 << 20
 """Bytes the parquet writer gathers before writing to the storage's (Python) file: each write
 to it takes the GIL from the threads typing the next rows, and a row group's column chunks
@@ -162,7 +163,6 @@ class BatchFiles:
                 functools.partial(self.config.storage.open, name, "wb"),
                 batch.schema,
                 compression="gzip" if self.gzip else "snappy",
-                use_dictionary=repeating_columns(batch),
             )
         self._pending.append(batch)
         self._pending_rows += batch.num_rows
@@ -177,6 +177,7 @@ class BatchFiles:
         with the parsing and typing of the next batches.
         """
         if self._pending and self._parquet is not None:
+            self._parquet.choose_dictionaries(self._pending)
             self._row_groups.submit(self._parquet.write, self._pending)
         self._pending = []
         self._pending_rows = 0
@@ -238,14 +239,25 @@ class ParquetFile:
         schema: pa.Schema,
         *,
         compression: str,
-        use_dictionary: list[str] | bool,
     ) -> None:
         """A file ``open_file`` opens, of ``schema``, not opened yet."""
         self.schema = schema
         self._open_file = open_file
-        self._options = {"compression": compression, "use_dictionary": use_dictionary}
+        self._compression = compression
+        self._dictionaries: list[str] | bool | None = None
         self._stack = contextlib.ExitStack()
         self._writer: pq.ParquetWriter | None = None
+
+    def choose_dictionaries(self, batches: list[pa.RecordBatch]) -> None:
+        """Give dictionaries to the columns that repeat in the file's first row group.
+
+        Called on the caller's thread before each row group is handed over; only the first
+        decides. Its rows say more than the file's first batch, which may be a few rows left
+        over from the last file (the same day's instants got a dictionary in one file and not
+        in the next).
+        """
+        if self._dictionaries is None:
+            self._dictionaries = repeating_columns(pa.Table.from_batches(batches))
 
     def write(self, batches: list[pa.RecordBatch]) -> None:
         """Write ``batches`` as one row group (writer thread)."""
@@ -269,11 +281,16 @@ class ParquetFile:
             handle = self._stack.enter_context(self._open_file())
             sink = pa.output_stream(handle, buffer_size=SINK_BUFFER_BYTES)
             self._stack.callback(sink.close)
-            self._writer = pq.ParquetWriter(sink, self.schema, **self._options)
+            self._writer = pq.ParquetWriter(
+                sink,
+                self.schema,
+                compression=self._compression,
+                use_dictionary=True if self._dictionaries is None else self._dictionaries,
+            )
         return self._writer
 
 
-def repeating_columns(batch: pa.RecordBatch) -> list[str] | bool:
+def repeating_columns(batch: pa.RecordBatch | pa.Table) -> list[str] | bool:
     """The columns worth a parquet dictionary: at most half their values distinct in ``batch``.
 
     Ids and instants are nearly all distinct: a dictionary for them is built, found too large

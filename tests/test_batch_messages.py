@@ -181,8 +181,42 @@ def test_parquet_dictionaries_only_for_columns_whose_values_repeat():
         }
     )
     assert repeating_columns(batch) == ["half", "empty", "items"]
-    # a file that starts with a few rows (the rest of a block past batch_size): all get one
+    chunked = pa.Table.from_batches([batch.slice(0, 5), batch.slice(5, 300), batch.slice(305)])
+    assert repeating_columns(chunked) == ["half", "empty", "items"]
+    # a file of a few rows tells too little: every column gets one
     assert repeating_columns(batch.slice(0, DICTIONARY_SAMPLE - 1)) is True
+
+
+def test_a_files_dictionaries_follow_its_first_row_group_not_its_first_batch(tmp_path):
+    """A file may open with a few rows left over from the last one: all distinct there, its
+    instants repeat over the row group (the same minute many times), and get a dictionary."""
+    from singer_sdk.helpers._batch import BatchConfig
+
+    from tap_event_exports.batch_files import ROW_GROUP_ROWS, BatchFiles
+
+    config = BatchConfig.from_dict(
+        {
+            "encoding": {"format": "parquet", "compression": "none"},
+            "storage": {"root": f"file://{tmp_path}"},
+            "batch_size": 100_000,
+        }
+    )
+    files = BatchFiles(config, tap_name="t", stream_name="s")
+    rows = ROW_GROUP_ROWS + 10
+    minutes = [f"2026-12-03T{i // 60 % 24:02d}:{i % 60:02d}:00+00:00" for i in range(rows)]
+    instants = (
+        minutes[:DICTIONARY_SAMPLE] + [minutes[i % 100] for i in range(rows)][DICTIONARY_SAMPLE:]
+    )
+    ids = [f"id-{i}" for i in range(rows)]
+    first = DICTIONARY_SAMPLE  # distinct instants only
+    files.write_batch(pa.RecordBatch.from_pydict({"at": instants[:first], "id": ids[:first]}))
+    files.write_batch(pa.RecordBatch.from_pydict({"at": instants[first:], "id": ids[first:]}))
+    (url,) = files.finish()
+    written = pq.ParquetFile(urlparse(url).path)
+    group = written.metadata.row_group(0)
+    assert "RLE_DICTIONARY" in group.column(0).encodings
+    assert "RLE_DICTIONARY" not in group.column(1).encodings
+    assert written.read().to_pydict() == {"at": instants, "id": ids}
 
 
 @pytest.mark.parametrize("batch_size", [1, 7])
