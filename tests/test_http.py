@@ -6,7 +6,6 @@ import gzip
 import random
 import time
 import tracemalloc
-import zlib
 
 import pytest
 import requests
@@ -229,7 +228,6 @@ def test_a_cut_gzip_body_is_noticed_at_its_end(keep):
     with pytest.raises(RetriableError, match="truncated download"):
         inflater.finish()
     assert (bytes(range(256)) * 400).startswith(out)
-    assert zlib.decompressobj(wbits=31).decompress(body) == bytes(range(256)) * 400
 
 
 ROUTINE = {  # Dfinery's headers on every answer: the reset is the end of a daily quota period
