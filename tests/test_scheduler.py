@@ -126,12 +126,13 @@ def test_close_deletes_files_nobody_took(tmp_path):
 # --- whole runs against the fake Batch ----------------------------------------------------
 
 
-def many_campaigns(count, *, days=1, per_day=60, job_seconds=0.4):
+def many_campaigns(count, *, days=1, per_day=60, job_seconds=0.4, last_day_ago=0):
     from tap_event_exports.sandbox.batch import BatchFake, generate_data
     from tests.conftest import utc_midnight
 
     tokens = tuple(f"CAMPAIGN_{n:02d}" for n in range(count))
-    data = generate_data(start=utc_midnight(days - 1), days=days, per_day=per_day, campaigns=tokens)
+    start = utc_midnight(last_day_ago + days - 1)
+    data = generate_data(start=start, days=days, per_day=per_day, campaigns=tokens)
     return BatchFake(data, job_seconds=job_seconds), tokens
 
 
@@ -153,10 +154,18 @@ def batch_run_config(fake, tokens, **top):
 
 
 def test_every_partitions_jobs_run_at_once_within_the_vendor_limit():
-    fake, tokens = many_campaigns(10)
+    from tests.conftest import utc_midnight
+
+    # yesterday, whole: today's events so far may leave a campaign without any (after midnight)
+    fake, tokens = many_campaigns(10, last_day_ago=1)
     with fake:
         started = time.monotonic()
-        run = run_tap(batch_run_config(fake, tokens, max_concurrent_jobs=12, batch_jobs=6))
+        config = batch_run_config(fake, tokens, max_concurrent_jobs=12, batch_jobs=6)
+        config |= {
+            "start_date": utc_midnight(1).isoformat(),
+            "end_date": utc_midnight(0).isoformat(),
+        }
+        run = run_tap(config)
         elapsed = time.monotonic() - started
     # 20 partitions (events + ids of 10 campaigns), one window each, 0.4 s jobs
     assert fake.max_jobs_in_flight == 6, "the provider's limit is reached and never exceeded"
