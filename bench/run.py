@@ -11,8 +11,10 @@ pipe: ``tap | cat > file``), the tap with BATCH messages (jsonl gzip, parquet), 
 ``pip install '.[bench]'`` brought them, the anchors: Polars, DuckDB and pyarrow turning the
 same 47-column file into NDJSON or parquet. It prints rows/s, CPU seconds, peak RSS and the
 ratio to the baseline on the same rows, then the ratios the performance goals are stated in.
-With ``--runs N`` each variant runs N times and the run of median wall time is reported.
-Nothing is asserted.
+With ``--runs N`` each variant runs N times, in N rounds that each run every variant once (the
+machine's speed drifts over minutes: back-to-back runs of one variant would carry that drift
+into the ratios). The run of median wall time is printed, and each ratio is the median of the
+ratios within a round, with their spread for the goals. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import compileall
 import csv
+import dataclasses
 import datetime as dt
 import importlib.util
 import json
@@ -133,64 +136,94 @@ print(json.dumps([code, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss /
 """
 
 
+@dataclasses.dataclass
+class Variant:
+    """One measured command: its rows, and the variant its ratio column is against."""
+
+    name: str
+    rows: int
+    argv: list[str]
+    base: str | None = None
+    cleanup: Path | None = None
+    """A file the command writes, or a folder whose files it writes: removed after each run."""
+
+    def clean(self) -> None:
+        if self.cleanup is None:
+            return
+        if self.cleanup.is_dir():
+            for written in self.cleanup.iterdir():
+                written.unlink()
+        else:
+            self.cleanup.unlink(missing_ok=True)
+
+
 class Bench:
-    """Runs and prints the variants of one run; keeps their rates for the goal ratios."""
+    """Runs the variants of one size in rounds, prints them and the goal ratios."""
 
     def __init__(self, runs: int, only: str | None) -> None:
         self.runs = runs
         self.only = only
-        self.rates: dict[str, float] = {}
 
     def wanted(self, variant: str) -> bool:
         return self.only is None or self.only in variant or variant.startswith("baseline")
 
-    def measure(self, argv: list[str], cleanup: Path | None = None) -> tuple[float, float, float]:
-        """Wall seconds, CPU seconds and peak RSS (MiB) of the run of median wall time.
+    def measure(self, argv: list[str]) -> tuple[float, float, float]:
+        """Wall seconds, CPU seconds and peak RSS (MiB) of one run.
 
         A small runner process starts each run, so the peak RSS is the measured program's
         own (the largest process it waited for), not that of this process.
         """
-        results = []
-        for _ in range(self.runs):
-            out = subprocess.run(
-                [sys.executable, "-c", RUNNER, *argv], capture_output=True, text=True, check=True
-            ).stdout
-            code, wall, cpu, rss = json.loads(out)
-            if cleanup is not None:
-                cleanup.unlink(missing_ok=True)
-            if code != 0:
-                raise SystemExit(f"{shlex.join(argv)} failed with status {code}")
-            results.append((wall, cpu, rss))
-        median = statistics.median_low([wall for wall, _, _ in results])
-        return next(result for result in results if result[0] == median)
+        out = subprocess.run(
+            [sys.executable, "-c", RUNNER, *argv], capture_output=True, text=True, check=True
+        ).stdout
+        code, wall, cpu, rss = json.loads(out)
+        if code != 0:
+            raise SystemExit(f"{shlex.join(argv)} failed with status {code}")
+        return wall, cpu, rss
 
-    def line(
-        self,
-        variant: str,
-        count: int,
-        argv: list[str],
-        base: float | None = None,
-        cleanup: Path | None = None,
-    ) -> float:
-        """Measure and print one variant; returns its rows/s."""
-        wall, cpu, rss = self.measure(argv, cleanup)
-        rate = count / wall
-        self.rates[variant] = rate
-        ratio = rate / (base or rate)
-        print(
-            f"{variant:<46}{count:>9}{wall:>8.2f}{rate:>10.0f}{cpu:>8.2f}{rss:>9.1f}{ratio:>7.2f}",
-            flush=True,
-        )
-        return rate
+    def rounds(self, variants: list[Variant]) -> None:
+        """Run every variant once per round, then print the table and the goal ratios.
 
-    def goals(self) -> None:
-        """The goal ratios between variants measured in this run."""
-        for goal, variant, anchor, target in GOALS:
-            if variant in self.rates and anchor in self.rates:
-                ratio = self.rates[variant] / self.rates[anchor]
+        The machine's speed drifts over minutes (other guests, memory reclaim), so variants
+        are interleaved rather than run back to back: a goal's ratio is the median of the
+        ratios of its two variants within each round. Each round starts one variant later,
+        so no variant always follows the same one.
+        """
+        results: dict[str, list[tuple[float, float, float]]] = {v.name: [] for v in variants}
+        for index in range(self.runs):
+            shift = index % len(variants)
+            for variant in variants[shift:] + variants[:shift]:
+                results[variant.name].append(self.measure(variant.argv))
+                variant.clean()
+        rates = {v.name: [v.rows / wall for wall, _, _ in results[v.name]] for v in variants}
+        for variant in variants:
+            runs = results[variant.name]
+            median = statistics.median_low([wall for wall, _, _ in runs])
+            wall, cpu, rss = next(run for run in runs if run[0] == median)
+            rate = variant.rows / wall
+            ratio = statistics.median(
+                mine / theirs
+                for mine, theirs in zip(
+                    rates[variant.name], rates[variant.base or variant.name], strict=True
+                )
+            )
+            print(
+                f"{variant.name:<46}{variant.rows:>9}{wall:>8.2f}{rate:>10.0f}{cpu:>8.2f}"
+                f"{rss:>9.1f}{ratio:>7.2f}",
+                flush=True,
+            )
+        for goal, variant_name, anchor, target in GOALS:
+            if variant_name in rates and anchor in rates:
+                ratios = [
+                    mine / theirs
+                    for mine, theirs in zip(rates[variant_name], rates[anchor], strict=True)
+                ]
+                ratio = statistics.median(ratios)
                 verdict = "met" if ratio >= target else "not met"
-                print(f"  {goal:<44}{ratio:>6.2f}  (goal >= {target}: {verdict})", flush=True)
-        self.rates.clear()
+                spread = f"; rounds {min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
+                print(
+                    f"  {goal:<44}{ratio:>6.2f}  (goal >= {target}: {verdict}{spread})", flush=True
+                )
 
 
 def tap(config: dict, tmp: Path, name: str) -> list[str]:
@@ -215,7 +248,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, action="append", help="rows per dataset")
     parser.add_argument("--skip-batch", action="store_true", help="no BATCH measurements")
     parser.add_argument("--skip-anchors", action="store_true", help="no Polars/DuckDB/pyarrow")
-    parser.add_argument("--runs", type=int, default=1, help="runs per variant (median wall)")
+    parser.add_argument(
+        "--runs", type=int, default=1, help="rounds: runs per variant (median wall, median ratio)"
+    )
     parser.add_argument("--only", help="only the variants whose name holds this (and baselines)")
     args = parser.parse_args()
     sizes = args.rows or [100_000]
@@ -242,7 +277,6 @@ def main() -> None:
                 skip_anchors=args.skip_anchors,
                 missing=missing,
             )
-            bench.goals()
 
 
 def run_size(
@@ -263,36 +297,54 @@ def run_size(
     )
     installs = generate_rows("installs", start=utc_start, days=days, per_day=rows // days)
 
-    base_rate = bench.line(
-        "baseline: csv.DictReader + orjson",
-        len(events),
-        [sys.executable, "-c", BASELINE, str(data)],
-    )
+    tracked = tmp / "installs.csv"
+    with tracked.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(SELECTORS)
+        writer.writerows([row.get(name, "") for name in SELECTORS] for row in installs)
+
+    baseline = "baseline: csv.DictReader + orjson"
+    variants = [Variant(baseline, len(events), [sys.executable, "-c", BASELINE, str(data)])]
     if not skip_anchors:
-        for variant, (module, program) in ANCHORS.items():
-            if module in missing or not bench.wanted(variant):
-                continue
-            out = tmp / "anchor.out"
-            argv = [sys.executable, "-c", program, str(data), str(out)]
-            bench.line(variant, len(events), argv, base_rate, cleanup=out)
+        for name, (module, program) in ANCHORS.items():
+            if module not in missing and bench.wanted(name):
+                out = tmp / f"anchor-{len(variants)}.out"
+                argv = [sys.executable, "-c", program, str(data), str(out)]
+                variants.append(Variant(name, len(events), argv, baseline, out))
 
     start = dt.datetime.combine(first, dt.time(0), tzinfo=seoul).isoformat()
-    # a quota no run reaches: --runs repeats every variant against the same fake
-    with DfineryFake(events=events, memoize=True, hourly_limit=10_000) as fake:
-        block = {"service_id": fake.service_id, "api_token": fake.token, "base_url": fake.base_url}
+    # quotas no run reaches: --runs repeats every variant against the same fakes
+    with (
+        DfineryFake(events=events, memoize=True, hourly_limit=10_000) as dfinery,
+        MyTrackerFake(
+            {"installs": installs},
+            job_seconds=0.05,
+            part_rows=50_000,
+            per_second=1000,
+            per_minute=100_000,
+            memoize=True,
+        ) as mytracker,
+    ):
+        block = {
+            "service_id": dfinery.service_id,
+            "api_token": dfinery.token,
+            "base_url": dfinery.base_url,
+        }
         config = {"start_date": start, "dfinery": block}
         bench.measure(tap(config, tmp, "warm-up"))  # renders each window's export once, unmeasured
         argv = tap(config, tmp, "d")
-        if bench.wanted("tap, Dfinery, RECORD messages"):
-            bench.line("tap, Dfinery, RECORD messages", len(events), argv, base_rate)
-        if bench.wanted("tap, Dfinery, RECORD | cat > file"):
+        name = "tap, Dfinery, RECORD messages"
+        if bench.wanted(name):
+            variants.append(Variant(name, len(events), argv, baseline))
+        name = "tap, Dfinery, RECORD | cat > file"
+        if bench.wanted(name):
             out = tmp / "records.out"
             piped = ["sh", "-c", f"{shlex.join(argv)} | cat > {shlex.quote(str(out))}"]
-            bench.line("tap, Dfinery, RECORD | cat > file", len(events), piped, base_rate, out)
+            variants.append(Variant(name, len(events), piped, baseline, out))
         if not skip_batch:
             for encoding, compression in (("jsonl", "gzip"), ("parquet", "none")):
-                variant = f"tap, Dfinery, BATCH {encoding}"
-                if not bench.wanted(variant):
+                name = f"tap, Dfinery, BATCH {encoding}"
+                if not bench.wanted(name):
                     continue
                 root = tmp / f"batch-{encoding}"
                 root.mkdir(exist_ok=True)
@@ -302,40 +354,29 @@ def run_size(
                     "batch_size": 100_000,
                 }
                 argv = tap(config | {"batch_config": batch}, tmp, f"d-{encoding}")
-                bench.line(variant, len(events), argv, base_rate)
-                for written in root.iterdir():
-                    written.unlink()
-    tracked = tmp / "installs.csv"
-    with tracked.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(SELECTORS)
-        writer.writerows([row.get(name, "") for name in SELECTORS] for row in installs)
-    variant = "tap, myTracker (gzip parts), RECORD messages"
-    tracked_rate = bench.line(
-        "baseline, myTracker rows (12 columns)",
-        len(installs),
-        [sys.executable, "-c", BASELINE, str(tracked)],
-    )
-    if not bench.wanted(variant):
-        return
-    with MyTrackerFake(
-        {"installs": installs},
-        job_seconds=0.05,
-        part_rows=50_000,
-        per_second=1000,
-        per_minute=100_000,
-        memoize=True,
-    ) as fake:
-        block = {
-            "api_user_id": fake.user_id,
-            "api_secret_key": fake.secret,
-            "base_url": fake.base_url,
-            "exports": [{"event": "installs", "selectors": SELECTORS}],
-        }
-        config = {"start_date": utc_start.isoformat(), "poll_interval": 0.05, "mytracker": block}
-        # renders each window's gzip parts once, unmeasured
-        bench.measure(tap(config, tmp, "m-warm-up"))
-        bench.line(variant, len(installs), tap(config, tmp, "m"), tracked_rate)
+                variants.append(Variant(name, len(events), argv, baseline, root))
+
+        tracked_baseline = "baseline, myTracker rows (12 columns)"
+        variants.append(
+            Variant(tracked_baseline, len(installs), [sys.executable, "-c", BASELINE, str(tracked)])
+        )
+        name = "tap, myTracker (gzip parts), RECORD messages"
+        if bench.wanted(name):
+            block = {
+                "api_user_id": mytracker.user_id,
+                "api_secret_key": mytracker.secret,
+                "base_url": mytracker.base_url,
+                "exports": [{"event": "installs", "selectors": SELECTORS}],
+            }
+            config = {
+                "start_date": utc_start.isoformat(),
+                "poll_interval": 0.05,
+                "mytracker": block,
+            }
+            # renders each window's gzip parts once, unmeasured
+            bench.measure(tap(config, tmp, "m-warm-up"))
+            variants.append(Variant(name, len(installs), tap(config, tmp, "m"), tracked_baseline))
+        bench.rounds(variants)
 
 
 if __name__ == "__main__":
