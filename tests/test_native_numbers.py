@@ -11,8 +11,10 @@ import pyarrow as pa
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from singer_sdk.contrib.msgspec import encoder
 
 from tap_event_exports.engine import columnar, native_numbers
+from tap_event_exports.engine.converters import to_number
 
 pytestmark = pytest.mark.skipif(
     native_numbers._READ is None, reason="the compiled helpers were not built"
@@ -97,3 +99,78 @@ def test_minus_zero_is_zero_and_sliced_columns_are_left_to_arrow():
     assert got is not None
     assert [math.copysign(1, value) for value in got.to_pylist()] == [1, 1, 1]
     assert native_numbers.read_numbers(pa.array(["1", "2"]).slice(1), "number") is None
+
+
+def record_reader_json(value: str | None) -> str | None:
+    """The JSON the record reader writes for a number column's value (or ``None``: null)."""
+    if value is None:
+        return None
+    return encoder.encode(to_number(value)).decode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), VALUES), min_size=1, max_size=40))
+@example(values=["12.50", "007", "-0", "-0.0", "-00.000", "0012.5000", "100", None])
+@example(values=["0.00001", "0.0000123456789", "123456789012345.6", "999999999999999.9"])
+@example(values=["0.000001", "1" * 18, "1" * 19, "0" * 30 + "1", "1e5", ".5", "5.", "+1.5"])
+def test_number_json_is_the_record_readers_json_or_left_to_it(values):
+    """Where the compiled writer answers, each value's JSON is the record reader's, byte for
+    byte, and decodes to the record reader's value; a block it does not answer for whole is
+    left to the converter."""
+    whole = native_numbers.number_json(pa.array(values, pa.string()))
+    answered = [native_numbers.number_json(pa.array([value], pa.string())) for value in values]
+    assert (whole is not None) == all(one is not None for one in answered)
+    for value, one in zip(values, answered, strict=True):
+        if one is None:
+            continue
+        try:
+            expected = record_reader_json(value)
+        except (ValueError, ArithmeticError):
+            pytest.fail(f"{value!r} has JSON from the compiled writer but not the record reader")
+        assert one.texts.to_pylist() == [expected]
+        [got] = one.to_pylist()
+        reference = None if value is None else to_number(value)
+        assert type(got) is type(reference), (value, got)
+        if isinstance(reference, float):
+            assert struct.pack("<d", got) == struct.pack("<d", reference)
+        else:
+            assert got == reference
+    if whole is not None:
+        assert whole.texts.null_count == values.count(None)
+        assert whole.texts.to_pylist() == [one.texts[0].as_py() for one in answered if one]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    whole=st.text(alphabet="0123456789", min_size=1, max_size=8),
+    fraction=st.text(alphabet="0123456789", min_size=0, max_size=6),
+    negative=st.booleans(),
+    nulls=st.booleans(),
+)
+def test_number_json_answers_for_the_forms_exports_use(whole, fraction, negative, nulls):
+    """Prices, amounts and counts as exports write them get their JSON from the compiled
+    writer (a value below 0.00001 is the only plain form left to the converter)."""
+    text = ("-" if negative else "") + whole + ("." + fraction if fraction else "")
+    significant = (whole + fraction).lstrip("0")
+    assume_fixed = (
+        not fraction
+        or int(whole) != 0
+        or not significant
+        or (len(fraction) - len(fraction.lstrip("0")) <= 4)
+    )
+    values = [text, None if nulls else "0"]
+    got = native_numbers.number_json(pa.array(values, pa.string()))
+    if not assume_fixed:
+        assert got is None
+        return
+    assert got is not None, values
+    assert got.texts.to_pylist() == [record_reader_json(value) for value in values]
+
+
+def test_number_json_leaves_sliced_columns_and_stops_at_the_first_other_form():
+    assert native_numbers.number_json(pa.array(["1", "2"]).slice(1)) is None
+    assert native_numbers.number_json(pa.array(["1.5", "2.5e3"])) is None
+    assert native_numbers.number_json(pa.array([None, None], pa.string())).texts.to_pylist() == [
+        None,
+        None,
+    ]

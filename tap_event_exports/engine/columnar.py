@@ -43,7 +43,7 @@ from tap_event_exports.engine.csv_blocks import (
 from tap_event_exports.engine.errors import NotColumnar
 from tap_event_exports.engine.native_csv import BlockParser
 from tap_event_exports.engine.native_lists import json_lists
-from tap_event_exports.engine.native_numbers import read_numbers
+from tap_event_exports.engine.native_numbers import number_json, read_numbers
 from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 from tap_event_exports.engine.typed_columns import SpreadJson, values_of
 
@@ -380,6 +380,8 @@ def _typed_values(
         typed = bulk_datetimes(column)
     elif kind == "array":
         typed = json_lists(column, getattr(convert, "syntax", "json"))
+    elif kind == "number":
+        typed = number_json(column)
     if typed is not None:
         return typed
     if convert is None:

@@ -15,13 +15,14 @@ import pyarrow as pa
 
 from tap_event_exports.engine import native
 from tap_event_exports.engine.native_strings import string_buffers
+from tap_event_exports.engine.typed_columns import JsonText
 
 _SIZE, _POINTER = ctypes.c_int64, ctypes.c_void_p
-_READ = (
-    native.functions(("numbers_read", _SIZE, [_SIZE, *[_POINTER] * 3, ctypes.c_int32, _POINTER]))
-    or [None]
-)[0]
-"""``numbers_read`` of the compiled helpers, if built."""
+_READ, _JSON = native.functions(
+    ("numbers_read", _SIZE, [_SIZE, *[_POINTER] * 3, ctypes.c_int32, _POINTER]),
+    ("numbers_json", _SIZE, [_SIZE, *[_POINTER] * 5]),
+) or [None, None]
+"""``numbers_read`` and ``numbers_json`` of the compiled helpers, if built."""
 TYPES = {"number": pa.float64(), "integer": pa.int64()}
 
 
@@ -35,3 +36,22 @@ def read_numbers(column: pa.Array, kind: str) -> pa.Array | None:
     if done != text.rows:
         return None
     return pa.Array.from_buffers(TYPES[kind], text.rows, [text.validity, values], text.nulls)
+
+
+def number_json(column: pa.Array) -> JsonText | None:
+    """A number column's values as the JSON the record reader writes for them.
+
+    That is ``converters.to_number`` encoded by msgspec (``12.50`` is ``12.5``, ``007`` is
+    ``7``), written by the compiled helpers for plain integers and decimals; ``None`` where a
+    value has another form (an exponent, 16 or more digits, below 0.00001), and the caller
+    converts each distinct value as before.
+    """
+    text = string_buffers(column) if _JSON is not None else None
+    if text is None:
+        return None
+    offsets = pa.allocate_buffer(4 * (text.rows + 1))
+    data = pa.allocate_buffer(max(1, text.data.size if text.data is not None else 0))
+    if _JSON(text.rows, *text.addresses, offsets.address, data.address) != text.rows:
+        return None
+    buffers = [text.validity, offsets, data]
+    return JsonText(pa.Array.from_buffers(pa.string(), text.rows, buffers, text.nulls))

@@ -7,6 +7,9 @@
  * 10^22), the C library's strtod for the rest. Integers are always exact. At the first value
  * outside the forms the reader stops and returns its row: the caller then types the column
  * with Arrow's kernels as before.
+ *
+ * For RECORD messages, number columns are also written straight to the JSON the record reader
+ * gives them (numbers_json), instead of being typed and encoded once per distinct value.
  */
 #include <float.h>
 #include <stddef.h>
@@ -118,6 +121,72 @@ int64_t numbers_read(int64_t rows, const uint8_t *validity, const int32_t *offse
             real[row] = 0.0;
             if (present(validity, row) && !read_number(text, size, &real[row])) return row;
         }
+    }
+    return rows;
+}
+
+/* The JSON the record reader writes for one value of a number column (converters.to_number,
+ * then msgspec), written to `out`. Two forms: -?[0-9]+ with at most 18 digits after its leading
+ * zeros (an integer: leading zeros dropped, -0 is 0), and -?[0-9]+\.[0-9]+ of at most 16
+ * characters (a float of at most 15 digits, which prints back as those digits, trailing zeros
+ * dropped) that msgspec writes in fixed notation (at most four zeros between the point and the
+ * first digit). Returns the bytes written, 0 outside the forms. */
+static int64_t number_json(const uint8_t *text, int64_t size, uint8_t *out) {
+    int negative = size > 0 && text[0] == '-';
+    int64_t at = negative, whole = at;
+    while (at < size && digit(text[at])) at++;
+    int64_t whole_end = at, written = 0;
+    if (whole_end == whole) return 0;
+    while (whole < whole_end - 1 && text[whole] == '0') whole++;
+    int zero = whole_end - whole == 1 && text[whole] == '0';
+    if (at == size) {
+        if (whole_end - whole > 18) return 0; /* 18 digits always fit */
+        if (negative && !zero) out[written++] = '-';
+        memcpy(out + written, text + whole, (size_t)(whole_end - whole));
+        return written + whole_end - whole;
+    }
+    if (text[at] != '.' || size > 16) return 0;
+    int64_t fraction = ++at;
+    while (at < size && digit(text[at])) at++;
+    if (at != size || at == fraction) return 0;
+    int64_t fraction_end = size;
+    while (fraction_end > fraction && text[fraction_end - 1] == '0') fraction_end--;
+    if (zero && fraction_end > fraction) {
+        int64_t zeros = 0;
+        while (text[fraction + zeros] == '0') zeros++;
+        if (zeros > 4) return 0; /* 0.000001 and below: msgspec writes 1e-6 */
+    }
+    if (negative) out[written++] = '-';
+    memcpy(out + written, text + whole, (size_t)(whole_end - whole));
+    written += whole_end - whole;
+    out[written++] = '.';
+    if (fraction_end == fraction) {
+        out[written++] = '0';
+    } else {
+        memcpy(out + written, text + fraction, (size_t)(fraction_end - fraction));
+        written += fraction_end - fraction;
+    }
+    return written;
+}
+
+/* Each present value of a number column as the JSON the record reader writes for it (see
+ * number_json): an Arrow string column's offsets and text in `out_offsets` and `out_data`
+ * (nulls stay empty; no value's JSON is longer than its text). Returns `rows`, or the row of
+ * the first value outside the forms. */
+int64_t numbers_json(int64_t rows, const uint8_t *validity, const int32_t *offsets,
+                     const uint8_t *data, int32_t *out_offsets, uint8_t *out_data) {
+    static const uint8_t empty[1] = {0};
+    int32_t used = 0;
+    if (data == NULL) data = empty; /* every present value is empty text */
+    out_offsets[0] = 0;
+    for (int64_t row = 0; row < rows; row++) {
+        if (present(validity, row)) {
+            int64_t written = number_json(data + offsets[row], offsets[row + 1] - offsets[row],
+                                          out_data + used);
+            if (written == 0) return row;
+            used += (int32_t)written;
+        }
+        out_offsets[row + 1] = used;
     }
     return rows;
 }
