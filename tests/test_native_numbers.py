@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import struct
+from decimal import Decimal
 from unittest import mock
 
 import pyarrow as pa
@@ -113,6 +114,10 @@ def record_reader_json(value: str | None) -> str | None:
 @example(values=["12.50", "007", "-0", "-0.0", "-00.000", "0012.5000", "100", None])
 @example(values=["0.00001", "0.0000123456789", "123456789012345.6", "999999999999999.9"])
 @example(values=["0.000001", "1" * 18, "1" * 19, "0" * 30 + "1", "1e5", ".5", "5.", "+1.5"])
+@example(values=["12345678901234567.25", "-0.000001234567890123", "123456789012345678.000"])
+@example(
+    values=["0.0000001234567890123", "00000000012.50000", "0.000000000000000", "-0.0" + "0" * 20]
+)
 def test_number_json_is_the_record_readers_json_or_left_to_it(values):
     """Where the compiled writer answers, each value's JSON is the record reader's, byte for
     byte, and decodes to the record reader's value; a block it does not answer for whole is
@@ -133,6 +138,8 @@ def test_number_json_is_the_record_readers_json_or_left_to_it(values):
         assert type(got) is type(reference), (value, got)
         if isinstance(reference, float):
             assert struct.pack("<d", got) == struct.pack("<d", reference)
+        elif isinstance(reference, Decimal):
+            assert got.as_tuple() == reference.as_tuple()
         else:
             assert got == reference
     if whole is not None:
@@ -174,3 +181,29 @@ def test_number_json_leaves_sliced_columns_and_stops_at_the_first_other_form():
         None,
         None,
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    whole=st.text(alphabet="0123456789", min_size=1, max_size=20).map(
+        lambda d: d.lstrip("0") or "0"
+    ),
+    fraction=st.text(alphabet="0123456789", min_size=1, max_size=20),
+    negative=st.booleans(),
+)
+def test_number_json_keeps_long_decimals_as_the_record_reader_does(whole, fraction, negative):
+    """A decimal of more than 16 characters is a ``Decimal`` to the record reader, written as
+    it is; the column's Python values are those ``Decimal``s, not floats."""
+    text = ("-" if negative else "") + whole + "." + fraction
+    if len(text) <= 16:
+        return
+    got = native_numbers.number_json(pa.array([text], pa.string()))
+    leading = len(fraction) - len(fraction.lstrip("0"))
+    if whole == "0" and leading > 5:
+        assert got is None  # str() of such a Decimal has an exponent: left to the converter
+        return
+    assert got is not None, text
+    assert got.texts.to_pylist() == [record_reader_json(text)] == [text]
+    [value] = got.to_pylist()
+    assert isinstance(value, Decimal)
+    assert value.as_tuple() == Decimal(text).as_tuple()

@@ -10,10 +10,12 @@ forms it gives ``None`` and Arrow types the column as before.
 from __future__ import annotations
 
 import ctypes
+import typing as t
 
 import pyarrow as pa
 
 from tap_event_exports.engine import native
+from tap_event_exports.engine.converters import to_number
 from tap_event_exports.engine.native_strings import string_buffers
 from tap_event_exports.engine.typed_columns import JsonText
 
@@ -38,13 +40,32 @@ def read_numbers(column: pa.Array, kind: str) -> pa.Array | None:
     return pa.Array.from_buffers(TYPES[kind], text.rows, [text.validity, values], text.nulls)
 
 
-def number_json(column: pa.Array) -> JsonText | None:
+class NumberJson(JsonText):
+    """A number column's JSON; its Python values are the record reader's.
+
+    msgspec would decode a long decimal's text as a float, where the record reader gives a
+    ``Decimal``: each text is read by ``to_number`` instead, which gives back the value it
+    was written from (the text of a float is at most 16 characters, that of a ``Decimal``
+    longer, as in the value it came from).
+    """
+
+    def __getitem__(self, rows: slice) -> NumberJson:
+        """Some of the column's rows."""
+        return NumberJson(self.texts[rows])
+
+    def to_pylist(self) -> list[t.Any]:
+        """The values the texts encode, as the record reader types them."""
+        return [None if text is None else to_number(text) for text in self.texts.to_pylist()]
+
+
+def number_json(column: pa.Array) -> NumberJson | None:
     """A number column's values as the JSON the record reader writes for them.
 
     That is ``converters.to_number`` encoded by msgspec (``12.50`` is ``12.5``, ``007`` is
-    ``7``), written by the compiled helpers for plain integers and decimals; ``None`` where a
-    value has another form (an exponent, 16 or more digits, below 0.00001), and the caller
-    converts each distinct value as before.
+    ``7``, a decimal of more than 16 characters is written as it is), written by the compiled
+    helpers for plain integers and decimals; ``None`` where a value has another form (an
+    exponent, a long integer, a value below 0.00001), and the caller converts each distinct
+    value as before.
     """
     text = string_buffers(column) if _JSON is not None else None
     if text is None:
@@ -54,4 +75,4 @@ def number_json(column: pa.Array) -> JsonText | None:
     if _JSON(text.rows, *text.addresses, offsets.address, data.address) != text.rows:
         return None
     buffers = [text.validity, offsets, data]
-    return JsonText(pa.Array.from_buffers(pa.string(), text.rows, buffers, text.nulls))
+    return NumberJson(pa.Array.from_buffers(pa.string(), text.rows, buffers, text.nulls))

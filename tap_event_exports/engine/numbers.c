@@ -125,12 +125,30 @@ int64_t numbers_read(int64_t rows, const uint8_t *validity, const int32_t *offse
     return rows;
 }
 
+/* A decimal of more than 16 characters: a Decimal, which msgspec writes as str() gives it. Left
+ * as written where that is its own text: no leading zeros before the point (but a lone 0), and
+ * no more than five zeros between the point and the first digit (str() turns to an exponent
+ * below that); 0 outside. `whole` and `fraction` are where the digits after the sign start
+ * and where those after the point start. */
+static int64_t decimal_json(const uint8_t *text, int64_t size, int negative, int64_t whole,
+                            int64_t fraction, uint8_t *out) {
+    if (whole != negative) return 0; /* leading zeros: str() drops them */
+    if (fraction - whole == 2 && text[whole] == '0') {
+        int64_t zeros = 0;
+        while (fraction + zeros < size && text[fraction + zeros] == '0') zeros++;
+        if (zeros > 5) return 0; /* 0.000000123... or zero: 1.23E-7, 0E-17 */
+    }
+    memcpy(out, text, (size_t)size);
+    return size;
+}
+
 /* The JSON the record reader writes for one value of a number column (converters.to_number,
- * then msgspec), written to `out`. Two forms: -?[0-9]+ with at most 18 digits after its leading
- * zeros (an integer: leading zeros dropped, -0 is 0), and -?[0-9]+\.[0-9]+ of at most 16
+ * then msgspec), written to `out`. Three forms: -?[0-9]+ with at most 18 digits after its
+ * leading zeros (an integer: leading zeros dropped, -0 is 0); -?[0-9]+\.[0-9]+ of at most 16
  * characters (a float of at most 15 digits, which prints back as those digits, trailing zeros
  * dropped) that msgspec writes in fixed notation (at most four zeros between the point and the
- * first digit). Returns the bytes written, 0 outside the forms. */
+ * first digit); and longer decimals that decimal_json leaves as written. Returns the bytes
+ * written, 0 outside the forms. */
 static int64_t number_json(const uint8_t *text, int64_t size, uint8_t *out) {
     int negative = size > 0 && text[0] == '-';
     int64_t at = negative, whole = at;
@@ -145,10 +163,11 @@ static int64_t number_json(const uint8_t *text, int64_t size, uint8_t *out) {
         memcpy(out + written, text + whole, (size_t)(whole_end - whole));
         return written + whole_end - whole;
     }
-    if (text[at] != '.' || size > 16) return 0;
+    if (text[at] != '.') return 0;
     int64_t fraction = ++at;
     while (at < size && digit(text[at])) at++;
     if (at != size || at == fraction) return 0;
+    if (size > 16) return decimal_json(text, size, negative, whole, fraction, out);
     int64_t fraction_end = size;
     while (fraction_end > fraction && text[fraction_end - 1] == '0') fraction_end--;
     if (zero && fraction_end > fraction) {
