@@ -222,7 +222,7 @@ class Bench:
                 verdict = "met" if ratio >= target else "not met"
                 spread = f"; rounds {min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
                 print(
-                    f"  {goal:<44}{ratio:>6.2f}  (goal >= {target}: {verdict}{spread})", flush=True
+                    f"  {goal:<44}{ratio:>6.3f}  (goal >= {target}: {verdict}{spread})", flush=True
                 )
 
 
