@@ -186,8 +186,8 @@ class Bench:
 
         The machine's speed drifts over minutes (other guests, memory reclaim), so variants
         are interleaved rather than run back to back: a goal's ratio is the median of the
-        ratios of its two variants within each round. Each round starts one variant later,
-        so no variant always follows the same one.
+        ratios of its two variants within each round. Each round starts one variant later
+        than the one before.
         """
         results: dict[str, list[tuple[float, float, float]]] = {v.name: [] for v in variants}
         for index in range(self.runs):
