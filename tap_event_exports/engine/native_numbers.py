@@ -64,8 +64,8 @@ def number_json(column: pa.Array) -> NumberJson | None:
     That is ``converters.to_number`` encoded by msgspec (``12.50`` is ``12.5``, ``007`` is
     ``7``, a decimal of more than 16 characters is written as it is), written by the compiled
     helpers for plain integers and decimals; ``None`` where a value has another form (an
-    exponent, a long integer, a value below 0.00001), and the caller converts each distinct
-    value as before.
+    exponent, a long integer, a value below 0.00001, or 0.000001 for a long decimal), and the
+    caller converts each distinct value as before.
     """
     text = string_buffers(column) if _JSON is not None else None
     if text is None:
