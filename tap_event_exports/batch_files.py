@@ -41,6 +41,11 @@ memory than 4096 for about a sixth less of the writer's time)."""
 DICTIONARY_SAMPLE = 256
 """Rows a file's first row group needs for its columns' repetition to decide their dictionaries
 (a file of fewer rows gives every column one)."""
+DICTIONARY_SETTLED = ROW_GROUP_ROWS
+"""Rows of a file's first row group from which its choice of dictionaries holds for the later
+files of the stream with the same columns (the choice costs 5-16 ms of 47 columns' counting on
+the typing thread at each new file, while the writer thread, the slower one, waits for that
+file's first row group)."""
 SINK_BUFFER_BYTES = 1 << 20
 """Bytes the parquet writer gathers before writing to the storage's (Python) file: each write
 to it takes the GIL from the threads typing the next rows, and a row group's column chunks
@@ -76,6 +81,8 @@ class BatchFiles:
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._closed: list[str] = []
+        self._dictionaries: dict[pa.Schema, list[str] | bool] = {}
+        """The settled choice of dictionaries per schema (see :data:`DICTIONARY_SETTLED`)."""
         self._row_groups = WriteBehind(ROW_GROUPS_IN_FLIGHT, one_thread("parquet-writer"))
 
     # --- writing ------------------------------------------------------------------------------
@@ -177,10 +184,29 @@ class BatchFiles:
         with the parsing and typing of the next batches.
         """
         if self._pending and self._parquet is not None:
-            self._parquet.choose_dictionaries(self._pending)
+            if self._parquet.dictionaries is None:
+                self._parquet.dictionaries = self._dictionaries_for(self._pending)
             self._row_groups.submit(self._parquet.write, self._pending)
         self._pending = []
         self._pending_rows = 0
+
+    def _dictionaries_for(self, batches: list[pa.RecordBatch]) -> list[str] | bool:
+        """The columns given a dictionary in a new file whose first row group is ``batches``.
+
+        Its rows say more than the file's first batch, which may be a few rows left over from
+        the last file (the same day's instants got a dictionary in one file and not in the
+        next). A choice made on a whole row group stands for the stream's later files of the
+        same columns.
+        """
+        schema = batches[0].schema
+        settled = self._dictionaries.get(schema)
+        if settled is not None:
+            return settled
+        table = pa.Table.from_batches(batches)
+        chosen = repeating_columns(table)
+        if table.num_rows >= DICTIONARY_SETTLED:
+            self._dictionaries[schema] = chosen
+        return chosen
 
     def _jsonl(self) -> LineWriter:
         if self._lines is None:
@@ -244,20 +270,10 @@ class ParquetFile:
         self.schema = schema
         self._open_file = open_file
         self._compression = compression
-        self._dictionaries: list[str] | bool | None = None
+        self.dictionaries: list[str] | bool | None = None
+        """The columns given a dictionary (``True``: all), chosen before the first row group."""
         self._stack = contextlib.ExitStack()
         self._writer: pq.ParquetWriter | None = None
-
-    def choose_dictionaries(self, batches: list[pa.RecordBatch]) -> None:
-        """Give dictionaries to the columns that repeat in the file's first row group.
-
-        Called on the caller's thread before each row group is handed over; only the first
-        decides. Its rows say more than the file's first batch, which may be a few rows left
-        over from the last file (the same day's instants got a dictionary in one file and not
-        in the next).
-        """
-        if self._dictionaries is None:
-            self._dictionaries = repeating_columns(pa.Table.from_batches(batches))
 
     def write(self, batches: list[pa.RecordBatch]) -> None:
         """Write ``batches`` as one row group (writer thread)."""
@@ -285,7 +301,7 @@ class ParquetFile:
                 sink,
                 self.schema,
                 compression=self._compression,
-                use_dictionary=True if self._dictionaries is None else self._dictionaries,
+                use_dictionary=True if self.dictionaries is None else self.dictionaries,
             )
         return self._writer
 

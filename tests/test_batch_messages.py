@@ -219,6 +219,53 @@ def test_a_files_dictionaries_follow_its_first_row_group_not_its_first_batch(tmp
     assert written.read().to_pydict() == {"at": instants, "id": ids}
 
 
+def dictionary_columns(url: str) -> list[str]:
+    """The columns of a parquet file's first row group written with a dictionary."""
+    metadata = pq.ParquetFile(urlparse(url).path).metadata
+    group = metadata.row_group(0)
+    return [
+        group.column(i).path_in_schema
+        for i in range(metadata.num_columns)
+        if "RLE_DICTIONARY" in group.column(i).encodings
+    ]
+
+
+def test_a_choice_of_dictionaries_made_on_a_whole_row_group_holds_for_the_streams_next_files(
+    tmp_path,
+):
+    """Each new file would otherwise count its columns again on the typing thread while the
+    writer waits; a first file too small to tell does not decide for the others, and other
+    columns are chosen for anew."""
+    from singer_sdk.helpers._batch import BatchConfig
+
+    from tap_event_exports.batch_files import ROW_GROUP_ROWS, BatchFiles
+
+    rows = ROW_GROUP_ROWS
+    config = BatchConfig.from_dict(
+        {
+            "encoding": {"format": "parquet", "compression": "none"},
+            "storage": {"root": f"file://{tmp_path}"},
+            "batch_size": rows,
+        }
+    )
+    repeating = [f"r{i % 10}" for i in range(rows)]
+    distinct = [f"d{i}" for i in range(rows)]
+    files = BatchFiles(config, tap_name="t", stream_name="s")
+    small = DICTIONARY_SAMPLE * 2  # a window of a few rows: its own choice, not settled
+    files.write_batch(pa.RecordBatch.from_pydict({"a": distinct[:small], "b": repeating[:small]}))
+    (tiny,) = files.finish()
+    files.write_batch(pa.RecordBatch.from_pydict({"a": repeating, "b": distinct}))
+    files.write_batch(pa.RecordBatch.from_pydict({"a": distinct, "b": repeating}))
+    files.write_batch(pa.RecordBatch.from_pydict({"a": distinct, "b": repeating, "c": repeating}))
+    settling, following, wider = files.finish()
+    assert dictionary_columns(tiny) == ["b"]
+    assert dictionary_columns(settling) == ["a"]
+    assert dictionary_columns(following) == ["a"], "the settled choice, not its own"
+    assert dictionary_columns(wider) == ["b", "c"], "other columns: chosen for anew"
+    written = pq.read_table(urlparse(following).path).to_pydict()
+    assert written == {"a": distinct, "b": repeating}
+
+
 @pytest.mark.parametrize("batch_size", [1, 7])
 @pytest.mark.parametrize("compression", ["none", "gzip"])
 def test_parquet_files_closed_on_the_writer_thread_are_whole_when_announced(
