@@ -1,4 +1,5 @@
-"""Synthetic keys: the packed digest table gives exactly the keys the dict of digests gave.
+"""Synthetic keys: the packed digest table, and the compiled counter where the compiled helpers
+were built, give exactly the keys the dict of digests gave.
 
 The reference is the counting as it was before the packed table (:class:`DictKeys`, a dict of
 every digest an export produced). Rows are drawn from small pools, so they repeat within a
@@ -70,9 +71,32 @@ TINY = {
 
 
 @pytest.fixture
-def tiny(monkeypatch):
+def python_counts(monkeypatch):
+    """Count in Python (the dict, then the packed table), as without the compiled helpers."""
+    monkeypatch.setattr(sk, "_COMPILED", None)
+
+
+@pytest.fixture
+def tiny(python_counts, monkeypatch):
     for name, value in TINY.items():
         monkeypatch.setattr(sk, name, value)
+
+
+COUNTERS = [
+    "python",
+    pytest.param(
+        "compiled",
+        marks=pytest.mark.skipif(sk._COMPILED is None, reason="compiled helpers not built"),
+    ),
+]
+
+
+@pytest.fixture(params=COUNTERS)
+def counter(request, monkeypatch):
+    """Each way an export's digests are counted: in Python, and compiled (if built)."""
+    if request.param == "python":
+        monkeypatch.setattr(sk, "_COMPILED", None)
+    return request.param
 
 
 ENTRY_POINTS = ("call", "text", "encoded", "rows")
@@ -122,10 +146,11 @@ def test_keys_match_the_dict_of_digests(tiny, export, small, monkeypatch):
 
 @settings(max_examples=scaled(40), deadline=None, suppress_health_check=FIXTURES)
 @given(export=exports(most=300), small=st.sampled_from([0, 100]))
-def test_keys_match_the_dict_of_digests_at_full_sizes(export, small, monkeypatch):
+def test_keys_match_the_dict_of_digests_at_full_sizes(counter, export, small, monkeypatch):
     """The sizes the tap runs with: blocks of more than :data:`BULK` rows go through Arrow."""
     monkeypatch.setattr(sk, "SMALL", small)
     ours, reference = SyntheticKeys("s"), DictKeys("s")
+    assert isinstance(ours._counts, sk.CompiledCounts) == (counter == "compiled")
     for entry, rows in export:
         assert key_all(ours, entry, rows) == key_all(reference, entry, rows)
 
@@ -162,9 +187,10 @@ def test_digest_counts_match_a_counter(tiny, picks, seed, arrow, monkeypatch):
         assert sorted(counts.add(b"".join(digests[pick] for pick in block))) == expected
 
 
-def test_a_large_export_matches_the_dict_of_digests():
-    """340,000 rows in blocks of 2,600, more distinct ones than the first level holds, with rows
-    repeated next to each other, within a block and across blocks."""
+def test_a_large_export_matches_the_dict_of_digests(counter):
+    """340,000 rows in blocks of 2,600, more distinct ones than the first level holds (the
+    compiled index is rebuilt ten times, its digests fill five pages), with rows repeated next
+    to each other, within a block and across blocks."""
     rng = random.Random(7)
     rows = [[f"{n}", "installs", f"{n % 977}"] for n in range(300_000)]
     rows += [rng.choice(rows) for _ in range(40_000)]  # repeats of rows from anywhere
@@ -184,7 +210,7 @@ def test_a_large_export_matches_the_dict_of_digests():
     assert len(set(got)) == len(got)
 
 
-def test_one_row_at_a_time_on_a_large_export_matches_the_dict_of_digests():
+def test_one_row_at_a_time_on_a_large_export_matches_the_dict_of_digests(counter):
     """The record reader's rows one by one, past the dict, without Arrow."""
     rng = random.Random(3)
     pool = [[f"{n}", f"{n % 13}"] for n in range(20_000)]
@@ -193,7 +219,10 @@ def test_one_row_at_a_time_on_a_large_export_matches_the_dict_of_digests():
     assert [ours(row) for row in rows] == [reference(row) for row in rows]
 
 
-def test_keys_do_not_depend_on_how_rows_are_cut_into_blocks(tiny):
+@pytest.mark.usefixtures("counter")
+def test_keys_do_not_depend_on_how_rows_are_cut_into_blocks(monkeypatch):
+    for name, value in TINY.items():
+        monkeypatch.setattr(sk, name, value)
     rng = random.Random(5)
     pool = [[f"{n}"] for n in range(60)]
     rows = [rng.choice(pool) for _ in range(500)]
@@ -205,6 +234,54 @@ def test_keys_do_not_depend_on_how_rows_are_cut_into_blocks(tiny):
         cut.extend(keys.of_rows(rows[start : start + size]))
         start += size
     assert cut == whole == DictKeys("w").of_encoded(["\x1f".join(r).encode() for r in rows])
+
+
+compiled_only = pytest.mark.skipif(sk._COMPILED is None, reason="compiled helpers not built")
+
+
+@compiled_only
+@settings(max_examples=scaled(200), deadline=None)
+@given(
+    picks=st.lists(st.lists(st.integers(0, 14), max_size=40), max_size=10), seed=st.integers(0, 3)
+)
+def test_compiled_counts_match_a_counter(picks, seed):
+    """Digests sharing their first word share a slot of the index: only the whole digest tells
+    them apart."""
+    digests = crafted(seed)
+    counts, reference = sk.CompiledCounts.made(), collections.Counter()
+    assert counts is not None
+    for block in picks:
+        expected = []
+        for index, pick in enumerate(block):
+            if reference[digests[pick]]:
+                expected.append((index, reference[digests[pick]]))
+            reference[digests[pick]] += 1
+        assert counts.add(b"".join(digests[pick] for pick in block)) == expected
+    assert [counts.add_one(digest) for digest in digests] == [reference[d] for d in digests]
+
+
+@compiled_only
+def test_compiled_counts_fill_blocks_in_place_past_pages_and_index_rebuilds():
+    """A block's occurrence counts land in the caller's array; 140,000 distinct digests cross two
+    page boundaries and seven rebuilds of the index."""
+    import ctypes
+
+    rng = random.Random(11)
+    pool = [rng.randbytes(16) for _ in range(140_000)]
+    rows = pool + [rng.choice(pool) for _ in range(20_000)]
+    counts, reference = sk.CompiledCounts.made(), collections.Counter()
+    assert counts is not None
+    for start in range(0, len(rows), 8192):
+        block = rows[start : start + 8192]
+        before = (ctypes.c_int64 * len(block))()
+        digests = ctypes.create_string_buffer(b"".join(block))
+        repeats = counts.add_into(len(block), digests, before)
+        expected = []
+        for digest in block:
+            expected.append(reference[digest])
+            reference[digest] += 1
+        assert list(before) == expected
+        assert repeats == sum(1 for seen in expected if seen)
 
 
 def test_positions_must_fit_a_bucket():

@@ -59,23 +59,54 @@ def packed_from_the_start(monkeypatch) -> None:
         monkeypatch.setattr(sk, name, value)
 
 
-def test_records_keep_the_keys_of_the_dict_of_digests(tracker, monkeypatch):
+COMPILED, SMALL = sk._COMPILED, sk.SMALL
+"""The counter and sizes the tap runs with."""
+
+
+def counted_in_a_dict(monkeypatch) -> None:
+    monkeypatch.setattr(sk, "_COMPILED", None)
     monkeypatch.setattr(sk, "SMALL", 10**9)
-    counted_in_a_dict = run_tap(config(tracker)).records(STREAM)
-    packed_from_the_start(monkeypatch)
+
+
+def counted(monkeypatch, counter: str) -> None:
+    """Count the rows as ``counter`` says, after a reference run counted in a dict."""
+    if counter == "packed":
+        packed_from_the_start(monkeypatch)
+    else:
+        monkeypatch.setattr(sk, "_COMPILED", COMPILED)
+        monkeypatch.setattr(sk, "SMALL", SMALL)
+
+
+COUNTERS = [
+    "packed",
+    pytest.param(
+        "compiled",
+        marks=pytest.mark.skipif(sk._COMPILED is None, reason="compiled helpers not built"),
+    ),
+]
+
+
+@pytest.mark.parametrize("counter", COUNTERS)
+def test_records_keep_the_keys_of_the_dict_of_digests(tracker, monkeypatch, counter):
+    counted_in_a_dict(monkeypatch)
+    reference = run_tap(config(tracker)).records(STREAM)
+    counted(monkeypatch, counter)
     packed = run_tap(config(tracker)).records(STREAM)
     assert len(packed) > 1000
-    assert packed == counted_in_a_dict
+    assert packed == reference
     keys = [r["_record_id"] for r in packed]
     assert len(set(keys)) == len(keys)
     assert any(key.endswith("~3") for key in keys), "identical rows were numbered"
 
 
-def test_parquet_batches_keep_the_keys_of_the_dict_of_digests(tracker, monkeypatch, tmp_path):
+@pytest.mark.parametrize("counter", COUNTERS)
+def test_parquet_batches_keep_the_keys_of_the_dict_of_digests(
+    tracker, monkeypatch, tmp_path, counter
+):
     """Parquet BATCH files of a stream with synthetic keys are written by the record reader."""
-    monkeypatch.setattr(sk, "SMALL", 10**9)
+    counted_in_a_dict(monkeypatch)
     expected = run_tap(config(tracker)).records(STREAM)
-    packed_from_the_start(monkeypatch)
+    counted(monkeypatch, counter)
     batch = {
         "encoding": {"format": "parquet", "compression": "none"},
         "storage": {"root": f"file://{tmp_path}"},

@@ -62,8 +62,7 @@ def block_keys(keys: SyntheticKeys, raw: pa.RecordBatch) -> pa.Array | list[str]
     digests = ctypes.create_string_buffer(max(1, DIGEST * rows))
     digests_of(rows, len(columns), described, keys.prefix, len(keys.prefix), digests)
     repeats = (ctypes.c_int64 * max(1, rows))()
-    for index, repeat in keys.count(digests.raw[: DIGEST * rows]):
-        repeats[index] = repeat
+    keys.count_into(rows, digests, repeats)
     out_offsets = pa.allocate_buffer(4 * (rows + 1))
     out_data = pa.allocate_buffer(max(1, KEY_TEXT_MAX * rows))
     text_of(rows, digests, repeats, out_offsets.address, out_data.address)
