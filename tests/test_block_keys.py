@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tap_event_exports.engine import block_keys as module
-from tap_event_exports.engine.block_keys import block_keys
+from tap_event_exports.engine.block_keys import block_digests, block_keys
 from tap_event_exports.engine.synthetic_keys import SMALL, SyntheticKeys
 
 needs_library = pytest.mark.skipif(module._COMPILED is None, reason="helpers not built")
@@ -38,15 +38,23 @@ def one_by_one(scope: str, blocks: list[pa.RecordBatch]) -> list[str]:
     width=st.integers(1, 5),
     rows=st.lists(st.lists(TEXT, min_size=5, max_size=5), max_size=30),
     cuts=st.lists(st.integers(0, 30), max_size=3),
+    ahead=st.booleans(),
 )
-def test_block_keys_equal_the_keys_of_each_row(scope, width, rows, cuts):
+def test_block_keys_equal_the_keys_of_each_row(scope, width, rows, cuts, ahead):
+    """Hashed by the key's own call, or ahead (as the thread parsing the blocks does)."""
     rows = rows + rows[: len(rows) // 2]  # identical rows: ~n repeats, within and across blocks
     columns = [pa.array([row[index] for row in rows], pa.string()) for index in range(width)]
     whole = pa.record_batch(columns, names=[f"c{index}" for index in range(width)])
     bounds = sorted({0, len(rows), *(min(cut, len(rows)) for cut in cuts)})
     blocks = [whole.slice(start, stop - start) for start, stop in itertools.pairwise(bounds)]
     keys = SyntheticKeys(scope)
-    compiled = [key for block in blocks for key in block_keys(keys, block).to_pylist()]
+    compiled = [
+        key
+        for block in blocks
+        for key in block_keys(
+            keys, block, block_digests(keys.prefix, block) if ahead else None
+        ).to_pylist()
+    ]
     assert compiled == one_by_one(scope, blocks)
 
 
@@ -75,6 +83,7 @@ def test_columns_the_library_does_not_take_are_joined_and_hashed_in_python(libra
         [pa.array(values, pa.large_string()), pa.array(numbers, pa.large_string())],
         names=["a", "b"],
     )
+    assert block_digests(b"w\x1e", block) is None
     keys = block_keys(SyntheticKeys("w"), block)
     assert isinstance(keys, list)
     assert keys == one_by_one("w", [block])

@@ -40,19 +40,20 @@ _COMPILED = native.functions(
 """``synthetic_digests`` and ``synthetic_keys_text`` of the compiled helpers, if built."""
 
 
-def block_keys(keys: SyntheticKeys, raw: pa.RecordBatch) -> pa.Array | list[str]:
-    """The keys of a block's rows (its columns as written, every value present)."""
+def block_digests(prefix: bytes, raw: pa.RecordBatch) -> t.Any:
+    """The BLAKE2b-128 digests of a block's rows (a ctypes buffer), hashed after ``prefix``.
+
+    ``None`` where the compiled helpers cannot read the block (no library, a column that is
+    not text or has nulls). Pure work outside the GIL: the thread that parses the next blocks
+    runs it, so the one typing them only counts the repeats.
+    """
     columns = raw.columns
-    compiled = _COMPILED
     if (
-        compiled is None
+        _COMPILED is None
         or not columns
         or any(column.type != pa.string() or column.null_count for column in columns)
     ):
-        texts = [column.cast(pa.string()) for column in columns]  # as the separator is
-        joined = pc.binary_join_element_wise(*texts, SEPARATOR)
-        return keys.of_encoded(joined.cast(pa.binary()).to_pylist())
-    digests_of, text_of = compiled
+        return None
     rows = raw.num_rows
     described = (TextColumn * len(columns))()
     for slot, column in zip(described, columns, strict=True):
@@ -60,7 +61,25 @@ def block_keys(keys: SyntheticKeys, raw: pa.RecordBatch) -> pa.Array | list[str]
         slot.offset, slot.offsets = column.offset, buffers[1].address
         slot.data = buffers[2].address if buffers[2] is not None else None
     digests = ctypes.create_string_buffer(max(1, DIGEST * rows))
-    digests_of(rows, len(columns), described, keys.prefix, len(keys.prefix), digests)
+    _COMPILED[0](rows, len(columns), described, prefix, len(prefix), digests)
+    return digests
+
+
+def block_keys(
+    keys: SyntheticKeys, raw: pa.RecordBatch, digests: t.Any = None
+) -> pa.Array | list[str]:
+    """The keys of a block's rows (its columns as written, every value present).
+
+    ``digests`` are the rows' :func:`block_digests` under ``keys.prefix``, if already made.
+    """
+    if digests is None:
+        digests = block_digests(keys.prefix, raw)
+    if digests is None or _COMPILED is None:
+        texts = [column.cast(pa.string()) for column in raw.columns]  # as the separator is
+        joined = pc.binary_join_element_wise(*texts, SEPARATOR)
+        return keys.of_encoded(joined.cast(pa.binary()).to_pylist())
+    text_of = _COMPILED[1]
+    rows = raw.num_rows
     repeats = (ctypes.c_int64 * max(1, rows))()
     keys.count_into(rows, digests, repeats)
     out_offsets = pa.allocate_buffer(4 * (rows + 1))

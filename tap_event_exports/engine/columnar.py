@@ -29,7 +29,7 @@ from singer_sdk.contrib.msgspec import encoder
 
 from tap_event_exports.engine import native_csv
 from tap_event_exports.engine.arrow_datetimes import REPEATS_FROM, ArrowDateTimes
-from tap_event_exports.engine.block_keys import block_keys
+from tap_event_exports.engine.block_keys import block_digests, block_keys
 from tap_event_exports.engine.concurrency import read_ahead
 from tap_event_exports.engine.converters import convert_column, converter_for
 from tap_event_exports.engine.csv_blocks import (
@@ -48,7 +48,7 @@ from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 from tap_event_exports.engine.typed_columns import SpreadJson, values_of
 
 if t.TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Generator, Iterator
 
     from tap_event_exports.engine.typed_columns import TypedColumn
 
@@ -159,7 +159,7 @@ class ColumnarCsv:
             if types[name] in ("date-time", "array")
         }
         bulk_datetimes = ArrowDateTimes(self.timezone)
-        for done, raw in self._counted_blocks(as_written=False):
+        for done, raw, _ in self._counted_blocks():
             arrays = []
             for name in names:
                 kind = types[name]
@@ -213,7 +213,8 @@ class ColumnarCsv:
         converters = {name: converter_for(types[name], self.timezone, self.lists) for name in names}
         bulk_datetimes = ArrowDateTimes(self.timezone)
         keyer = key[1] if key is not None else None
-        for done, raw in self._counted_blocks(as_written=keyer is not None):
+        prefix = keyer.prefix if keyer is not None else None
+        for done, raw, digests in self._counted_blocks(digests_after=prefix):
             columns = []
             for name in names:
                 column = raw.column(name)
@@ -224,28 +225,33 @@ class ColumnarCsv:
                     raise NotColumnar(done, _outside(name, types[name]))
                 columns.append(values)
             if keyer is not None:
-                columns.append(block_keys(keyer, raw))
+                columns.append(block_keys(keyer, raw, digests))
             for value in (extra or {}).values():
                 columns.append([value] * raw.num_rows)
             yield columns
 
-    def _counted_blocks(self, *, as_written: bool) -> Iterator[tuple[int, pa.RecordBatch]]:
+    def _counted_blocks(
+        self, *, digests_after: bytes | None = None
+    ) -> Iterator[tuple[int, pa.RecordBatch, t.Any]]:
         """Text blocks, each with the rows delivered before it, parsed one block ahead.
 
+        With ``digests_after`` (a synthetic key's prefix), blocks are read as written and come
+        with their rows' digests (:func:`block_digests`), hashed on the parsing thread too.
         A block that cannot be parsed raises :class:`NotColumnar`; the caller must have
         delivered every block it was given before asking for the next.
         """
         done = 0
-        source = self._blocks(as_written=as_written)
+        source = _with_digests(self._blocks(as_written=digests_after is not None), digests_after)
         with contextlib.closing(read_ahead(source, name="csv-blocks")) as blocks:
             while True:
                 try:
-                    raw = next(blocks, None)
+                    entry = next(blocks, None)
                 except (pa.ArrowException, OSError, EOFError) as exc:
                     raise NotColumnar(done, f"CSV: {exc}") from None
-                if raw is None:
+                if entry is None:
                     return
-                yield done, raw
+                raw, digests = entry
+                yield done, raw, digests
                 done += raw.num_rows
 
     def _header_end(self, block: bytes) -> int:
@@ -266,7 +272,7 @@ class ColumnarCsv:
             raise _header_end_error()
         return end
 
-    def _blocks(self, *, as_written: bool = False) -> Iterator[pa.RecordBatch]:
+    def _blocks(self, *, as_written: bool = False) -> Generator[pa.RecordBatch, None, None]:
         """The file's rows as text batches, parsed one whole-row block at a time.
 
         The compiled parser takes the blocks it can, pyarrow the rest, with the same result.
@@ -319,6 +325,15 @@ class ColumnarCsv:
                 )
                 if table.num_rows:
                     yield table.combine_chunks().to_batches()[0]
+
+
+def _with_digests(
+    blocks: Generator[pa.RecordBatch, None, None], prefix: bytes | None
+) -> Iterator[tuple[pa.RecordBatch, t.Any]]:
+    """Each block with its rows' digests after ``prefix`` (``None`` without a prefix)."""
+    with contextlib.closing(blocks):
+        for raw in blocks:
+            yield raw, None if prefix is None else block_digests(prefix, raw)
 
 
 def _header_end_error() -> pa.ArrowInvalid:
