@@ -179,12 +179,18 @@ def test_digest_counts_match_a_counter(tiny, picks, seed, arrow, monkeypatch):
     digests = crafted(seed)
     counts, reference = DigestCounts(), collections.Counter()
     for block in picks:
-        expected = []
-        for index, pick in enumerate(block):
-            if reference[digests[pick]]:
-                expected.append((index, reference[digests[pick]]))
-            reference[digests[pick]] += 1
+        expected = counted(reference, [digests[pick] for pick in block])
         assert sorted(counts.add(b"".join(digests[pick] for pick in block))) == expected
+
+
+def counted(reference: collections.Counter, block: list[bytes]) -> list[tuple[int, int]]:
+    """``(index, occurrences before)`` of the block's repeats, counted into ``reference``."""
+    repeats = []
+    for index, digest in enumerate(block):
+        if reference[digest]:
+            repeats.append((index, reference[digest]))
+        reference[digest] += 1
+    return repeats
 
 
 def test_a_large_export_matches_the_dict_of_digests(counter):
@@ -251,11 +257,7 @@ def test_compiled_counts_match_a_counter(picks, seed):
     counts, reference = sk.CompiledCounts.made(), collections.Counter()
     assert counts is not None
     for block in picks:
-        expected = []
-        for index, pick in enumerate(block):
-            if reference[digests[pick]]:
-                expected.append((index, reference[digests[pick]]))
-            reference[digests[pick]] += 1
+        expected = counted(reference, [digests[pick] for pick in block])
         assert counts.add(b"".join(digests[pick] for pick in block)) == expected
     assert [counts.add_one(digest) for digest in digests] == [reference[d] for d in digests]
 
