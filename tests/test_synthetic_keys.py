@@ -265,7 +265,7 @@ def test_compiled_counts_match_a_counter(picks, seed):
 @compiled_only
 def test_compiled_counts_fill_blocks_in_place_past_pages_and_index_rebuilds():
     """A block's occurrence counts land in the caller's array; 140,000 distinct digests cross two
-    page boundaries and seven rebuilds of the index."""
+    page boundaries and nine rebuilds of the index."""
     import ctypes
 
     rng = random.Random(11)
