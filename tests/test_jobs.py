@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.server
 import threading
+from pathlib import Path
 
 import pytest
 
 from tap_event_exports.engine.contract import JobStatus, Phase, VendorDialect
-from tap_event_exports.engine.http import HttpPolicy
+from tap_event_exports.engine.errors import VendorError
+from tap_event_exports.engine.http import HttpPolicy, RequestSpec
 from tap_event_exports.engine.jobs import JobFailedError, JobLedger, JobRunner
 from tap_event_exports.engine.windows import DayGranularity, Window
 
@@ -156,3 +159,121 @@ def test_ledger_is_replaced_never_mutated_in_place():
         "2-199",
         "3-199",
     }
+
+
+class FileHost:
+    """Export files on 127.0.0.1: ``/<job>.csv`` answers ``gone[job]`` if set, else a CSV."""
+
+    def __init__(self, gone: dict[str, int]):
+        self.gone = gone
+        self.hits: list[str] = []
+        host = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                job = self.path.strip("/").removesuffix(".csv")
+                host.hits.append(job)
+                status = host.gone.get(job)
+                body = (
+                    b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
+                    if status
+                    else f"id,job\n1,{job}\n".encode()
+                )
+                self.send_response(status or 200)
+                self.send_header("Content-Type", "application/xml" if status else "text/csv")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def file_host():
+    hosts: list[FileHost] = []
+
+    def make(gone: dict[str, int]) -> FileHost:
+        hosts.append(FileHost(gone))
+        return hosts[-1]
+
+    yield make
+    for host in hosts:
+        host.close()
+
+
+def linked_jobs(host: FileHost) -> ScriptedJobs:
+    """Jobs that finish with one file each, ``/<job id>.csv`` on ``host``."""
+    return ScriptedJobs(
+        lambda j, w: JobStatus(
+            Phase.DONE, files=[RequestSpec("GET", f"{host.url}/{j}.csv", auth=False)]
+        )
+    )
+
+
+def read_downloads(downloads) -> list[str]:
+    try:
+        return [Path(d.path).read_text() for d in downloads]
+    finally:
+        for d in downloads:
+            d.discard()
+
+
+@pytest.mark.parametrize("status", [403, 404, 410])
+def test_a_storage_link_gone_before_its_download_is_exported_again(file_host, caplog, status):
+    """A handed-out storage link that refuses (expired) gets a new job, not 8 vain retries."""
+    host = file_host({"job-0": status})
+    jobs = linked_jobs(host)
+    window = Window(day(0), day(1))
+    state: dict = {}
+    with caplog.at_level("WARNING", logger="tap_event_exports.jobs"):
+        downloads = runner(jobs).fetch(window, None, JobLedger(state))
+    assert read_downloads(downloads) == ["id,job\n1,job-1\n"]
+    assert host.hits == ["job-0", "job-1"]  # the dead link was asked once
+    assert jobs.created == [window, window]
+    assert state["pending_jobs"] == {JobLedger.key(window): {"job": "job-1"}}
+    assert f"job job-0: its files are gone (HTTP {status} from result link on 127.0.0.1" in (
+        caplog.text
+    )
+
+
+def test_an_api_file_gone_before_its_download_is_exported_again(file_host):
+    """A 404 from a file on the API's own host (myTracker's parts) also means a new job."""
+    host = file_host({"job-0": 404})
+    jobs = linked_jobs(host)
+    policy = HttpPolicy(NoDialect(), timeout=1, max_retries=1, base_url=host.url)
+    run = JobRunner(jobs, policy, stream="s", poll_interval=0.001, max_poll_time=5)
+    assert read_downloads(run.fetch(Window(day(0), day(1)), None, JobLedger({}))) == [
+        "id,job\n1,job-1\n"
+    ]
+    assert host.hits == ["job-0", "job-1"]
+
+
+def test_files_gone_again_and_again_fail_clearly_after_the_new_jobs(file_host):
+    host = file_host({f"job-{n}": 404 for n in range(10)})
+    jobs = linked_jobs(host)
+    with pytest.raises(
+        JobFailedError,
+        match=r"scripted: s: window .*: job job-3: files gone again after 3 new jobs: HTTP 404",
+    ):
+        runner(jobs).fetch(Window(day(0), day(1)), None, JobLedger({}))
+    assert host.hits == ["job-0", "job-1", "job-2", "job-3"]
+
+
+def test_other_refusals_of_a_file_on_the_api_stay_errors(file_host):
+    """A 400 from the vendor's own host is no expired file: no new job, the error as it came."""
+    host = file_host({"job-0": 400})
+    jobs = linked_jobs(host)
+    policy = HttpPolicy(NoDialect(), timeout=1, max_retries=1, base_url=host.url)
+    run = JobRunner(jobs, policy, stream="s", poll_interval=0.001, max_poll_time=5)
+    with pytest.raises(VendorError, match="HTTP 400"):
+        run.fetch(Window(day(0), day(1)), None, JobLedger({}))
+    assert jobs.created == [Window(day(0), day(1))]

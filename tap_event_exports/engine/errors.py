@@ -45,6 +45,14 @@ class RetriableError(Exception):
         self.rate_limited = rate_limited
 
 
+class LinkGoneError(TapError):
+    """A file link the vendor handed out says the file is gone (expired or deleted).
+
+    Asking the same link again cannot help; only a new export of the window brings the file
+    back, so the job engine creates the job again.
+    """
+
+
 class RetriesExhaustedError(TapError):
     """A retriable failure kept happening ``max_retries`` times."""
 

@@ -25,6 +25,7 @@ import urllib3.exceptions
 from tap_event_exports.engine import waits
 from tap_event_exports.engine.contract import VendorDialect
 from tap_event_exports.engine.errors import (
+    LinkGoneError,
     RateLimitedError,
     RetriableError,
     RetriesExhaustedError,
@@ -46,6 +47,8 @@ MAX_SENSIBLE_WAIT_SECONDS = 600.0
 
 RETRIABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 AUTH_REFUSALS = frozenset({401, 403})
+LINK_REFUSALS = frozenset({401, 403, 404, 410})
+"""What a storage host answers for a result link that expired or was deleted."""
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
     requests.Timeout,
@@ -248,10 +251,13 @@ class HttpPolicy:
 
         Redirects are followed here, not by requests: credentials go only to the vendor's API
         host, never to a result-file link on another host (pre-signed storage URLs). A refusal
-        from such a link (an expired link, say) is retriable: the retry asks the API again.
+        from a link the API redirected to (an expired link, say) is retriable: the retry asks the
+        API again for a fresh one. A refusal from a link the vendor handed out itself is final
+        for that link (:class:`LinkGoneError`): the job engine exports the window again.
 
         Raises:
             RetriableError: for answers worth retrying (with the vendor's wait hint).
+            LinkGoneError: for a handed-out result link that refuses the download.
             VendorError: for answers that retrying will not fix.
         """
         method, url, first = spec.method, spec.url, True
@@ -285,10 +291,12 @@ class HttpPolicy:
                 method = "GET" if response.status_code in {301, 302, 303} else method
                 first = False
                 continue
-            if not on_api and response.status_code in {401, 403, 404, 410}:
+            if not on_api and response.status_code in LINK_REFUSALS:
                 response.close()
                 host = urllib.parse.urlsplit(url).hostname
                 msg = f"HTTP {response.status_code} from result link on {host} (expired link?)"
+                if first:  # the link itself, not one the API redirected to: asking again is vain
+                    raise LinkGoneError(msg)
                 raise RetriableError(msg)
             check_status(self.dialect, response, what=what)
             return response

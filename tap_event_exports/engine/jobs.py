@@ -18,7 +18,7 @@ import typing as t
 from tap_event_exports.engine import waits
 from tap_event_exports.engine.contract import ExportJobs, JobStatus, Partition, Phase
 from tap_event_exports.engine.download import Download, download_all
-from tap_event_exports.engine.errors import TapError
+from tap_event_exports.engine.errors import LinkGoneError, TapError, VendorError
 from tap_event_exports.engine.pacing import creating_job
 from tap_event_exports.engine.windows import Window, rfc3339
 
@@ -31,6 +31,8 @@ logger = logging.getLogger("tap_event_exports.jobs")
 POLL_GROWTH = 1.5
 POLL_CAP_SECONDS = 300.0
 MAX_RECREATE = 3
+GONE_STATUSES = frozenset({404, 410})
+"""What the vendor's own host answers for an export file that no longer exists."""
 
 
 class JobFailedError(TapError):
@@ -145,7 +147,12 @@ class JobRunner:
     def fetch(
         self, window: Window | None, partition: Partition, ledger: JobLedger
     ) -> list[Download]:
-        """The complete files of a window, whatever it takes (splitting it if need be)."""
+        """The complete files of a window, whatever it takes (splitting it if need be).
+
+        Files whose links are gone by the time they are fetched (expired between the status
+        check and the download) come back only from a new job: it is created again, a bounded
+        number of times, as for an expired job.
+        """
         entry = ledger.get(window)
         if entry and entry.get("split") and window is not None and self.granularity:
             halves = window.halves(self.granularity)
@@ -153,32 +160,65 @@ class JobRunner:
                 return self.fetch(halves[0], partition, ledger) + self.fetch(
                     halves[1], partition, ledger
                 )
-        status, job_id = self._finish(window, partition, ledger)
-        if status.phase is Phase.TOO_LARGE:
-            halves = window.halves(self.granularity) if window and self.granularity else None
-            if halves and self.min_split and halves[0].end - halves[0].start < self.min_split:
-                halves = None
-            if halves is None:
-                ledger.forget([JobLedger.key(window)])
+        gone = 0
+        while True:
+            status, job_id = self._finish(window, partition, ledger)
+            if status.phase is Phase.TOO_LARGE:
+                return self._split(window, partition, ledger, status, job_id)
+            what = f"{self._place(window, partition)}: job {job_id}"
+            try:
+                return download_all(self.policy, status.files, what=what)
+            except (LinkGoneError, VendorError) as exc:
+                if isinstance(exc, VendorError) and exc.status not in GONE_STATUSES:
+                    raise
+                failure = exc
+            gone += 1
+            ledger.forget([JobLedger.key(window)])
+            where = self._where(window, partition)
+            if gone > self.max_recreate:
                 msg = (
-                    f"{self._where(window, partition)}: job {job_id} is too large for the vendor "
-                    f"and the window cannot be split further: {status.message}"
+                    f"{where}: job {job_id}: files gone again after {self.max_recreate} new "
+                    f"jobs: {failure}"
                 )
-                raise JobFailedError(msg)
-            logger.info(
-                "%s: job %s too large (%s); splitting into %s and %s",
-                self._where(window, partition),
+                raise JobFailedError(msg) from failure
+            logger.warning(
+                "%s: job %s: its files are gone (%s); creating it again (%d/%d)",
+                where,
                 job_id,
-                status.message,
-                self._show(halves[0]),
-                self._show(halves[1]),
+                failure,
+                gone,
+                self.max_recreate,
             )
-            ledger.put(window, {"split": True})
-            return self.fetch(halves[0], partition, ledger) + self.fetch(
-                halves[1], partition, ledger
+
+    def _split(
+        self,
+        window: Window | None,
+        partition: Partition,
+        ledger: JobLedger,
+        status: JobStatus,
+        job_id: str,
+    ) -> list[Download]:
+        """The files of a window the vendor finds too large, fetched in two halves."""
+        halves = window.halves(self.granularity) if window and self.granularity else None
+        if halves and self.min_split and halves[0].end - halves[0].start < self.min_split:
+            halves = None
+        if halves is None:
+            ledger.forget([JobLedger.key(window)])
+            msg = (
+                f"{self._where(window, partition)}: job {job_id} is too large for the vendor "
+                f"and the window cannot be split further: {status.message}"
             )
-        what = f"{self._place(window, partition)}: job {job_id}"
-        return download_all(self.policy, status.files, what=what)
+            raise JobFailedError(msg)
+        logger.info(
+            "%s: job %s too large (%s); splitting into %s and %s",
+            self._where(window, partition),
+            job_id,
+            status.message,
+            self._show(halves[0]),
+            self._show(halves[1]),
+        )
+        ledger.put(window, {"split": True})
+        return self.fetch(halves[0], partition, ledger) + self.fetch(halves[1], partition, ledger)
 
     def _finish(
         self, window: Window | None, partition: Partition, ledger: JobLedger
