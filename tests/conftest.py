@@ -10,6 +10,8 @@ import pytest
 
 from tap_event_exports.engine import http
 from tap_event_exports.sandbox.dfinery import DfineryFake, generate_events, generate_profiles
+from tap_event_exports.vendors import keen as keen_vendor
+from tap_event_exports.vendors import mytracker as mytracker_vendor
 from tests.harness import assert_no_secrets
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -29,6 +31,10 @@ def _quick_backoff(monkeypatch):
     """Keep retry backoff short so fault tests run in seconds (waits the vendor asks for stay)."""
     monkeypatch.setattr(http, "BACKOFF_BASE_SECONDS", 0.02)
     monkeypatch.setattr(http, "BACKOFF_CAP_SECONDS", 0.1)
+    # Keen blocks the rest of a minute after a 429: the fake's minute is 2 s (see ``keen``)
+    monkeypatch.setattr(keen_vendor, "RATE_LIMIT_PERIOD_SECONDS", KEEN_MINUTE_SECONDS)
+    # a create refused by myTracker's full queue asks again after poll_interval, not 5 s
+    monkeypatch.setattr(mytracker_vendor, "QUEUE_PAUSE_FLOOR", 0.01)
 
 
 def seoul_today() -> dt.date:
@@ -148,6 +154,8 @@ def mytracker_config(fake, **block) -> dict:
 
 KEEN_DAYS = 3
 KEEN_COLLECTIONS = ("Purchases v2", "pageviews")
+KEEN_MINUTE_SECONDS = 2.0
+"""How long the fake Keen blocks after a 429 (its minute), and how long the tap waits for it."""
 
 
 @pytest.fixture
@@ -160,7 +168,7 @@ def keen():
         name: generate_events(name, start=start, days=KEEN_DAYS, per_day=30)
         for name in KEEN_COLLECTIONS
     }
-    with KeenFake(collections, job_seconds=0.1) as fake:
+    with KeenFake(collections, job_seconds=0.1, minute_seconds=KEEN_MINUTE_SECONDS) as fake:
         yield fake
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import threading
+import time
 from collections import Counter
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
-from tap_event_exports.engine.errors import RetriesExhaustedError, VendorError
-from tap_event_exports.sandbox.dfinery import PROFILE_COLUMNS
+from tap_event_exports.engine.errors import RateLimitedError, RetriesExhaustedError, VendorError
+from tap_event_exports.sandbox.dfinery import PROFILE_COLUMNS, DfineryFake, generate_events
+from tap_event_exports.vendors.dfinery import DfineryDialect
 from tests.conftest import DAYS, SEOUL, dfinery_config, seoul_today
 from tests.harness import run_tap
 
@@ -383,3 +387,188 @@ def test_window_logs_at_info(dfinery, caplog):
     assert re.search(
         r"dfinery_events: window from_date=\S+ to_date=\S+ done: \d+ rows, \d+ bytes", lines[0]
     )
+
+
+# --- quota and concurrency refusals ----------------------------------------------------------
+
+
+def export_now(fake: DfineryFake) -> requests.Response:
+    today = seoul_today().isoformat()
+    return requests.post(
+        f"{fake.base_url}/api/v1/export/event",
+        params={"service_id": fake.service_id},
+        json={"events_condition_type": "all", "from_date": today, "to_date": today},
+        headers={"Authorization": f"Bearer {fake.token}"},
+        timeout=10,
+    )
+
+
+def test_concurrency_refusal_reports_the_quota_left():
+    """A sixth export at once is refused with the hour's real remaining count: not a quota wait."""
+    dialect = DfineryDialect("unused")
+    with DfineryFake(events=[], delay=0.6) as fake:
+        barrier = threading.Barrier(6)
+        answers: list[requests.Response] = []
+
+        def one() -> None:
+            barrier.wait()
+            answers.append(export_now(fake))
+
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(a.status_code for a in answers) == [200] * 5 + [429]
+        busy = next(a for a in answers if a.status_code == 429)
+        assert busy.json() == {"result": "fail", "message": "too_many_api_requests"}
+        assert busy.headers["x-ratelimit-remaining"] == str(fake.hourly_limit - 5)
+        message = dialect.error_message(busy)
+        assert message == "too_many_api_requests (more than 5 exports at once; quota left)"
+        assert not dialect.rate_limited(busy, message)
+        fake.hourly_limit = 5
+        spent = export_now(fake)
+        assert spent.status_code == 429
+        assert spent.headers["x-ratelimit-remaining"] == "0"
+        assert dialect.rate_limited(spent, dialect.error_message(spent))
+
+
+@pytest.mark.parametrize(("fault", "recovers"), [("concurrency", True), ("429", False)])
+def test_429_waits_for_the_reset_only_when_the_quota_is_spent(dfinery, fault, recovers):
+    """Both refusals reset in an hour: only the one with no export left stops the run."""
+    dfinery.quota_reset_at = time.time() + 3600
+    dfinery.fail_next(fault, times=2, reset_in=3600)
+    started = time.monotonic()
+    run = run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 1}, raise_errors=False)
+    keys = [r[KEY] for r in run.records("dfinery_events")]
+    if recovers:
+        assert run.error is None, run.error
+        assert time.monotonic() - started < 20, "retried with the short backoff"
+        assert sorted(keys) == sorted(r[KEY] for r in all_days(dfinery))
+        assert len(dfinery.requests_to("/export/event")) == DAYS + 2
+    else:
+        assert isinstance(run.error, RateLimitedError)
+        assert "too_many_api_requests" in str(run.error)
+        assert "retry after" in str(run.error)
+        assert keys == []
+        assert len(dfinery.requests_to("/export/event")) == 1
+
+
+# --- the status: false envelope --------------------------------------------------------------
+
+
+def test_status_false_envelope_50000_is_retried(dfinery):
+    dfinery.fail_next("internal_server_error", times=2)
+    run = run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 1})
+    keys = [r[KEY] for r in run.records("dfinery_events")]
+    assert sorted(keys) == sorted(r[KEY] for r in all_days(dfinery))
+    assert len(dfinery.requests_to("/export/event")) == DAYS + 2
+    dfinery.fail_next("internal_server_error", times=3)
+    config = dfinery_config(dfinery) | {"max_concurrent_jobs": 1, "max_retries": 3}
+    again = run_tap(config, raise_errors=False)
+    assert isinstance(again.error, RetriesExhaustedError)
+    assert str(again.error).endswith("last error: INTERNAL_SERVER_ERROR (code 50000)")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"status": False, "code": 50000, "message": "INTERNAL_SERVER_ERROR"}, (True, False)),
+        ({"status": False, "code": "50000", "message": "INTERNAL_SERVER_ERROR"}, (True, False)),
+        ({"status": False, "code": 40001, "message": "VALIDATION_FAILURE"}, (False, False)),
+        ({"status": False, "code": "40401", "message": "TOO_MANY_REQUEST"}, (True, True)),
+        ({"status": True, "code": 20000, "message": "OK", "data": None}, None),
+    ],
+)
+def test_envelope_codes(body, expected):
+    """5xxxx retried, 4xxxx final, except the envelope's own rate limit (code as int or text)."""
+    failure = DfineryDialect("unused").body_failure(body | {"data": None})
+    if expected is None:
+        assert failure is None
+        return
+    assert (failure.retriable, failure.rate_limited) == expected
+    assert failure.message == f"{body['message']} (code {body['code']})"
+
+
+def test_status_false_envelope_40001_fails_with_the_vendors_words(dfinery):
+    dfinery.fail_next("validation_failure")
+    run = run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 1}, raise_errors=False)
+    first = seoul_today() - dt.timedelta(days=DAYS - 1)
+    assert isinstance(run.error, VendorError)
+    assert str(run.error) == (
+        f"dfinery: dfinery_events: window from_date={first} to_date={first}: "
+        "VALIDATION_FAILURE (code 40001)"
+    )
+    assert run.records("dfinery_events") == []
+    assert len(dfinery.requests_to("/export/event")) == 1, "a 4xxxx code is not retried"
+
+
+# --- the 30-day edge -------------------------------------------------------------------------
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def month_of_events(**knobs) -> DfineryFake:
+    """A fake whose events cover the 31 days from 30 days back to today."""
+    first = seoul_today() - dt.timedelta(days=30)
+    return DfineryFake(events=generate_events(start=first, days=31, per_day=4), **knobs)
+
+
+def first_window_days(first: dt.date) -> int:
+    """A window size whose first window, starting at ``first``, holds at least two days."""
+    return next(k for k in range(2, 11) if k - (first - EPOCH).days % k >= 2)
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_oldest_day_refused_is_given_up_with_a_warning(caplog, wide):
+    oldest = seoul_today() - dt.timedelta(days=30)
+    step = first_window_days(oldest) if wide else 1
+    first_end = oldest + dt.timedelta(days=step - (oldest - EPOCH).days % step)
+    with month_of_events(days_back=29) as fake:
+        config = dfinery_config(fake, window=f"P{step}D") | {"max_concurrent_jobs": 1}
+        config["start_date"] = "2020-01-01T00:00:00Z"
+        run = run_tap(config)
+        bodies = sorted(fake.bodies, key=lambda b: b["from_date"])
+        served = fake.expected_events(oldest + dt.timedelta(days=1), seoul_today())
+    last_of_first = (first_end - dt.timedelta(days=1)).isoformat()
+    assert (bodies[0]["from_date"], bodies[0]["to_date"]) == (oldest.isoformat(), last_of_first)
+    if wide:
+        after = (oldest + dt.timedelta(days=1)).isoformat()
+        assert (bodies[1]["from_date"], bodies[1]["to_date"]) == (after, last_of_first)
+    else:
+        assert bodies[1]["from_date"] == first_end.isoformat(), "nothing left of the window"
+    assert sorted(r[KEY] for r in run.records("dfinery_events")) == sorted(r[KEY] for r in served)
+    warnings = [r.getMessage() for r in caplog.records if "no longer serves" in r.getMessage()]
+    assert warnings == [
+        f"dfinery_events: Dfinery no longer serves {oldest}, the oldest of the 30 days back it "
+        f"exports (exceed_date_range_limit); exporting from {oldest + dt.timedelta(days=1)}: "
+        f"the events of {oldest} are lost to this tap"
+    ]
+    assert run.bookmark("dfinery_events") is not None
+
+
+def test_a_refused_day_after_the_oldest_stays_an_error(caplog):
+    """Only the oldest day may be given up: a refusal of any later day stops the run."""
+    later = seoul_today() - dt.timedelta(days=29)
+    midnight = dt.datetime.combine(later, dt.time(0), tzinfo=SEOUL).astimezone(UTC)
+    state = {
+        "bookmarks": {
+            "dfinery_events": {
+                "replication_key": "df_event_datetime",
+                "replication_key_value": midnight.isoformat(),
+            }
+        }
+    }
+    with month_of_events(days_back=28) as fake:
+        config = dfinery_config(fake, lookback="PT0S") | {"max_concurrent_jobs": 1}
+        config["start_date"] = "2020-01-01T00:00:00Z"
+        run = run_tap(config, state=state, raise_errors=False)
+        sent = [(b["from_date"], b["to_date"]) for b in fake.bodies]
+    assert sent == [(later.isoformat(), later.isoformat())]
+    assert isinstance(run.error, VendorError)
+    assert str(run.error).startswith(
+        f"dfinery: dfinery_events: window from_date={later} to_date={later}: "
+        "HTTP 400 exceed_date_range_limit"
+    )
+    assert run.records("dfinery_events") == []
+    assert "no longer serves" not in caplog.text

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections import Counter
 
 import pytest
+import requests
 
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.jobs import JobFailedError
 from tap_event_exports.sandbox.keen import matches
 from tap_event_exports.vendors import keen as keen_vendor
-from tests.conftest import keen_config
+from tests.conftest import KEEN_MINUTE_SECONDS, keen_config
 from tests.harness import run_tap, run_until_sigterm
 
 UTC = dt.timezone.utc
@@ -210,6 +212,7 @@ def test_errors_carry_keens_message(keen):
 
 @pytest.mark.parametrize("api", ["extract", "query"])
 def test_429_and_500_and_cut_download_recover(keen, api):
+    keen.retry_after = "1"
     keen.fail_next("429")
     keen.fail_next("500")
     keen.fail_next("cut")
@@ -252,3 +255,97 @@ def test_events_without_keen_id_get_the_synthetic_key(keen):
     keys = [r["_record_id"] for r in run.records("keen_pageviews")]
     assert keys
     assert len(keys) == len(set(keys))
+
+
+# --- rate limit and query time limit ---------------------------------------------------------
+
+
+def test_rest_of_minute_counts_to_the_next_minute_plus_the_margin(monkeypatch):
+    monkeypatch.setattr(keen_vendor, "RATE_LIMIT_PERIOD_SECONDS", 60.0)  # Keen's, not the fake's
+    margin = keen_vendor.RATE_LIMIT_MARGIN_SECONDS
+    assert margin > 0
+    assert keen_vendor.rest_of_minute(1_700_000_015.0) == pytest.approx(25.0 + margin)
+    assert keen_vendor.rest_of_minute(1_700_000_039.75) == pytest.approx(0.25 + margin)
+    assert keen_vendor.rest_of_minute(1_700_000_040.0) == pytest.approx(60.0 + margin)
+
+
+def keen_429(fake) -> requests.Response:
+    fake.fail_next("429")
+    url = f"{fake.base_url}/3.0/projects/{fake.project_id}/queries/extraction"
+    response = requests.get(
+        url,
+        params={"event_collection": "pageviews"},
+        headers={"Authorization": fake.api_key},
+        timeout=10,
+    )
+    assert response.status_code == 429
+    return response
+
+
+def test_a_429_waits_for_retry_after_or_else_for_the_next_minute(keen, monkeypatch):
+    monkeypatch.setattr(keen_vendor, "RATE_LIMIT_PERIOD_SECONDS", 60.0)  # Keen's, not the fake's
+    dialect = keen_vendor.KeenDialect(keen.api_key)
+    before = time.time()
+    plain = keen_429(keen)
+    assert "Retry-After" not in plain.headers, "Keen documents no wait header"
+    wait = dialect.wait_hint(plain) - keen_vendor.RATE_LIMIT_MARGIN_SECONDS
+    after = time.time()
+    assert 0 < wait <= 60
+    # waited from some instant in [before, after] to a minute boundary: from ``before``, the
+    # end of the wait lies at most ``after - before`` short of one
+    assert -(before + wait) % 60 <= after - before + 1e-3
+    keen.retry_after = "7"
+    assert dialect.wait_hint(keen_429(keen)) == 7.0
+
+
+@pytest.mark.parametrize("api", ["extract", "query"])
+def test_429_without_retry_after_waits_out_the_minute(keen, monkeypatch, api):
+    """Keen blocks the rest of the minute: the retry comes after it, and the sync completes."""
+    minute = KEEN_MINUTE_SECONDS  # the fake's and the tap's (conftest)
+    keen.fail_next("429")
+    time.sleep(minute - time.time() % minute)  # the 429 comes early in a minute: most is blocked
+    started = time.monotonic()
+    config = keen_config(keen, api=api, collections=["pageviews"])
+    run = run_tap(config | {"max_concurrent_jobs": 1})
+    assert keen.refused == 1, "no request was sent while the minute was blocked"
+    assert time.monotonic() - started < minute + keen_vendor.RATE_LIMIT_MARGIN_SECONDS + 5
+    assert canonical(run.records("keen_pageviews")) == canonical(
+        expected_for(keen, "pageviews", bound_of(run, "keen_pageviews"))
+    )
+
+
+def frame_of(frame: dict) -> tuple[dt.datetime, dt.datetime]:
+    return dt.datetime.fromisoformat(frame["start"]), dt.datetime.fromisoformat(frame["end"])
+
+
+def test_query_timeout_splits_the_window_at_once(keen):
+    keen.timeout_over = 12
+    config = keen_config(keen, api="query", collections=["pageviews"])
+    run = run_tap(config | {"max_concurrent_jobs": 1})
+    assert canonical(run.records("keen_pageviews")) == canonical(
+        expected_for(keen, "pageviews", bound_of(run, "keen_pageviews"))
+    )
+    assert keen.timed_out, "some windows were too large for the query time limit"
+    asked = Counter(frame_of(f) for f in keen.timeframes)
+    for frame in map(frame_of, keen.timed_out):
+        assert asked[frame] == 1, f"{frame} was split at its first 504, not retried"
+        inside = [f for f in asked if frame[0] <= f[0] and f[1] <= frame[1] and f != frame]
+        assert inside, f"{frame} was queried again in parts"
+
+
+def test_query_timeout_within_one_second_fails_naming_the_window(keen):
+    keen.timeout_over = 0
+    config = keen_config(keen, api="query", collections=["pageviews"])
+    with pytest.raises(VendorError) as caught:
+        run_tap(config | {"max_concurrent_jobs": 1})
+    message = str(caught.value)
+    found = re.fullmatch(
+        r"keen: keen_pageviews: window timeframe=(\S+)\.\.(\S+): HTTP 504 QueryTimeoutError: "
+        r"The query did not finish in 300 seconds within one second; add filters to narrow it",
+        message,
+    )
+    assert found, message
+    start, end = (dt.datetime.fromisoformat(g) for g in found.groups())
+    assert end - start == dt.timedelta(seconds=1)
+    assert (start, end) == frame_of(keen.timed_out[-1])
+    assert max(Counter(frame_of(f) for f in keen.timeframes).values()) == 1

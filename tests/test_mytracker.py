@@ -4,20 +4,35 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import re
 import time
 from collections import Counter
 
 import pytest
+import requests
 
 from tap_event_exports.engine.download import FILES_AT_ONCE
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.jobs import JobFailedError
 from tap_event_exports.sandbox.mytracker import read_list
+from tap_event_exports.vendors import mytracker as mytracker_vendor
 from tap_event_exports.vendors.mytracker import selector_type, sign, stream_name
-from tests.conftest import CUSTOM_SELECTORS, INSTALL_SELECTORS, mytracker_config, utc_midnight
-from tests.harness import run_tap, run_until_sigterm
+from tests.conftest import (
+    CUSTOM_SELECTORS,
+    INSTALL_SELECTORS,
+    MYTRACKER_DAYS,
+    mytracker_config,
+    utc_midnight,
+)
+from tests.harness import run_cli, run_tap, run_until_sigterm
 
 UTC = dt.timezone.utc
+BOTH_WAYS = pytest.mark.parametrize(
+    "body_only", [False, True], ids=["code-as-http-status", "code-in-body-only"]
+)
+"""Failures sent with the envelope's code as HTTP status, or with HTTP 200 and the code only in
+the envelope (whether the API mirrors the code is not documented)."""
 
 
 def test_signature_reproduces_the_documented_test_vector():
@@ -202,7 +217,9 @@ def test_canceled_by_user_fails_clearly(mytracker):
         run_tap(mytracker_config(mytracker) | {"max_concurrent_jobs": 1})
 
 
-def test_quota_429_waits_reset_in_second(mytracker):
+@BOTH_WAYS
+def test_quota_429_waits_reset_in_second(mytracker, body_only):
+    mytracker.errors_as_http_200 = body_only
     mytracker.fail_next("429", times=2)
     started = time.monotonic()
     run = run_tap(mytracker_config(mytracker) | {"max_concurrent_jobs": 1})
@@ -217,12 +234,22 @@ def test_client_stays_under_the_per_second_quota(mytracker):
     assert mytracker.quota_refusals == 0
 
 
-def test_wrong_secret_fails_fast_with_403(mytracker):
+@BOTH_WAYS
+def test_wrong_secret_fails_fast_with_403(mytracker, body_only):
+    mytracker.errors_as_http_200 = body_only
     config = mytracker_config(mytracker)
     config["mytracker"]["api_secret_key"] = "tok-SECRET-123"
-    with pytest.raises(VendorError, match="HTTP 403 Access denied"):
+    status = "code 403" if body_only else "HTTP 403"
+    with pytest.raises(VendorError) as caught:
         run_tap(config)
-    assert len(mytracker.log) <= 2
+    assert re.fullmatch(
+        rf"mytracker: mytracker_\w+: create raw export tsFrom=\d+ tsTo=\d+: {status} Access denied",
+        str(caught.value),
+    ), str(caught.value)
+    assert caught.value.status == 403
+    # an HTTP 403 stops every other request of the run; a 403 inside an HTTP 200 is known only
+    # once its body is read, after the workers waiting behind the first request were let go
+    assert len(mytracker.log) <= (4 if body_only else 2)
 
 
 def test_stopped_run_resumes_the_same_export(mytracker, tmp_path):
@@ -286,3 +313,183 @@ def test_exports_no_window_will_resume_are_canceled(mytracker):
     run = run_tap(mytracker_config(mytracker), state=state)
     assert mytracker.exports[stray_id].canceled
     assert run.last_state["bookmarks"]["mytracker_installs"]["pending_jobs"] == {}
+
+
+# --- failure envelopes, either way the vendor sends them ----------------------------------------
+
+
+@BOTH_WAYS
+def test_the_fake_sends_failures_either_way(mytracker, body_only):
+    mytracker.errors_as_http_200 = body_only
+    url = f"{mytracker.base_url}/api/raw/v1/export/get.json?idRawExport=999"
+    auth = sign("GET", url, None, mytracker.user_id, mytracker.secret)
+    answer = requests.get(url, headers={"Authorization": auth}, timeout=10)
+    assert answer.status_code == (200 if body_only else 404)
+    assert answer.json() == {
+        "code": 404,
+        "message": "Not Found",
+        "data": {"error": {"detail": "Raw export request not found"}},
+    }
+
+
+def custom_rows(fake):
+    """The custom events the configured filters select."""
+    return [
+        r
+        for r in fake.rows["customEvents"]
+        if r["eventName"] in {"level_up", "tutorial"} and r["idApp"] in {"1", "454"}
+    ]
+
+
+def assert_exact_sync(run, fake, *, started: float) -> None:
+    """Every selected row exactly once, no export left pending, both bookmarks at the run's now."""
+    marks = run.last_state["bookmarks"]
+    bounds = {marks[s]["replication_key_value"] for s in marks}
+    assert set(marks) == {"mytracker_installs", "mytracker_custom_events"}
+    assert len(bounds) == 1
+    bound = dt.datetime.fromisoformat(bounds.pop())
+    assert started - 1 <= bound.timestamp() <= time.time()
+    assert all(marks[s]["pending_jobs"] == {} for s in marks)
+    assert canonical(run.records("mytracker_installs")) == canonical(
+        expected(fake.rows["installs"], INSTALL_SELECTORS, bound)
+    )
+    assert canonical(run.records("mytracker_custom_events")) == canonical(
+        expected(custom_rows(fake), CUSTOM_SELECTORS, bound)
+    )
+
+
+def stray_export(fake, seconds: float) -> str:
+    """An export someone else started, running for ``seconds``: it fills a queue of one."""
+    fake.job_seconds = seconds
+    answer = fake._create(
+        {"event": ["installs"], "selectors": ["tsEvent"], "tsFrom": ["0"], "tsTo": ["86399"]}
+    )
+    fake.job_seconds = 0.1
+    return json.loads(answer.body)["data"]["idRawExport"]
+
+
+@BOTH_WAYS
+def test_a_full_queue_is_waited_for_and_every_row_arrives(mytracker, body_only, caplog):
+    mytracker.errors_as_http_200 = body_only
+    mytracker.queue_limit = 1  # the tap keeps 4 exports in flight by default
+    mytracker.job_seconds = 0.3
+    started = time.time()
+    run = run_tap(mytracker_config(mytracker) | {"max_retries": 2})
+    assert_exact_sync(run, mytracker, started=started)
+    assert len(mytracker.exports) == 8, "each of the 8 windows was created once"
+    refused = Counter(mytracker.queue_refused)
+    assert max(refused.values()) > 2, "a create waited longer than max_retries quick retries"
+    warnings = [r for r in caplog.records if "waiting for room" in r.getMessage()]
+    assert len(warnings) == len(refused), "one line per create that found the queue full"
+    for record in warnings:
+        assert record.levelno == logging.WARNING
+        message = record.getMessage()
+        assert "Maximum number of simultaneous requests reached. Wait until there is space" in (
+            message
+        )
+        listed = re.search(r"\(idRawExport (\d+)\)", message)
+        assert listed, message
+        assert listed.group(1) in mytracker.exports
+
+
+@BOTH_WAYS
+def test_a_queue_that_stays_full_fails_after_max_poll_time_naming_its_exports(mytracker, body_only):
+    mytracker.errors_as_http_200 = body_only
+    mytracker.queue_limit = 1
+    stray = stray_export(mytracker, 60)
+    config = mytracker_config(mytracker) | {"max_poll_time": 1, "max_concurrent_jobs": 1}
+    status = "code 400" if body_only else "HTTP 400"
+    started = time.monotonic()
+    with pytest.raises(VendorError) as caught:
+        run_tap(config)
+    assert time.monotonic() - started < 10
+    assert re.fullmatch(
+        rf"mytracker: mytracker_\w+: create raw export tsFrom=\d+ tsTo=\d+: {status} Bad "
+        r"Request: Maximum number of simultaneous requests reached\. Wait until there is space "
+        rf"available in the queue\. \(idRawExport {stray}\); still full after \ds "
+        r"\(max_poll_time 1s\)",
+        str(caught.value),
+    ), str(caught.value)
+    assert caught.value.status == 400
+    assert len(mytracker.queue_refused) > config["max_retries"]
+    assert list(mytracker.exports) == [stray]
+
+
+def test_connection_check_does_not_wait_for_a_full_queue(mytracker):
+    mytracker.queue_limit = 1
+    stray = stray_export(mytracker, 60)
+    started = time.monotonic()
+    run = run_cli(["--test"], config=mytracker_config(mytracker))
+    assert time.monotonic() - started < 20
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    failed = [
+        line
+        for line in run.stderr.splitlines()
+        if line.startswith("tap-event-exports: mytracker: FAILED: ")
+    ]
+    assert len(failed) == 1, run.stderr[-2000:]
+    assert failed[0].endswith(
+        "400 Bad Request: Maximum number of simultaneous requests reached. Wait until there is "
+        f"space available in the queue. (idRawExport {stray})"
+    )
+    assert len(mytracker.queue_refused) == 1
+
+
+@BOTH_WAYS
+def test_a_resumed_export_the_vendor_no_longer_knows_is_created_again(mytracker, body_only):
+    mytracker.errors_as_http_200 = body_only
+    first = utc_midnight(MYTRACKER_DAYS - 1)
+    window = f"{first.isoformat()}/{(first + dt.timedelta(days=1)).isoformat()}"
+    state = {"bookmarks": {"mytracker_installs": {"pending_jobs": {window: {"job": "999"}}}}}
+    started = time.time()
+    run = run_tap(mytracker_config(mytracker), state=state)
+    assert_exact_sync(run, mytracker, started=started)
+    gone = [r for r in mytracker.requests_to("get.json") if r.arg("idRawExport") == "999"]
+    assert len(gone) == 1
+    again = [
+        r
+        for r in mytracker.requests_to("create.json")
+        if r.arg("event") == "installs" and r.arg("tsFrom") == str(int(first.timestamp()))
+    ]
+    assert len(again) == 1
+
+
+@BOTH_WAYS
+def test_a_refused_export_fails_at_once_with_the_vendors_words(mytracker, body_only):
+    mytracker.errors_as_http_200 = body_only
+    mytracker.export_permission = False
+    status = "code 400" if body_only else "HTTP 400"
+    with pytest.raises(VendorError) as caught:
+        run_tap(mytracker_config(mytracker) | {"max_concurrent_jobs": 1})
+    assert re.fullmatch(
+        rf"mytracker: mytracker_\w+: create raw export tsFrom=\d+ tsTo=\d+: {status} Bad "
+        r"Request: Export permissions required to export raw data from an account",
+        str(caught.value),
+    ), str(caught.value)
+    assert caught.value.status == 400
+    assert len(mytracker.requests_to("create.json")) == 1, "not retried"
+
+
+@BOTH_WAYS
+def test_a_server_error_is_retried(mytracker, body_only):
+    mytracker.errors_as_http_200 = body_only
+    mytracker.fail_next("500", times=2)
+    started = time.time()
+    run = run_tap(mytracker_config(mytracker))
+    assert_exact_sync(run, mytracker, started=started)
+    assert "500" not in mytracker.faults, "both 500s were answered, and retried"
+
+
+def test_a_full_queue_is_asked_again_no_more_than_the_error_quota_allows(monkeypatch):
+    """Each refusal is an error, and the API blocks a user past 60 a minute: the pauses start
+    at 5 s whatever poll_interval says (four exports in flight: at most 48 a minute), grow
+    by half and stop growing at a minute."""
+    monkeypatch.setattr(mytracker_vendor, "QUEUE_PAUSE_FLOOR", 5.0)  # the tests use 0.01
+    pauses = mytracker_vendor.QueueWait(first=0.05, limit=3600).pauses()
+    first = [next(pauses) for _ in range(10)]
+    assert first[:3] == [5.0, 7.5, 11.25]
+    assert first[-1] == 60.0
+    assert 4 * 60 / first[0] <= 60
+    slow = mytracker_vendor.QueueWait(first=90, limit=3600).pauses()
+    assert [next(slow) for _ in range(2)] == [90, 90]

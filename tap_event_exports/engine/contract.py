@@ -44,18 +44,30 @@ class BodyFailure(t.NamedTuple):
     wait: float | None = None
     """Seconds the vendor asks to wait (a quota body), if it says."""
     rate_limited: bool = False
+    status: int | None = None
+    """The HTTP status the body's own code stands for, where the vendor gives one (a 404 in
+    myTracker's envelope is a 404), so callers decide on it as on a real status."""
 
 
 REMAINING_HEADERS = ("X-Rate-Limit-Remaining", "X-RateLimit-Remaining", "RateLimit-Remaining")
 
 
-def quota_exhausted(response: requests.Response) -> bool:
-    """Whether the response's rate-limit headers say no request is left in the period."""
+def quota_remaining(response: requests.Response) -> float | None:
+    """What the response's rate-limit headers say is left in the period, if they say."""
     for name in REMAINING_HEADERS:
         raw = response.headers.get(name)
-        if raw is not None and raw.strip() in {"0", "0.0"}:
-            return True
-    return False
+        if raw is None:
+            continue
+        try:
+            return float(raw)
+        except ValueError:
+            continue
+    return None
+
+
+def quota_exhausted(response: requests.Response) -> bool:
+    """Whether the response's rate-limit headers say no request is left in the period."""
+    return quota_remaining(response) == 0
 
 
 class VendorDialect:
@@ -89,6 +101,14 @@ class VendorDialect:
 
     def retriable(self, response: requests.Response, message: str) -> bool:
         """Whether a status that is normally final means "try again" here."""
+        return False
+
+    def final(self, response: requests.Response, message: str) -> bool:
+        """Whether a status that is normally retried (429, 5xx) will not change on retry here.
+
+        The caller then gets a :class:`VendorError` with that status at once, and decides (a
+        query the vendor stops at its time limit is split rather than run again).
+        """
         return False
 
     def body_failure(self, body: t.Any) -> BodyFailure | None:

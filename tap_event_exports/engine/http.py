@@ -136,6 +136,9 @@ def check_status(dialect: VendorDialect, response: requests.Response, *, what: s
     message = dialect.error_message(response)
     response.close()
     limited = dialect.rate_limited(response, message)
+    if dialect.final(response, message):
+        msg = f"{dialect.name}: {what}: HTTP {status} {message}".strip()
+        raise VendorError(msg, status=status)
     if (
         limited
         or status in RETRIABLE_STATUSES
@@ -315,7 +318,7 @@ class HttpPolicy:
             raise RetriableError(
                 failure.message, wait=failure.wait, rate_limited=failure.rate_limited
             )
-        raise VendorError(f"{self.dialect.name}: {what}: {failure.message}")
+        raise VendorError(f"{self.dialect.name}: {what}: {failure.message}", status=failure.status)
 
     def await_pause(self) -> None:
         """Wait out a pause a rate limit started (whichever worker met it)."""

@@ -27,7 +27,8 @@ Documented behaviour, where it comes from and where it is exercised:
   timezone ``Asia/Seoul`` by default (UNCONFIRMED; knob ``timezone``) (``test_dfinery.py``).
 - Lookback: data up to 30 days back only; an older ``from_date`` is
   ``400 exceed_date_range_limit`` [providers 1.7, 1.8 (KO warning); seeds/001 example body]
-  (fid ``[400 exceed_date_range_limit]``). Day 30 itself is allowed (UNCONFIRMED).
+  (fid ``[400 exceed_date_range_limit]``). Day 30 itself is allowed (UNCONFIRMED; knob
+  ``days_back``: 29 refuses it) (``test_dfinery.py::test_oldest_day_refused_is_given_up_with_a_warning``).
 - 200 body: CSV, comma separated, header first, data from the second line [seeds/000 Response];
   columns in alphabetical order as in the sample header (``custom_*`` before ``df_*``)
   [seeds/000 sample]; unified id and system event properties always included whatever
@@ -46,20 +47,29 @@ Documented behaviour, where it comes from and where it is exercised:
   400 ``invalid_parameter`` / ``exceed_date_range_limit``, 401 ``unauthorized_token``,
   429 ``too_many_api_requests``, 500 ``unknown_error`` / ``query_error``
   (fid ``test_dfinery_answers_carry_documented_body_and_rate_limit_headers``).
+- The API guide's HTTP 200 envelope ``{"status": false, "code": 40001, "message":
+  "VALIDATION_FAILURE", "data": null}`` and ``code 50000 INTERNAL_SERVER_ERROR`` [seeds/001];
+  providers 1.7 places it in the Import API, so the export routes sending it is UNCONFIRMED:
+  only on demand, ``fail_next("validation_failure")`` / ``fail_next("internal_server_error")``
+  (``test_dfinery.py::test_status_false_envelope_50000_is_retried``,
+  ``test_status_false_envelope_40001_fails_with_the_vendors_words``).
 - Rate-limit headers ``x-ratelimit-limit`` (cycle: ``1y``/``1M``/``1d``/``1H``/``1m``/``1s``),
   ``x-ratelimit-remaining``, ``x-ratelimit-reset`` (unix **milliseconds**, the end of the
   quota period) on EVERY answer of the export routes: 200 CSV, 200 JSON failure, 400, 401,
   429 (remaining ``0``), 500 [seeds/001 curl examples ``1d``/``99999``/``1682593200268`` and
-  on 429 ``0``/``1682640000000``; providers 1.9]. The doc table spells them
+  on 429 ``0``/``1682640000000``; providers 1.9]; a refusal for concurrency carries the
+  real remaining count (see Quota). The doc table spells them
   ``X-Rate-Limit-*`` with reset in seconds; the fake sends what the examples show
   (fid ``test_dfinery_answers_carry_documented_body_and_rate_limit_headers``, matrix row
   "5xx with the vendor's routine headers").
 - Quota: 100 exports an hour and 5 at once per service [providers 1.9 table]. Over either:
-  ``429 too_many_api_requests`` with ``x-ratelimit-remaining: 0`` (how the concurrency cap is
-  signalled is UNCONFIRMED; the fake uses the same 429) (fid
+  ``429 too_many_api_requests``; over the hourly quota with ``x-ratelimit-remaining: 0``, over
+  the concurrency cap with the exports really left in the hour (how the concurrency cap is
+  signalled is UNCONFIRMED; the fake uses the same 429 and truthful headers) (fid
   ``test_dfinery_hourly_quota_counts_down_then_refuses``,
-  ``test_dfinery_sixth_concurrent_export_is_refused``). Knobs ``hourly_limit``,
-  ``max_concurrent``.
+  ``test_dfinery_sixth_concurrent_export_is_refused``; ``test_dfinery.py``
+  ``test_concurrency_refusal_reports_the_quota_left``). Knobs ``hourly_limit``,
+  ``max_concurrent``; ``fail_next("concurrency")`` refuses the next export that way.
 - The cycle the export route reports: UNCONFIRMED. The fake reports its hourly quota,
   ``1H`` with the real remaining count; ``limit_cycle`` and ``advertised_remaining`` make it
   report e.g. the examples' ``1d``/``99999`` (fid ``test_dfinery_reset_header_follows_the_quota_period``).
@@ -179,12 +189,22 @@ EVENT_NAMES = (
 )
 CONDITIONS = {"all", "include", "exclude"}
 DAYS_BACK = 30
+ENVELOPES = {
+    "validation_failure": (40001, "VALIDATION_FAILURE"),
+    "internal_server_error": (50000, "INTERNAL_SERVER_ERROR"),
+}
+"""The API guide's ``status: false`` envelopes (HTTP 200), by fault kind."""
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def fail(status: int, code: str, **headers: str) -> FakeResponse:
     """A Dfinery error answer."""
     return FakeResponse.json(status, {"result": "fail", "message": code}, **headers)
+
+
+def envelope(code: int, message: str) -> FakeResponse:
+    """The API guide's HTTP 200 envelope of a failure."""
+    return FakeResponse.json(200, {"status": False, "code": code, "message": message, "data": None})
 
 
 def dotted(moment: dt.datetime) -> str:
@@ -341,6 +361,7 @@ class DfineryFake(FakeServer):
         limit_cycle: str = "1H",
         advertised_remaining: int | None = None,
         clock_aligned: bool = False,
+        days_back: int = DAYS_BACK,
     ) -> None:
         """Serve ``events`` and ``profiles``; ``today`` fixes the 30-day limit's reference.
 
@@ -348,7 +369,8 @@ class DfineryFake(FakeServer):
         the tap rather than the fake's CSV writing (``events`` must not change afterwards).
         ``limit_cycle`` and ``advertised_remaining`` are what the rate-limit headers report
         (default: the hourly export quota and its real remaining count); ``clock_aligned``
-        starts quota windows on the clock hour instead of at the fake's creation.
+        starts quota windows on the clock hour instead of at the fake's creation;
+        ``days_back`` is the oldest day (counted back from ``today``) an export may start.
         """
         super().__init__(port=port)
         self.memoize = memoize
@@ -370,6 +392,7 @@ class DfineryFake(FakeServer):
         self.advertised_remaining = advertised_remaining
         """``x-ratelimit-remaining`` on answers that are not refusals (default: the real count)."""
         self.clock_aligned = clock_aligned
+        self.days_back = days_back
         self._anchor = time.time()
         self.faults: deque[tuple[str, str, float]] = deque()
         self.bodies: list[dict] = []
@@ -383,9 +406,11 @@ class DfineryFake(FakeServer):
     def fail_next(self, kind: str, times: int = 1, path: str = "", reset_in: float = 1.0) -> None:
         """Make the next ``times`` export requests (to ``path``) fail.
 
-        Kinds: ``500`` (unknown_error), ``query_error``, ``429`` (reset in ``reset_in`` s),
-        ``cut`` (body cut mid-way), ``reset`` (no answer), ``client_connection_closed``
-        (HTTP 200 with a JSON failure body), ``slow`` (answer after ``reset_in`` s).
+        Kinds: ``500`` (unknown_error), ``query_error``, ``429`` (quota spent, reset in
+        ``reset_in`` s), ``concurrency`` (429 with exports left: too many at once), ``cut``
+        (body cut mid-way), ``reset`` (no answer), ``client_connection_closed`` (HTTP 200 with
+        a JSON failure body), ``validation_failure`` / ``internal_server_error`` (HTTP 200
+        with a ``status: false`` envelope), ``slow`` (answer after ``reset_in`` s).
         """
         for _ in range(times):
             self.faults.append((kind, path, reset_in))
@@ -445,11 +470,19 @@ class DfineryFake(FakeServer):
     def _admit(self) -> FakeResponse | None:
         with self._quota_lock:
             self._roll()
-            if self._used >= self.hourly_limit or self._running >= self.max_concurrent:
-                return fail(429, "too_many_api_requests")
+            if self._used >= self.hourly_limit:
+                return fail(429, "too_many_api_requests", **self._limit_headers(0))
+            if self._running >= self.max_concurrent:
+                return self._busy(self.hourly_limit - self._used)
             self._used += 1
             self._running += 1
         return None
+
+    def _busy(self, left: int) -> FakeResponse:
+        """A refusal for concurrency: 429, with the exports really left in the quota period."""
+        if self.advertised_remaining is not None:
+            left = self.advertised_remaining
+        return fail(429, "too_many_api_requests", **self._limit_headers(left))
 
     # --- routing -----------------------------------------------------------------------------
 
@@ -459,7 +492,7 @@ class DfineryFake(FakeServer):
             return None
         response = self._route(request)
         if not response.close_before_response:
-            refused = response.status == 429
+            refused = response.status == 429  # a concurrency refusal stamps its own
             stamped = self._limit_headers(0 if refused else None)
             for name, value in stamped.items():
                 response.headers.setdefault(name, value)
@@ -500,6 +533,10 @@ class DfineryFake(FakeServer):
                 if kind == "429":
                     reset = int((time.time() + arg) * 1000)
                     return fail(429, "too_many_api_requests", **self._limit_headers(0, reset))
+                if kind == "concurrency":
+                    return self._refund_as_busy()
+                if kind in ENVELOPES:
+                    return envelope(*ENVELOPES[kind])
                 if kind == "reset":
                     return FakeResponse(close_before_response=True)
                 if kind == "client_connection_closed":
@@ -515,6 +552,13 @@ class DfineryFake(FakeServer):
         finally:
             with self._quota_lock:
                 self._running -= 1
+
+    def _refund_as_busy(self) -> FakeResponse:
+        """Refuse an admitted export for concurrency: it no longer counts against the quota."""
+        with self._quota_lock:
+            self._used -= 1
+            left = self.hourly_limit - self._used
+        return self._busy(left)
 
     # --- exports -----------------------------------------------------------------------------
 
@@ -546,7 +590,7 @@ class DfineryFake(FakeServer):
             or not self._strings(body.get("properties"))
         ):
             return fail(400, "invalid_parameter")
-        if first < self.today() - dt.timedelta(days=DAYS_BACK):
+        if first < self.today() - dt.timedelta(days=self.days_back):
             return fail(400, "exceed_date_range_limit")
         headers = {"Content-Type": "text/csv; charset=utf-8"}
         memo = json.dumps(body, sort_keys=True) if self.memoize else None

@@ -51,10 +51,15 @@ Documented behaviour, where it comes from and where it is exercised:
   (UNCONFIRMED); relative timeframes are refused with ``400 TimeframeDefinitionError`` (the
   fake does not implement them).
 - 429 when over the rate limit, blocked "for the rest of the minute" (SECONDARY [providers
-  2.7]). ``Retry-After`` is not documented: the fake sends ``Retry-After: 1`` by default
-  (UNCONFIRMED; knob ``retry_after``, ``None`` to leave it out)
-  (fid ``test_keen_errors_are_message_and_error_code[429]``,
-  ``test_keen_429_without_retry_after_knob``, matrix "vendor's own 429").
+  2.7]): after a 429 every API request is refused until the clock's next minute (knob
+  ``minute_seconds`` shortens the fake's minute for tests). No ``Retry-After`` is documented
+  and none is sent, unless a test asks for one with the knob ``retry_after`` (then the block
+  lasts that long) (fid ``test_keen_429_without_retry_after_knob``; ``test_keen.py``
+  ``test_429_without_retry_after_waits_out_the_minute``; matrix "vendor's own 429").
+- 504 when a query runs past Keen's 300 s limit (SECONDARY [providers 2.7]), with the usual
+  error body (the error_code ``QueryTimeoutError`` is UNCONFIRMED). Knob ``timeout_over``:
+  queries that would return more events than that answer 504
+  (``test_keen.py::test_query_timeout_splits_the_window_at_once``).
 - 500: plain ``{"message", "error_code"}`` with no wait header (none documented)
   (fid ``[500]``, matrix "5xx with the vendor's routine headers").
 """
@@ -239,12 +244,16 @@ class KeenFake(FakeServer):
         api_key: str = "keen-read-key-0123456789",
         job_seconds: float = 0.2,
         result_cap: int = 100_000,
-        retry_after: str | None = "1",
+        retry_after: str | None = None,
+        minute_seconds: float = 60.0,
+        timeout_over: int | None = None,
         port: int = 0,
     ) -> None:
         """Serve ``collections``; queries return at most ``result_cap`` events.
 
-        ``retry_after`` is the ``Retry-After`` of a 429 (undocumented; ``None`` leaves it out).
+        ``retry_after`` is a ``Retry-After`` for 429s (undocumented: ``None``, the default,
+        sends none); ``minute_seconds`` is how long the fake's minute lasts; queries over
+        ``timeout_over`` events time out (504).
         """
         super().__init__(port=port)
         self.collections = collections
@@ -253,6 +262,13 @@ class KeenFake(FakeServer):
         self.job_seconds = job_seconds
         self.result_cap = result_cap
         self.retry_after = retry_after
+        self.minute_seconds = minute_seconds
+        self.timeout_over = timeout_over
+        self.refused = 0
+        """429s answered (the first one and those during the block)."""
+        self.timed_out: list[dict] = []
+        """Timeframes of the queries answered with 504."""
+        self._blocked_until = 0.0
         self.extractions: dict[str, Extraction] = {}
         self.faults: deque[str] = deque()
         self.key_leaks: list[str] = []
@@ -263,8 +279,9 @@ class KeenFake(FakeServer):
     def fail_next(self, kind: str, times: int = 1) -> None:
         """Make the next matching step fail.
 
-        Kinds: ``429`` (rate limited, Retry-After 1), ``500``, ``cut`` (results file cut
-        mid-body), ``error`` (next extraction ends in status ``error``).
+        Kinds: ``429`` (over the rate limit: blocked for the rest of the minute), ``500``,
+        ``cut`` (results file cut mid-body), ``error`` (next extraction ends in status
+        ``error``).
         """
         for _ in range(times):
             self.faults.append(kind)
@@ -275,6 +292,28 @@ class KeenFake(FakeServer):
                 self.faults.remove(kind)
                 return True
         return False
+
+    # --- rate limit --------------------------------------------------------------------------
+
+    def _block(self) -> None:
+        """Refuse every API request until the minute ends (or for the asked ``Retry-After``)."""
+        now = time.time()
+        if self.retry_after is not None:
+            until = now + float(self.retry_after)
+        else:
+            until = (now // self.minute_seconds + 1) * self.minute_seconds
+        with self._lock2:
+            self._blocked_until = max(self._blocked_until, until)
+
+    def _blocked(self) -> bool:
+        return time.time() < self._blocked_until
+
+    def _too_many(self) -> FakeResponse:
+        """The 429 of a blocked minute."""
+        with self._lock2:
+            self.refused += 1
+        wait = {} if self.retry_after is None else {"Retry-After": self.retry_after}
+        return keen_error(429, "TooManyRequestsError", "Rate limit exceeded", **wait)
 
     # --- filtering ---------------------------------------------------------------------------
 
@@ -330,8 +369,10 @@ class KeenFake(FakeServer):
         if request.path.startswith("/keen-results/"):
             return self._results(request)
         if self._take("429"):
-            wait = {} if self.retry_after is None else {"Retry-After": self.retry_after}
-            return keen_error(429, "TooManyRequestsError", "Rate limit exceeded", **wait)
+            self._block()
+            return self._too_many()
+        if self._blocked():
+            return self._too_many()
         if self._take("500"):
             return keen_error(500, "InternalServerError", "An unknown error occurred")
         key = request.headers.get("authorization") or request.arg("api_key")
@@ -424,6 +465,9 @@ class KeenFake(FakeServer):
         if request.arg("email"):
             return FakeResponse.json(200, {"result": PROCESSING})
         events = self.select(collection, *parsed)
+        if self.timeout_over is not None and len(events) > self.timeout_over:
+            self.timed_out.append(parsed[1] or {})
+            return keen_error(504, "QueryTimeoutError", "The query did not finish in 300 seconds")
         if latest is not None:
             events = events[-latest:] if latest > 0 else []
         events = events[: self.result_cap]

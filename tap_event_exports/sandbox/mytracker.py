@@ -15,7 +15,9 @@ Documented behaviour, where it comes from and where it is exercised:
 
 - Envelope ``{"code": <int>, "message": <text>, "data": {...} | null}`` on every answer
   [seeds/003; providers 3.5]; the HTTP status equals ``code`` (UNCONFIRMED: clients read
-  ``code``) (fid ``test_mytracker_envelope_on_every_answer``).
+  ``code``) (fid ``test_mytracker_envelope_on_every_answer``). Knob ``errors_as_http_200``
+  sends every failure envelope with HTTP 200, its code only in the body, the other reading
+  of the documents (``test_mytracker.py``, tests parametrized over both).
 - Auth ``Authorization: AuthHMAC <user id>:<base64 HMAC-SHA1(secret, METHOD&quote(url)&quote(body))>``
   with ``quote(..., safe='~')`` [providers 3.3]; implemented here from the document (not
   borrowed from the tap) and checked against the documented test vector (fid
@@ -40,10 +42,11 @@ Documented behaviour, where it comes from and where it is exercised:
   more than 1000 values in one filter ("Argument 'idCampaign' set size expected to be below
   1000"), a full queue ("Maximum number of simultaneous requests reached. Wait until there is
   space available in the queue." with ``info.exports: [{"idRawExport": "2"}]``, knob
-  ``queue_limit``; the real queue size is UNCONFIRMED, default: no limit) [seeds/003]
-  (fid ``test_mytracker_envelope_on_every_answer``,
-  ``test_mytracker_full_queue_and_finished_cancel``). Missing date pair, a bound in the future
-  or from > to: a 400 of the same shape (detail wording UNCONFIRMED).
+  ``queue_limit``; the real queue size is UNCONFIRMED, default: no limit; refused creates are
+  kept in ``queue_refused``) [seeds/003] (fid ``test_mytracker_envelope_on_every_answer``,
+  ``test_mytracker_full_queue_and_finished_cancel``; ``test_mytracker.py`` full-queue tests).
+  Missing date pair, a bound in the future or from > to: a 400 of the same shape (detail
+  wording UNCONFIRMED).
 - get.json ``data.status``: ``In progress`` with ``progress: "64%"`` and ``isCancellable``;
   ``Success!`` with ``files: [{"link", "timestampExpires"}]`` (``timestampExpires`` a
   **string** of unix seconds); ``Error occurred`` (retryable); ``User error occurred`` with
@@ -302,6 +305,7 @@ class MyTrackerFake(FakeServer):
         per_hour: int = 1000,
         queue_limit: int | None = None,
         export_permission: bool = True,
+        errors_as_http_200: bool = False,
         port: int = 0,
         memoize: bool = False,
     ) -> None:
@@ -309,6 +313,8 @@ class MyTrackerFake(FakeServer):
 
         ``queue_limit`` refuses a new export while that many are in progress; without
         ``export_permission`` every export is refused, as for a user without the right.
+        ``errors_as_http_200`` answers every failure with HTTP 200, its code only in the
+        envelope (whether the API mirrors ``code`` in the status is not documented).
 
         ``memoize`` keeps the rows and gzip parts of each distinct request, so a repeated
         request is served without selecting or rendering again (benchmarks measure the tap,
@@ -324,12 +330,16 @@ class MyTrackerFake(FakeServer):
         self.limits = ((per_second, 1.0), (per_minute, 60.0), (per_hour, 3600.0))
         self.queue_limit = queue_limit
         self.export_permission = export_permission
+        self.errors_as_http_200 = errors_as_http_200
+        self.queue_refused: list[tuple[str, int, int]] = []
+        """``(event, tsFrom, tsTo)`` of every create refused because the queue was full."""
         self.exports: dict[str, RawExport] = {}
         self.faults: deque[str] = deque()
         self.bad_signatures = 0
         self.quota_refusals = 0
         self._stamps: list[float] = []
         self._lock2 = threading.Lock()
+        self._creating = threading.Lock()
         self._rendered: dict[tuple, list[bytes]] | None = {} if memoize else None
         self._selected: dict[tuple, list[dict[str, str]]] | None = {} if memoize else None
 
@@ -396,7 +406,14 @@ class MyTrackerFake(FakeServer):
 
     # --- routing -----------------------------------------------------------------------------
 
-    def handle(self, request: FakeRequest) -> FakeResponse | None:  # noqa: D102
+    def handle(self, request: FakeRequest) -> FakeResponse | None:
+        """Answer a request; with ``errors_as_http_200``, failures carry HTTP 200."""
+        response = self._answer(request)
+        if self.errors_as_http_200 and response is not None and response.status >= 400:
+            response.status = 200
+        return response
+
+    def _answer(self, request: FakeRequest) -> FakeResponse | None:
         if not self._signed(request):
             self.bad_signatures += 1
             return FakeResponse.json(403, FORBIDDEN)
@@ -468,6 +485,11 @@ class MyTrackerFake(FakeServer):
         return [e for e in self.exports.values() if not e.canceled and now - e.created < e.duration]
 
     def _create(self, params: dict[str, list[str]]) -> FakeResponse:
+        """One create at a time: the queue check and the new export's id are atomic."""
+        with self._creating:
+            return self._create_one(params)
+
+    def _create_one(self, params: dict[str, list[str]]) -> FakeResponse:
         events = params.get("event")
         event = events[0] if events else None
         if event is None:
@@ -488,6 +510,7 @@ class MyTrackerFake(FakeServer):
         ts_from, ts_to = span
         running = self.in_progress()
         if self.queue_limit is not None and len(running) >= self.queue_limit:
+            self.queue_refused.append((event, ts_from, ts_to))
             body = {
                 "code": 400,
                 "message": "Bad Request",

@@ -2,12 +2,15 @@
 
 ``POST /api/v1/export/event?service_id=`` answers with the CSV itself; dates are inclusive
 ``yyyy-MM-dd`` days read in the service's timezone, at most 30 days back. Errors are JSON
-``{"result": "fail", "message": <code>}``, one of them (``client_connection_closed``) on HTTP 200.
+``{"result": "fail", "message": <code>}``, one of them (``client_connection_closed``) on HTTP 200;
+the API guide also shows an HTTP 200 envelope ``{"status": false, "code": 40001, "message":
+"VALIDATION_FAILURE"}``. Quotas: 100 exports an hour and 5 at once per service.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import typing as t
 
 from tap_event_exports.engine.contract import (
@@ -19,16 +22,20 @@ from tap_event_exports.engine.contract import (
     VendorDialect,
     Windowing,
     WindowRequests,
+    quota_remaining,
 )
 from tap_event_exports.engine.download import Download, download
+from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.http import RequestSpec, json_body
 from tap_event_exports.engine.windows import DayGranularity, Window
-from tap_event_exports.vendors.dfinery_streams import DfineryBlock
+from tap_event_exports.vendors.dfinery_streams import MAX_CONCURRENT_EXPORTS, DfineryBlock
 
 if t.TYPE_CHECKING:
     import requests
 
     from tap_event_exports.engine.runtime import Runtime
+
+logger = logging.getLogger("tap_event_exports.dfinery")
 
 EXPORT_DAYS_BACK = 30
 PROBE_EVENT = "tap_event_exports_connection_check"
@@ -50,6 +57,27 @@ HINTS = {
 RETRIABLE_CODES = frozenset(
     {"client_connection_closed", "too_many_api_requests", "unknown_error", "query_error"}
 )
+TOO_OLD = "exceed_date_range_limit"
+ENVELOPE_RATE_LIMITED = "40401"
+"""The envelope's ``TOO_MANY_REQUEST``: a 4xxxx code that is a quota, not a refusal."""
+
+
+def refused_as_busy(response: requests.Response) -> bool:
+    """A 429 while the quota still has exports left: too many at once, not too many per hour.
+
+    How Dfinery signals its limit of 5 concurrent exports is not documented; such a refusal
+    frees up when an export finishes, long before the quota period resets.
+    """
+    left = quota_remaining(response)
+    return response.status_code == 429 and left is not None and left > 0
+
+
+def envelope_failure(body: dict[str, t.Any]) -> BodyFailure:
+    """The API guide's ``{"status": false, "code", "message"}``: 5xxxx retriable, 4xxxx final."""
+    code = str(body.get("code", ""))
+    message = f"{body.get('message') or 'status false'} (code {code})"
+    limited = code == ENVELOPE_RATE_LIMITED
+    return BodyFailure(code.startswith("5") or limited, message, rate_limited=limited)
 
 
 class DfineryDialect(VendorDialect):
@@ -69,6 +97,8 @@ class DfineryDialect(VendorDialect):
         if isinstance(body, dict) and body.get("message"):
             code = str(body["message"])
             hint = HINTS.get(code)
+            if refused_as_busy(response):
+                hint = f"more than {MAX_CONCURRENT_EXPORTS} exports at once; quota left"
             return f"{code} ({hint})" if hint else code
         return response.reason or ""
 
@@ -76,13 +106,18 @@ class DfineryDialect(VendorDialect):
         """A 429, ``too_many_api_requests``, or ``x-ratelimit-remaining`` at 0.
 
         Dfinery sends its ``x-ratelimit-*`` headers on every answer; their reset is the end of
-        the quota period (often hours away), a wait only on these answers, never on a 500.
+        the quota period (often hours away), a wait only on these answers, never on a 500. A
+        429 with exports left is a concurrency refusal: retried with the usual short backoff.
         """
+        if refused_as_busy(response):
+            return False
         return super().rate_limited(response, message) or message.startswith(
             "too_many_api_requests"
         )
 
     def body_failure(self, body: t.Any) -> BodyFailure | None:  # noqa: D102
+        if isinstance(body, dict) and body.get("status") is False and "code" in body:
+            return envelope_failure(body)
         if not isinstance(body, dict) or body.get("result") != "fail":
             return None
         code = str(body.get("message", "unknown"))
@@ -116,21 +151,36 @@ class Dfinery(DfineryBlock):
             today = granularity.local_date(now)
             return granularity.midnight(today - dt.timedelta(days=EXPORT_DAYS_BACK))
 
-        def fetch_events(window: Window, _partition: Partition) -> list[Download]:
-            first, last = granularity.inclusive_dates(window)
-            body: dict[str, t.Any] = {
-                "events_condition_type": block["events_condition_type"],
-                "from_date": first.isoformat(),
-                "to_date": last.isoformat(),
-            }
-            if block["events"]:
-                body["events"] = block["events"]
-            if block["properties_condition_type"]:
-                body["properties_condition_type"] = block["properties_condition_type"]
-            if block["properties"]:
-                body["properties"] = block["properties"]
+        def export_days(first: dt.date, last: dt.date) -> list[Download]:
+            body = event_body(block, first, last)
             spec = RequestSpec("POST", f"{base}/api/v1/export/event", params=service, json=body)
-            return [download(policy, spec, what=f"dfinery_events: window {describe(window)}")]
+            what = f"dfinery_events: window from_date={first} to_date={last}"
+            return [download(policy, spec, what=what)]
+
+        def fetch_events(window: Window, _partition: Partition) -> list[Download]:
+            """The window's export; from one day later where Dfinery refuses its oldest day.
+
+            Whether day 30 back itself is still served is not documented: where Dfinery says
+            it is too old, that one day is given up (with a warning), not the whole run.
+            """
+            first, last = granularity.inclusive_dates(window)
+            oldest = granularity.local_date(runtime.now) - dt.timedelta(days=EXPORT_DAYS_BACK)
+            try:
+                return export_days(first, last)
+            except VendorError as exc:
+                if first != oldest or not refused_as_too_old(exc):
+                    raise
+            following = first + dt.timedelta(days=1)
+            logger.warning(
+                "dfinery_events: Dfinery no longer serves %s, the oldest of the %d days back it "
+                "exports (%s); exporting from %s: the events of %s are lost to this tap",
+                first,
+                EXPORT_DAYS_BACK,
+                TOO_OLD,
+                following,
+                first,
+            )
+            return export_days(following, last) if following <= last else []
 
         def probe(_partition: Partition) -> None:
             """Today's export of an event no service has: a header row proves token and service."""
@@ -181,3 +231,24 @@ class Dfinery(DfineryBlock):
                 )
             )
         return streams
+
+
+def event_body(block: dict[str, t.Any], first: dt.date, last: dt.date) -> dict[str, t.Any]:
+    """The event export's request body for the inclusive days ``first``..``last``."""
+    body: dict[str, t.Any] = {
+        "events_condition_type": block["events_condition_type"],
+        "from_date": first.isoformat(),
+        "to_date": last.isoformat(),
+    }
+    if block["events"]:
+        body["events"] = block["events"]
+    if block["properties_condition_type"]:
+        body["properties_condition_type"] = block["properties_condition_type"]
+    if block["properties"]:
+        body["properties"] = block["properties"]
+    return body
+
+
+def refused_as_too_old(exc: VendorError) -> bool:
+    """Whether Dfinery refused a ``from_date`` as older than it exports."""
+    return exc.status == 400 and f"HTTP 400 {TOO_OLD}" in str(exc)

@@ -3,8 +3,9 @@
 ``api: extract`` (default) creates ``POST /2.0/projects/<id>/<collection>/_extract`` jobs and
 polls them until ``complete`` with a ``results_url`` (pre-signed storage: no key sent there).
 ``api: query`` reads ``GET /3.0/projects/<id>/queries/extraction`` as a stream; a window that
-comes back at the API's cap is split and queried again. Both give the same flat records: nested
-properties keep their dotted path as column name.
+comes back at the API's cap, or that Keen stops at its query time limit (504), is split and
+queried again. Both give the same flat records: nested properties keep their dotted path as
+column name. Over its rate limit Keen answers 429 and blocks the rest of the minute.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from tap_event_exports.engine.contract import (
 )
 from tap_event_exports.engine.download import Download, download
 from tap_event_exports.engine.errors import DataError, VendorError
-from tap_event_exports.engine.http import RequestSpec, json_body
+from tap_event_exports.engine.http import RequestSpec, json_body, retry_after
 from tap_event_exports.engine.jsonrows import ResultCapped, events_to_csv
 from tap_event_exports.engine.windows import SecondGranularity, Window, rfc3339
 from tap_event_exports.vendors.keen_streams import KeenBlock
@@ -45,10 +46,23 @@ logger = logging.getLogger("tap_event_exports.keen")
 
 QUERY_RESULT_CAP = 100_000
 """Keen's synchronous extraction returns at most this many events."""
+QUERY_ROUTE = "/queries/extraction"
+QUERY_TIMEOUT = 504
+"""Keen's answer to a query stopped at its time limit (300 s)."""
+RATE_LIMIT_PERIOD_SECONDS = 60.0
+"""Keen blocks a project's queries for the rest of the minute once it is over its rate limit."""
+RATE_LIMIT_MARGIN_SECONDS = 1.0
+"""Added to the wait for the next minute: Keen's clock and ours are not quite the same."""
+
+
+def rest_of_minute(now: float) -> float:
+    """Seconds from ``now`` (unix time) to the next minute boundary, plus the margin."""
+    period = RATE_LIMIT_PERIOD_SECONDS
+    return period - now % period + RATE_LIMIT_MARGIN_SECONDS
 
 
 class KeenDialect(VendorDialect):
-    """How Keen authenticates and words its errors."""
+    """How Keen authenticates, words its errors and asks to wait."""
 
     name = "keen"
 
@@ -64,6 +78,23 @@ class KeenDialect(VendorDialect):
         if isinstance(body, dict) and (body.get("message") or body.get("error_code")):
             return f"{body.get('error_code', '')}: {body.get('message', '')}".strip(": ")
         return response.reason or ""
+
+    def final(self, response: requests.Response, message: str) -> bool:
+        """A query's 504 is Keen's 300 s query limit: the window is split, not run again.
+
+        Every retry of the same window would run into the limit again, minutes each, before
+        it could be split.
+        """
+        return response.status_code == QUERY_TIMEOUT and QUERY_ROUTE in (response.url or "")
+
+    def wait_hint(self, response: requests.Response) -> float | None:
+        """``Retry-After`` where a 429 has one; otherwise until the minute Keen blocks is over.
+
+        Keen documents no wait header, and the retry backoff alone (about half a minute over
+        all attempts) often gives up before the blocked minute ends.
+        """
+        wait = retry_after(response)
+        return wait if wait is not None else rest_of_minute(time.time())
 
     def body_failure(self, body: t.Any) -> BodyFailure | None:  # noqa: D102
         if isinstance(body, dict) and body.get("error_code"):
@@ -184,31 +215,51 @@ def _query_source(
     stream: str,
     describe: t.Callable[[Window], str],
 ) -> WindowRequests:
+    """Windows read with the synchronous query, halved while Keen cannot answer them whole.
+
+    Halved are windows that come back at the result cap (events may be missing) and windows
+    Keen stops at its query time limit (a 504, split at its first occurrence: retrying the
+    same query would only time out again, minutes later). Other failures are retried.
+    """
     granularity = SecondGranularity()
 
-    def query(window: Window) -> list[Download]:
-        what = f"keen: {stream}: window {describe(window)}"
+    def fetch(window: Window, place: str) -> Download:
         params = {
             "event_collection": collection,
             "timeframe": json.dumps(timeframe(window)),
             "filters": json.dumps(filters),
         }
         started = time.monotonic()
-        raw = download(policy, RequestSpec("GET", url, params=params), what=what)
+        raw = download(policy, RequestSpec("GET", url, params=params), what=place)
         try:
             path, _count = events_to_csv(
-                raw.path, prefix="result.item", cap=QUERY_RESULT_CAP, what=what
+                raw.path, prefix="result.item", cap=QUERY_RESULT_CAP, what=f"keen: {place}"
             )
-        except ResultCapped as capped:
-            halves = window.halves(granularity)
-            if halves is None:
-                msg = f"{what}: {capped} within one second; add filters to narrow it"
-                raise DataError(msg) from None
-            logger.info("%s: %s; splitting in two", what, capped)
-            return query(halves[0]) + query(halves[1])
         finally:
             raw.discard()
         size = raw.bytes_received
-        return [Download(path, size, size, time.monotonic() - started)]
+        return Download(path, size, size, time.monotonic() - started)
+
+    def query(window: Window) -> list[Download]:
+        place = f"{stream}: window {describe(window)}"
+        try:
+            return [fetch(window, place)]
+        except (ResultCapped, VendorError) as error:
+            if isinstance(error, VendorError) and error.status != QUERY_TIMEOUT:
+                raise
+            halves = window.halves(granularity)
+            if halves is None:
+                raise _unsplittable(place, error) from None
+            reason = "the query time limit (HTTP 504)" if isinstance(error, VendorError) else error
+            logger.info("keen: %s: %s; splitting in two", place, reason)
+            return query(halves[0]) + query(halves[1])
 
     return WindowRequests(lambda window, _partition: query(window))
+
+
+def _unsplittable(place: str, error: ResultCapped | VendorError) -> DataError | VendorError:
+    """The error of a one-second window Keen still cannot answer whole."""
+    advice = "within one second; add filters to narrow it"
+    if isinstance(error, VendorError):  # its message names the vendor and the window
+        return VendorError(f"{error} {advice}", status=error.status)
+    return DataError(f"keen: {place}: {error} {advice}")

@@ -4,19 +4,27 @@
 with AuthHMAC) returns ``idRawExport``; ``GET get.json?idRawExport=`` walks ``In progress`` to
 ``Success!`` with ``files: [{link, timestampExpires}]``, one ``*.N.csv.gz`` part per link.
 ``User error occurred`` ("Too many lines in export") means the window must be smaller.
+
+Every answer is an envelope ``{"code", "message", "data"}``. Clients read its ``code`` (whether
+the HTTP status always mirrors it is not documented), so a failure code in a 2xx answer counts as
+that HTTP status. A create refused because the account's export queue is full waits for room.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
+import logging
 import re
 import time
 import typing as t
 import urllib.parse
+from dataclasses import dataclass
 
+from tap_event_exports.connection import PROBE_AGE
 from tap_event_exports.engine.contract import (
     BodyFailure,
     ExportJobs,
@@ -29,8 +37,8 @@ from tap_event_exports.engine.contract import (
     VendorDialect,
     Windowing,
 )
-from tap_event_exports.engine.errors import VendorError
-from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body
+from tap_event_exports.engine.errors import RetriableError, VendorError
+from tap_event_exports.engine.http import RETRIABLE_STATUSES, HttpPolicy, RequestSpec, json_body
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
 from tap_event_exports.vendors.mytracker_streams import (  # noqa: F401 - names callers import
     MyTrackerBlock,
@@ -39,9 +47,13 @@ from tap_event_exports.vendors.mytracker_streams import (  # noqa: F401 - names 
 )
 
 if t.TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import requests
 
     from tap_event_exports.engine.runtime import Runtime
+
+logger = logging.getLogger("tap_event_exports.mytracker")
 
 API = "/api/raw/v1/export"
 MIN_SPLIT = dt.timedelta(hours=1)
@@ -50,6 +62,17 @@ RATE_LIMITS = ((10, 1.0), (100, 60.0), (1000, 3600.0))
 """Requests per API user: 10 a second, 100 a minute, 1000 an hour (documented quotas)."""
 ARRAY_ONLY = frozenset({"eventName"})
 """Parameters the API takes only array-based (``eventName[]=a&eventName[]=b``)."""
+SERVER_ERRORS = frozenset(range(500, 600))
+QUEUE_FULL = "Maximum number of simultaneous requests reached"
+"""The documented detail of a create refused because the account's export queue is full."""
+QUEUE_PAUSE_GROWTH = 1.5
+QUEUE_PAUSE_FLOOR = 5.0
+"""The shortest pause before a create refused by a full queue is sent again: each refusal is
+an error, and past 60 errors a minute the API blocks the user (four exports in flight asking
+every 5 s make 48 a minute)."""
+QUEUE_PAUSE_CAP = 60.0
+"""The longest pause between creates refused by a full queue: raw exports take minutes, and
+every refusal counts toward the 60 errors a minute after which the API blocks the user."""
 
 
 def sign(method: str, url: str, body: bytes | str | None, user_id: str, secret: str) -> str:
@@ -71,6 +94,8 @@ class MyTrackerDialect(VendorDialect):
     """How myTracker signs requests and words its errors."""
 
     name = "mytracker"
+    retry_statuses = SERVER_ERRORS
+    """Every 5xx is retried, as a 5xx ``code`` in a 2xx envelope is."""
 
     def __init__(self, user_id: str, secret: str) -> None:
         """Sign with the API user id and secret key."""
@@ -88,17 +113,7 @@ class MyTrackerDialect(VendorDialect):
 
     def error_message(self, response: requests.Response) -> str:  # noqa: D102
         body = json_body(response)
-        if isinstance(body, dict):
-            data = body.get("data")
-            if not isinstance(data, dict):
-                data = {}
-            error = data.get("error")
-            if not isinstance(error, dict):
-                error = {}
-            detail = error.get("detail")
-            message = body.get("message") or ""
-            return f"{message}: {detail}" if detail else str(message)
-        return response.reason or ""
+        return envelope_message(body) if isinstance(body, dict) else response.reason or ""
 
     def rate_limited(self, response: requests.Response, message: str) -> bool:
         """A 429, or a 429 envelope (``{"code": 429, …}``) whatever the HTTP status."""
@@ -111,20 +126,56 @@ class MyTrackerDialect(VendorDialect):
         """The longest ``resetInSecond`` among the exceeded quotas of a 429 body."""
         return quota_wait(json_body(response))
 
-    def retriable(self, response: requests.Response, message: str) -> bool:
-        """The export queue is full: wait for room rather than fail."""
-        return "Maximum number of simultaneous requests" in message
+    def body_failure(self, body: t.Any) -> BodyFailure | None:
+        """A failure ``code`` in a 2xx envelope: retried or final as that HTTP status would be."""
+        code = failure_code(body)
+        if code is None:
+            return None
+        message = f"code {code} {envelope_message(body)}".strip()
+        if code == 429:
+            return BodyFailure(True, message, wait=quota_wait(body), rate_limited=True)
+        retriable = code in RETRIABLE_STATUSES or code in SERVER_ERRORS
+        return BodyFailure(retriable, message, status=code)
 
-    def body_failure(self, body: t.Any) -> BodyFailure | None:  # noqa: D102
-        if isinstance(body, dict) and isinstance(body.get("code"), int) and body["code"] >= 400:
-            code = body["code"]
-            data = body.get("data") if isinstance(body.get("data"), dict) else {}
-            detail = (data.get("error") or {}).get("detail") if data else None
-            message = f"{code} {body.get('message', '')} {detail or ''}".strip()
-            if code == 429:
-                return BodyFailure(True, message, wait=quota_wait(body), rate_limited=True)
-            return BodyFailure(code >= 500, message)
+
+def failure_code(body: t.Any) -> int | None:
+    """The ``code`` of an envelope that reports a failure (400 and up), else ``None``."""
+    if not isinstance(body, dict):
         return None
+    code = body.get("code")
+    if isinstance(code, int) and not isinstance(code, bool) and code >= 400:
+        return code
+    return None
+
+
+def envelope_message(body: dict[str, t.Any]) -> str:
+    """The vendor's words in an envelope: message, ``data.error.detail``, listed export ids."""
+    error = _mapping(_mapping(body.get("data")).get("error"))
+    message = str(body.get("message") or "")
+    detail = error.get("detail")
+    if detail:
+        message = f"{message}: {detail}" if message else str(detail)
+    listed = listed_exports(error)
+    if listed:
+        message += f" (idRawExport {', '.join(listed)})"
+    return message
+
+
+def listed_exports(error: dict[str, t.Any]) -> list[str]:
+    """The ids in ``info.exports`` of an error: the exports that fill a full queue."""
+    exports = _mapping(error.get("info")).get("exports")
+    if not isinstance(exports, list):
+        return []
+    return [str(e["idRawExport"]) for e in exports if isinstance(e, dict) and "idRawExport" in e]
+
+
+def _mapping(value: t.Any) -> dict[str, t.Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def queue_full(exc: VendorError) -> bool:
+    """Whether a refusal is the documented "Maximum number of simultaneous requests" 400."""
+    return exc.status == 400 and QUEUE_FULL in str(exc)
 
 
 def quota_wait(body: t.Any) -> float | None:
@@ -145,38 +196,140 @@ def quota_wait(body: t.Any) -> float | None:
     return max(waits) if waits else None
 
 
+@dataclass(frozen=True)
+class QueueWait:
+    """How long a create refused by a full export queue keeps asking for room, and how often."""
+
+    first: float
+    """The first pause (``poll_interval``); pauses grow up to :attr:`cap`."""
+    limit: float
+    """Most seconds to wait in all (``max_poll_time``, as for the export itself)."""
+
+    @property
+    def start(self) -> float:
+        """The first pause: ``poll_interval``, at least :data:`QUEUE_PAUSE_FLOOR`."""
+        return max(QUEUE_PAUSE_FLOOR, self.first)
+
+    @property
+    def cap(self) -> float:
+        """The longest pause: a minute, or ``poll_interval`` where that is longer."""
+        return max(QUEUE_PAUSE_CAP, self.start)
+
+    def pauses(self) -> Iterator[float]:
+        """Pauses between creates, growing: exports take minutes to leave the queue."""
+        pause = self.start
+        while True:
+            yield pause
+            pause = min(pause * QUEUE_PAUSE_GROWTH, self.cap)
+
+
+def announce_full_queue(exc: VendorError, queue: QueueWait) -> None:
+    """Say once per create that it waits for queue room (naming the exports that fill it).
+
+    The wait may last minutes; its retries are not logged one by one.
+    """
+    logger.warning(
+        "%s; waiting for room: asking again every %gs to %gs, for at most %gs (max_poll_time)",
+        exc,
+        queue.start,
+        queue.cap,
+        queue.limit,
+    )
+
+
 class MyTrackerJobs(ExportJobs):
     """Raw data export requests as export jobs."""
 
     vendor = "mytracker"
 
     def __init__(
-        self, policy: HttpPolicy, base: str, stream: str, parameters: t.Callable[[Window], list]
+        self,
+        policy: HttpPolicy,
+        base: str,
+        stream: str,
+        parameters: t.Callable[[Window], list],
+        *,
+        queue: QueueWait,
+        describe: t.Callable[[Window], str] = str,
     ) -> None:
-        """``parameters`` gives the create call's query of a window."""
+        """``parameters`` gives the create call's query of a window, ``describe`` its label."""
         self.policy = policy
         self.base = base
         self.stream = stream
         self.parameters = parameters
+        self.queue = queue
+        self.describe = describe
 
-    def create(self, window: Window, partition: Partition) -> str:  # noqa: D102
+    def call(self, spec: RequestSpec, *, what: str) -> t.Any:
+        """Send an API request (with retries) and return its JSON envelope.
+
+        Clients read the envelope's ``code``, and whether the HTTP status always mirrors it is
+        not documented: a failure code in a 2xx answer is retried, or raised with the code as
+        ``VendorError.status``, exactly as that HTTP status would be.
+        """
+
+        def attempt() -> t.Any:
+            response = self.policy.send_once(spec, what=what)
+            try:
+                body = json_body(response)
+            finally:
+                response.close()
+            if not isinstance(body, dict):
+                msg = "an answer that is not a JSON envelope (a proxy or gateway answering?)"
+                raise RetriableError(msg)
+            self.policy.check_body(body, what=what)  # a final code is the error's status
+            return body
+
+        return self.policy.retrying(attempt, what=what)
+
+    def create(self, window: Window, partition: Partition) -> str:
+        """Create a window's export, waiting for room while the account's queue is full."""
+        return self._create(window, self.queue)
+
+    def _create(self, window: Window, queue: QueueWait | None) -> str:
         spec = RequestSpec("POST", f"{self.base}{API}/create.json", params=self.parameters(window))
-        body = json_body(self.policy.request(spec, what=f"{self.stream}: create raw export"))
+        what = f"{self.stream}: create raw export {self.describe(window)}"
+        body = self._create_when_room(spec, what, queue)
         try:
             return str(body["data"]["idRawExport"])
         except (KeyError, TypeError):
             msg = f"mytracker: {self.stream}: no idRawExport in the answer: {str(body)[:200]}"
             raise VendorError(msg) from None
 
+    def _create_when_room(self, spec: RequestSpec, what: str, queue: QueueWait | None) -> t.Any:
+        """Send a create again and again while the vendor's export queue is full.
+
+        The account's queue may be smaller than the exports a run keeps in flight, and raw
+        exports take minutes to leave it: a refused create waits for room (``queue``; ``None``:
+        not at all) rather than giving up after a few quick retries.
+        """
+        started = time.monotonic()
+        pauses: Iterator[float] | None = None
+        while True:
+            try:
+                return self.call(spec, what=what)
+            except VendorError as exc:
+                if queue is None or not queue_full(exc):
+                    raise
+                waited = time.monotonic() - started
+                if waited >= queue.limit:
+                    msg = f"{exc}; still full after {waited:.0f}s (max_poll_time {queue.limit:g}s)"
+                    raise VendorError(msg, status=exc.status) from exc
+                if pauses is None:
+                    announce_full_queue(exc, queue)
+                    pauses = queue.pauses()
+                pause = min(next(pauses), queue.limit - waited)
+            self.policy.sleep(pause)
+
     def status(self, job_id: str, partition: Partition) -> JobStatus:  # noqa: D102
         spec = RequestSpec("GET", f"{self.base}{API}/get.json", params={"idRawExport": job_id})
         try:
-            response = self.policy.request(spec, what=f"{self.stream}: raw export {job_id}")
+            body = self.call(spec, what=f"{self.stream}: raw export {job_id}")
         except VendorError as exc:
             if exc.status == 404:
                 return JobStatus(Phase.EXPIRED, message="raw export not found")
             raise
-        data = (json_body(response) or {}).get("data") or {}
+        data = _mapping(body.get("data"))
         state = str(data.get("status", ""))
         if state == "In progress":
             return JobStatus(Phase.RUNNING, progress=str(data.get("progress", "")))
@@ -198,8 +351,16 @@ class MyTrackerJobs(ExportJobs):
     def cancel(self, job_id: str) -> bool:
         """Cancel an export that no later run will resume."""
         spec = RequestSpec("GET", f"{self.base}{API}/cancel.json", params={"idRawExport": job_id})
-        self.policy.request(spec, what=f"{self.stream}: cancel raw export {job_id}")
+        self.call(spec, what=f"{self.stream}: cancel raw export {job_id}")
         return True
+
+    def probe(self, window: Window, partition: Partition) -> None:
+        """``--test``: create one tiny export and cancel it, in seconds.
+
+        A connection check does not wait for room in a full queue: it reports the vendor's
+        refusal, which names the exports filling the queue.
+        """
+        self.cancel(self._create(window, None))
 
 
 def _part_number(file: dict) -> int:
@@ -228,6 +389,9 @@ class MyTracker(MyTrackerBlock):
         base = block["base_url"].rstrip("/")
         granularity = SecondGranularity()
         timezone = block["timezone"]
+        queue = QueueWait(runtime.settings.poll_interval, runtime.settings.max_poll_time)
+        probe_start = granularity.floor(runtime.now - PROBE_AGE)
+        probe_window = Window(probe_start, probe_start + granularity.unit)
 
         def describe(window: Window) -> str:
             last = window.end - granularity.unit
@@ -255,7 +419,7 @@ class MyTracker(MyTrackerBlock):
                         query.append((key, str(value)))
                 return query
 
-            jobs = MyTrackerJobs(policy, base, name, parameters)
+            jobs = MyTrackerJobs(policy, base, name, parameters, queue=queue, describe=describe)
             streams.append(
                 ExportSpec.of(
                     shape,
@@ -270,6 +434,7 @@ class MyTracker(MyTrackerBlock):
                         lookback=block["lookback"],
                         describe=describe,
                     ),
+                    probe=functools.partial(jobs.probe, probe_window),
                 )
             )
         return streams
