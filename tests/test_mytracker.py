@@ -456,6 +456,26 @@ def test_a_resumed_export_the_vendor_no_longer_knows_is_created_again(mytracker,
 
 
 @BOTH_WAYS
+def test_parts_expired_before_their_download_bring_a_new_export(mytracker, body_only, caplog):
+    """A link that expires between the status check and the download answers 404: asking it
+    again cannot help, so the window's export is created again and every row arrives once."""
+    mytracker.errors_as_http_200 = body_only
+    mytracker.expire_on_download = 1
+    started = time.time()
+    with caplog.at_level(logging.WARNING, logger="tap_event_exports.jobs"):
+        run = run_tap(mytracker_config(mytracker) | {"max_concurrent_jobs": 1})
+    assert_exact_sync(run, mytracker, started=started)
+    assert mytracker.expire_on_download == 0
+    windows = {(r.arg("event"), r.arg("tsFrom")) for r in mytracker.requests_to("create.json")}
+    assert len(mytracker.requests_to("create.json")) == len(windows) + 1, "one export again"
+    status = "code 404" if body_only else "HTTP 404"
+    gone = [m for m in caplog.messages if "its files are gone" in m]
+    assert len(gone) == 1
+    assert f"{status} Not Found" in gone[0]
+    assert "creating it again (1/3)" in gone[0]
+
+
+@BOTH_WAYS
 def test_a_refused_export_fails_at_once_with_the_vendors_words(mytracker, body_only):
     mytracker.errors_as_http_200 = body_only
     mytracker.export_permission = False

@@ -331,6 +331,9 @@ class MyTrackerFake(FakeServer):
         self.queue_limit = queue_limit
         self.export_permission = export_permission
         self.errors_as_http_200 = errors_as_http_200
+        self.expire_on_download = 0
+        """Part downloads still to find their export's links expired just as they arrive (the
+        links' ``timestampExpires`` passed between the status check and the download)."""
         self.queue_refused: list[tuple[str, int, int]] = []
         """``(event, tsFrom, tsTo)`` of every create refused because the queue was full."""
         self.exports: dict[str, RawExport] = {}
@@ -637,6 +640,10 @@ class MyTrackerFake(FakeServer):
             return FakeResponse.json(404, {"code": 404, "message": "Not Found", "data": None})
         if export is None or number >= len(export.parts):
             return FakeResponse.json(404, {"code": 404, "message": "Not Found", "data": None})
+        with self._lock2:
+            if self.expire_on_download > 0:
+                self.expire_on_download -= 1
+                export.expires = 0.0
         if time.time() > export.expires:
             return FakeResponse.json(404, {"code": 404, "message": "Not Found", "data": None})
         data = export.parts[number]
