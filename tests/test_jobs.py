@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tap_event_exports.engine.contract import JobStatus, Phase, VendorDialect
+from tap_event_exports.engine.contract import ExportJobs, JobStatus, Phase, VendorDialect
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.http import HttpPolicy, RequestSpec
 from tap_event_exports.engine.jobs import JobFailedError, JobLedger, JobRunner
@@ -22,7 +22,7 @@ def day(n: int) -> dt.datetime:
     return dt.datetime(2025, 1, 1, tzinfo=UTC) + dt.timedelta(days=n)
 
 
-class ScriptedJobs:
+class ScriptedJobs(ExportJobs):
     """Jobs whose fate is decided by a function of their window."""
 
     vendor = "scripted"

@@ -7,10 +7,12 @@ import json
 import re
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import requests
 
+from tap_event_exports.engine.download import Download
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.jobs import JobFailedError
 from tap_event_exports.sandbox.keen import matches
@@ -349,3 +351,76 @@ def test_query_timeout_within_one_second_fails_naming_the_window(keen):
     assert end - start == dt.timedelta(seconds=1)
     assert (start, end) == frame_of(keen.timed_out[-1])
     assert max(Counter(frame_of(f) for f in keen.timeframes).values()) == 1
+
+
+# --- 2.0 colon paths -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "dotted"),
+    [
+        ("keen:timestamp", "keen.timestamp"),
+        ("keen:id", "keen.id"),
+        ("body:user:email", "user.email"),
+        ("body:amount", "amount"),
+        ("body", "body"),
+        ("user.email", "user.email"),
+        ("header:timestamp", "header.timestamp"),
+    ],
+)
+def test_dotted_name_of_a_2_0_colon_path(name, dotted):
+    assert keen_vendor.dotted_name(name) == dotted
+
+
+def downloaded(tmp_path, data: bytes) -> Download:
+    path = tmp_path / "export.csv"
+    path.write_bytes(data)
+    return Download(str(path), len(data), len(data), 0.5)
+
+
+@pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
+def test_a_2_0_header_is_renamed_and_the_rows_kept_byte_for_byte(tmp_path, newline):
+    header = b'keen:timestamp,"body:a,b","body:line\nbreak",body:user:email'
+    rows = b'2026-01-01T00:00:00Z,"x:y",1,"a@b"' + newline + b"2026-01-02T00:00:00Z,,2," + newline
+    before = downloaded(tmp_path, header + newline + rows)
+    after = keen_vendor.dotted_header(before)
+    assert after.path != before.path
+    assert not Path(before.path).exists(), "the file with the old header is gone"
+    data = Path(after.path).read_bytes()
+    assert data == b'keen.timestamp,"a,b","line\nbreak",user.email' + newline + rows
+    assert (after.bytes_received, after.bytes_written) == (before.bytes_received, len(data))
+    after.discard()
+
+
+def test_a_dotted_header_or_one_whose_names_would_clash_stays_as_it_came(tmp_path, caplog):
+    plain = downloaded(tmp_path, b"keen.timestamp,user.email\r\nt,a:b\r\n")
+    assert keen_vendor.dotted_header(plain) is plain
+    clash = downloaded(tmp_path, b"body:x,x\r\n1,2\r\n")
+    assert keen_vendor.dotted_header(clash) is clash
+    assert Path(clash.path).read_bytes() == b"body:x,x\r\n1,2\r\n"
+    assert "keep their names" in caplog.text
+
+
+def test_colon_paths_of_a_2_0_file_read_as_the_dotted_columns(keen):
+    """Keen 2.0 addresses properties by colon paths (``keen:timestamp``, ``body:user:email``):
+    the file's columns get the dotted names the 3.0 API gives, so both modes agree."""
+    keen.colon_names = True
+    extract = run_tap(keen_config(keen, api="extract"))
+    keen.colon_names = False
+    query = run_tap(keen_config(keen, api="query"))
+    for stream in ("keen_purchases_v2", "keen_pageviews"):
+        bound = min(bound_of(extract, stream), bound_of(query, stream))
+        got = [
+            r
+            for r in extract.records(stream)
+            if dt.datetime.fromisoformat(r["keen.timestamp"]) < bound
+        ]
+        want = [
+            r
+            for r in query.records(stream)
+            if dt.datetime.fromisoformat(r["keen.timestamp"]) < bound
+        ]
+        assert got
+        assert canonical(got) == canonical(want)
+        names = set(extract.schemas(stream)[-1]["schema"]["properties"])
+        assert not any(":" in name for name in names), names

@@ -165,6 +165,10 @@ class ExportJobs:
         """Cancel a job no window will resume; ``False`` where the vendor cannot."""
         return False
 
+    def prepare(self, downloads: list[Download]) -> list[Download]:
+        """A job's complete files, made ready to read (where the vendor's need it)."""
+        return downloads
+
 
 # --- sources: how one export is fetched ------------------------------------------------------
 

@@ -167,11 +167,13 @@ class JobRunner:
                 return self._split(window, partition, ledger, status, job_id)
             what = f"{self._place(window, partition)}: job {job_id}"
             try:
-                return download_all(self.policy, status.files, what=what)
+                files = download_all(self.policy, status.files, what=what)
             except (LinkGoneError, VendorError) as exc:
                 if isinstance(exc, VendorError) and exc.status not in GONE_STATUSES:
                     raise
                 failure = exc
+            else:
+                return self._prepared(files)
             gone += 1
             ledger.forget([JobLedger.key(window)])
             where = self._where(window, partition)
@@ -189,6 +191,15 @@ class JobRunner:
                 gone,
                 self.max_recreate,
             )
+
+    def _prepared(self, files: list[Download]) -> list[Download]:
+        """The vendor's readying of complete files; none is left behind if it fails."""
+        try:
+            return self.jobs.prepare(files)
+        except BaseException:
+            for file in files:
+                file.discard()
+            raise
 
     def _split(
         self,

@@ -38,7 +38,11 @@ Documented behaviour, where it comes from and where it is exercised:
 - Results: a CSV at ``results_url`` (S3 in the docs [seeds/002]); here on another host name,
   signed-URL style, so the key must not be sent there. Column layout UNCONFIRMED: the fake
   writes 3.0-style dotted paths (``keen.timestamp``, ``user.email``) sorted, lists as JSON,
-  ``true``/``false``, CRLF (``to_csv``; written here, not borrowed from the tap).
+  ``true``/``false``, CRLF (``to_csv``; written here, not borrowed from the tap). Knob
+  ``colon_names``: 2.0's own addressing instead, ``keen:timestamp`` (every extracted event
+  has one [providers 2.2, 2012 extractions]) and user properties under ``body:`` with ``:``
+  nesting (``body:user:email`` [providers 2.2, 2.0 event model])
+  (``test_keen.py::test_colon_paths_of_a_2_0_file_read_as_the_dotted_columns``).
 - 3.0: ``GET /3.0/projects/<id>/queries/extraction?event_collection=&timeframe=&filters=``
   → ``{"result": [event, ...]}``; ``property_names`` (JSON array) keeps those properties;
   ``latest`` keeps the N most recent; with ``email`` the answer is ``{"result": "Processing.
@@ -54,7 +58,7 @@ Documented behaviour, where it comes from and where it is exercised:
   2.7]): after a 429 every API request is refused until the clock's next minute (knob
   ``minute_seconds`` shortens the fake's minute for tests). No ``Retry-After`` is documented
   and none is sent, unless a test asks for one with the knob ``retry_after`` (then the block
-  lasts that long) (fid ``test_keen_429_without_retry_after_knob``; ``test_keen.py``
+  lasts that long) (fid ``test_keen_429_with_retry_after_knob``; ``test_keen.py``
   ``test_429_without_retry_after_waits_out_the_minute``; matrix "vendor's own 429").
 - 504 when a query runs past Keen's 300 s limit (SECONDARY [providers 2.7]), with the usual
   error body (the error_code ``QueryTimeoutError`` is UNCONFIRMED). Knob ``timeout_over``:
@@ -210,9 +214,17 @@ def render(value: object) -> str:
     return str(value)
 
 
-def to_csv(events: list[dict]) -> bytes:
-    """Events as an extraction file: flat dotted columns, in sorted order."""
+def colon_path(name: str) -> str:
+    """A dotted column name as Keen 2.0 addresses it: ``keen:timestamp``, ``body:user:email``."""
+    parts = name.split(".")
+    return ":".join(parts if parts[0] == "keen" else ["body", *parts])
+
+
+def to_csv(events: list[dict], *, colon_names: bool = False) -> bytes:
+    """Events as an extraction file: flat dotted columns (or 2.0's colon paths), sorted."""
     rows = [flatten(e) for e in events]
+    if colon_names:
+        rows = [{colon_path(name): value for name, value in row.items()} for row in rows]
     header = sorted({k for row in rows for k in row})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -247,13 +259,15 @@ class KeenFake(FakeServer):
         retry_after: str | None = None,
         minute_seconds: float = 60.0,
         timeout_over: int | None = None,
+        colon_names: bool = False,
         port: int = 0,
     ) -> None:
         """Serve ``collections``; queries return at most ``result_cap`` events.
 
         ``retry_after`` is a ``Retry-After`` for 429s (undocumented: ``None``, the default,
         sends none); ``minute_seconds`` is how long the fake's minute lasts; queries over
-        ``timeout_over`` events time out (504).
+        ``timeout_over`` events time out (504). ``colon_names`` names the extraction files'
+        columns by 2.0's colon paths (``keen:timestamp``, ``body:user:email``).
         """
         super().__init__(port=port)
         self.collections = collections
@@ -264,6 +278,7 @@ class KeenFake(FakeServer):
         self.retry_after = retry_after
         self.minute_seconds = minute_seconds
         self.timeout_over = timeout_over
+        self.colon_names = colon_names
         self.refused = 0
         """429s answered (the first one and those during the block)."""
         self.timed_out: list[dict] = []
@@ -438,7 +453,7 @@ class KeenFake(FakeServer):
         job = self.extractions.get(request.path.rsplit("/", 1)[-1].removesuffix(".csv"))
         if job is None:
             return FakeResponse(403, b"<Error><Code>AccessDenied</Code></Error>")
-        data = to_csv(job.events)
+        data = to_csv(job.events, colon_names=self.colon_names)
         if self._take("cut"):
             return FakeResponse(200, data, {"Content-Type": "text/csv"}, cut_after=len(data) // 2)
         return FakeResponse(200, data, {"Content-Type": "text/csv"})

@@ -10,8 +10,13 @@ column name. Over its rate limit Keen answers 429 and blocks the rest of the min
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
+import os
+import shutil
+import tempfile
 import time
 import typing as t
 import urllib.parse
@@ -44,6 +49,9 @@ if t.TYPE_CHECKING:
 
 logger = logging.getLogger("tap_event_exports.keen")
 
+HEADER_LIMIT = 1 << 20
+"""Bytes read to find an extraction file's header line (a longer one is left as it is)."""
+COPY_CHUNK = 1 << 20
 QUERY_RESULT_CAP = 100_000
 """Keen's synchronous extraction returns at most this many events."""
 QUERY_ROUTE = "/queries/extraction"
@@ -146,6 +154,65 @@ class KeenExtractions(ExportJobs):
         if state in {"error", "failed"}:
             return JobStatus(Phase.FAILED, message=str(body.get("message") or state))
         return JobStatus(Phase.RUNNING, progress=state)
+
+    def prepare(self, downloads: list[Download]) -> list[Download]:
+        """Files whose columns are named by 2.0's colon paths get the dotted ones instead."""
+        return [dotted_header(file) for file in downloads]
+
+
+def dotted_name(name: str) -> str:
+    """A 2.0 colon path as the dotted column name of the 3.0 API and of every record.
+
+    ``keen:timestamp`` is ``keen.timestamp``; user properties, which 2.0 keeps under
+    ``body:``, are at the top as in 3.0 (``body:user:email`` is ``user.email``).
+    """
+    parts = name.split(":")
+    if len(parts) > 1 and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def dotted_header(file: Download) -> Download:
+    """The file with its header's colon paths renamed (see :func:`dotted_name`).
+
+    A header without a colon (3.0-style names) leaves the file as it is. Otherwise the file
+    is written again with the new header line and the same rows, and the old one deleted. A
+    renaming that would give two columns one name keeps the names as they came.
+    """
+    with open(file.path, "rb") as source:
+        head = source.read(HEADER_LIMIT)
+        end = header_end(head)
+        if end is None or b":" not in head[:end]:
+            return file
+        line = head[:end].decode("utf-8")
+        names = next(csv.reader([line.rstrip("\r\n")]))
+        renamed = [dotted_name(name) for name in names]
+        if len(set(renamed)) < len(renamed):
+            logger.warning("keen: columns %s keep their names: renamed, two would clash", names)
+            return file
+        out = io.StringIO()
+        csv.writer(out, lineterminator=line[len(line.rstrip("\r\n")) :]).writerow(renamed)
+        directory = os.path.dirname(file.path)
+        handle, path = tempfile.mkstemp(prefix="tap-event-exports-", suffix=".csv", dir=directory)
+        try:
+            with os.fdopen(handle, "wb") as target:
+                target.write(out.getvalue().encode("utf-8"))
+                source.seek(end)
+                shutil.copyfileobj(source, target, COPY_CHUNK)
+                size = target.tell()
+        except BaseException:
+            os.unlink(path)
+            raise
+    file.discard()
+    return Download(path, file.bytes_received, size, file.seconds)
+
+
+def header_end(head: bytes) -> int | None:
+    """Where the CSV header line in ``head`` ends (after its line break), if it ends there."""
+    end = head.find(b"\n")
+    while end != -1 and head.count(b'"', 0, end) % 2:  # a line break inside a quoted name
+        end = head.find(b"\n", end + 1)
+    return None if end == -1 else end + 1
 
 
 class Keen(KeenBlock):
