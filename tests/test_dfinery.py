@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import threading
 import time
 from collections import Counter
 from decimal import Decimal
@@ -18,7 +17,7 @@ from tap_event_exports.engine.errors import RateLimitedError, RetriesExhaustedEr
 from tap_event_exports.sandbox.dfinery import PROFILE_COLUMNS, DfineryFake, generate_events
 from tap_event_exports.vendors.dfinery import DfineryDialect
 from tests.conftest import DAYS, SEOUL, dfinery_config, seoul_today
-from tests.harness import run_tap
+from tests.harness import at_once, run_tap
 
 UTC = dt.timezone.utc
 KEY = "df_event_detail_log_id"
@@ -347,6 +346,17 @@ def test_mid_run_failure_keeps_the_last_complete_window(dfinery):
     assert {r[KEY] for r in run.records("dfinery_events")} == {r[KEY] for r in expected}
 
 
+def test_a_refusal_on_the_quota_periods_last_request_is_no_rate_limit(dfinery):
+    """Dfinery sends x-ratelimit-remaining on every answer: a 401 saying 0 left is a 401."""
+    dfinery.advertised_remaining = 0
+    config = dfinery_config(dfinery)
+    config["dfinery"]["api_token"] = "tok-SECRET-123"
+    with pytest.raises(VendorError) as caught:
+        run_tap(config)
+    assert "HTTP 401 unauthorized_token" in str(caught.value)
+    assert len(dfinery.requests_to("/export/event")) <= 2
+
+
 def test_bad_token_fails_fast_with_vendor_message(dfinery):
     config = dfinery_config(dfinery)
     config["dfinery"]["api_token"] = "tok-SECRET-123"
@@ -407,18 +417,7 @@ def test_concurrency_refusal_reports_the_quota_left():
     """A sixth export at once is refused with the hour's real remaining count: not a quota wait."""
     dialect = DfineryDialect("unused")
     with DfineryFake(events=[], delay=0.6) as fake:
-        barrier = threading.Barrier(6)
-        answers: list[requests.Response] = []
-
-        def one() -> None:
-            barrier.wait()
-            answers.append(export_now(fake))
-
-        threads = [threading.Thread(target=one) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = at_once(6, lambda: export_now(fake))
         assert sorted(a.status_code for a in answers) == [200] * 5 + [429]
         busy = next(a for a in answers if a.status_code == 429)
         assert busy.json() == {"result": "fail", "message": "too_many_api_requests"}

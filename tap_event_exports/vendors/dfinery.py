@@ -103,17 +103,17 @@ class DfineryDialect(VendorDialect):
         return response.reason or ""
 
     def rate_limited(self, response: requests.Response, message: str) -> bool:
-        """A 429, ``too_many_api_requests``, or ``x-ratelimit-remaining`` at 0.
+        """A 429 or ``too_many_api_requests``, with nothing left in the quota period.
 
         Dfinery sends its ``x-ratelimit-*`` headers on every answer; their reset is the end of
-        the quota period (often hours away), a wait only on these answers, never on a 500. A
-        429 with exports left is a concurrency refusal: retried with the usual short backoff.
+        the quota period (often hours away), a wait only on these answers. Another refusal on
+        the period's last request (a 401, 400 or 500 with ``x-ratelimit-remaining: 0``) is that
+        refusal, not a rate limit. A 429 with exports left is a concurrency refusal: retried
+        with the usual short backoff.
         """
         if refused_as_busy(response):
             return False
-        return super().rate_limited(response, message) or message.startswith(
-            "too_many_api_requests"
-        )
+        return response.status_code == 429 or message.startswith("too_many_api_requests")
 
     def body_failure(self, body: t.Any) -> BodyFailure | None:  # noqa: D102
         if isinstance(body, dict) and body.get("status") is False and "code" in body:
