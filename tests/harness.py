@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import typing as t
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -210,3 +211,20 @@ def shard_taps(folder: Path) -> list[int]:
         if str(folder / "config.json").encode() in argv and b"tap_event_exports" in argv:
             pids.append(int(entry))
     return pids
+
+
+def at_once(count: int, send: t.Callable[[], t.Any]) -> list[t.Any]:
+    """The answers of ``count`` calls of ``send`` released together (concurrency limits)."""
+    barrier = threading.Barrier(count)
+    answers: list[t.Any] = []
+
+    def one() -> None:
+        barrier.wait()
+        answers.append(send())
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -336,6 +337,15 @@ def test_the_command_line_runs_merges_and_loads(dfinery, tmp_path, capsys):
     assert f" ends at {tomorrow}, after now" in warned, warned
 
 
+def jobs_recorded(folder: Path, jobs) -> bool:
+    """Whether the shard's last STATE names every one of ``jobs``."""
+    try:
+        state = (folder / "state.json").read_text()
+    except FileNotFoundError:
+        return False
+    return all(job in state for job in jobs)
+
+
 def test_an_interrupted_shard_run_stops_its_tap_and_keeps_the_pending_job(tmp_path):
     """An orchestrator stopping the task (SIGINT): no tap left running, the job id kept."""
     import subprocess
@@ -356,8 +366,12 @@ def test_an_interrupted_shard_run_stops_its_tap_and_keeps_the_pending_job(tmp_pa
         )
         runner = subprocess.Popen([sys.executable, "-c", script])
         folder = (tmp_path / "shards").resolve() / shard.id
+        # the tap writes a STATE with a new job id soon after the vendor answers; a stop in
+        # between could not know the id, so the stop comes once the shard's state holds it
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (fake.jobs and shard_taps(folder)):
+        while time.monotonic() < deadline and not (
+            fake.jobs and shard_taps(folder) and jobs_recorded(folder, fake.jobs)
+        ):
             time.sleep(0.05)
         taps = shard_taps(folder)
         assert len(taps) == 1

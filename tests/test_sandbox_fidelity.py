@@ -12,7 +12,6 @@ import datetime as dt
 import gzip
 import io
 import re
-import threading
 import time
 import urllib.parse
 import uuid
@@ -34,6 +33,7 @@ from tap_event_exports.sandbox.mytracker import (
     sign,
     write_list,
 )
+from tests.harness import at_once
 
 UTC = dt.timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -190,18 +190,7 @@ def test_dfinery_hourly_quota_counts_down_then_refuses():
 def test_dfinery_sixth_concurrent_export_is_refused():
     with DfineryFake(events=[], delay=0.6) as fake:
         assert fake.max_concurrent == 5, "5 at once (documented)"
-        barrier = threading.Barrier(6)
-        answers = []
-
-        def one():
-            barrier.wait()
-            answers.append(dfn_post(fake))
-
-        threads = [threading.Thread(target=one) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = at_once(6, lambda: dfn_post(fake))
         assert sorted(a.status_code for a in answers) == [200] * 5 + [429]
         refused = next(a for a in answers if a.status_code == 429)
         assert refused.json() == {"result": "fail", "message": "too_many_api_requests"}
