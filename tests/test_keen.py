@@ -392,6 +392,21 @@ def test_a_2_0_header_is_renamed_and_the_rows_kept_byte_for_byte(tmp_path, newli
     after.discard()
 
 
+@pytest.mark.parametrize(
+    ("data", "renamed"),
+    [
+        (b"keen:timestamp,body:user:email", b"keen.timestamp,user.email"),  # a header alone
+        (b"\xef\xbb\xbfkeen:id,body:a\n1,2\n", b"\xef\xbb\xbfkeen.id,a\n1,2\n"),  # a BOM kept
+        (b"", b""),
+        (b"keen:id,body:\xff\n1,2\n", b"keen:id,body:\xff\n1,2\n"),  # not UTF-8: the reader says
+    ],
+)
+def test_a_2_0_header_alone_with_a_bom_empty_or_not_utf8(tmp_path, data, renamed):
+    after = keen_vendor.dotted_header(downloaded(tmp_path, data))
+    assert Path(after.path).read_bytes() == renamed
+    after.discard()
+
+
 def test_a_dotted_header_or_one_whose_names_would_clash_stays_as_it_came(tmp_path, caplog):
     plain = downloaded(tmp_path, b"keen.timestamp,user.email\r\nt,a:b\r\n")
     assert keen_vendor.dotted_header(plain) is plain

@@ -181,10 +181,13 @@ def dotted_header(file: Download) -> Download:
     """
     with open(file.path, "rb") as source:
         head = source.read(HEADER_LIMIT)
-        end = header_end(head)
+        end = header_end(head, whole=len(head) < HEADER_LIMIT)
         if end is None or b":" not in head[:end]:
             return file
-        line = head[:end].decode("utf-8")
+        try:
+            line = head[:end].decode("utf-8")
+        except UnicodeDecodeError:  # the reader names the bad bytes in its own error
+            return file
         names = next(csv.reader([line.rstrip("\r\n")]))
         renamed = [dotted_name(name) for name in names]
         if len(set(renamed)) < len(renamed):
@@ -207,12 +210,17 @@ def dotted_header(file: Download) -> Download:
     return Download(path, file.bytes_received, size, file.seconds)
 
 
-def header_end(head: bytes) -> int | None:
-    """Where the CSV header line in ``head`` ends (after its line break), if it ends there."""
+def header_end(head: bytes, *, whole: bool) -> int | None:
+    """Where the CSV header line in ``head`` ends (after its line break), if it ends there.
+
+    ``whole`` says ``head`` is the whole file: a header without a line break then ends with it.
+    """
     end = head.find(b"\n")
     while end != -1 and head.count(b'"', 0, end) % 2:  # a line break inside a quoted name
         end = head.find(b"\n", end + 1)
-    return None if end == -1 else end + 1
+    if end == -1:
+        return len(head) if whole and head else None
+    return end + 1
 
 
 class Keen(KeenBlock):
