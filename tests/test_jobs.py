@@ -277,3 +277,19 @@ def test_other_refusals_of_a_file_on_the_api_stay_errors(file_host):
     with pytest.raises(VendorError, match="HTTP 400"):
         run.fetch(Window(day(0), day(1)), None, JobLedger({}))
     assert jobs.created == [Window(day(0), day(1))]
+
+
+def test_new_jobs_for_any_reason_count_toward_one_max_recreate(file_host):
+    """A failed job and then files gone twice: four jobs in all (max_recreate 3), not more."""
+    host = file_host({f"job-{n}": 404 for n in range(1, 10)})
+
+    def fate(job_id, window):
+        if job_id == "job-0":
+            return JobStatus(Phase.RETRY, message="Error occurred")
+        return JobStatus(Phase.DONE, files=[RequestSpec("GET", f"{host.url}/{job_id}.csv")])
+
+    jobs = ScriptedJobs(fate)
+    with pytest.raises(JobFailedError, match=r"job job-3: files gone again after 3 new jobs"):
+        runner(jobs).fetch(Window(day(0), day(1)), None, JobLedger({}))
+    assert len(jobs.created) == 4
+    assert host.hits == ["job-1", "job-2", "job-3"]

@@ -397,14 +397,47 @@ def test_a_2_0_header_is_renamed_and_the_rows_kept_byte_for_byte(tmp_path, newli
     [
         (b"keen:timestamp,body:user:email", b"keen.timestamp,user.email"),  # a header alone
         (b"\xef\xbb\xbfkeen:id,body:a\n1,2\n", b"\xef\xbb\xbfkeen.id,a\n1,2\n"),  # a BOM kept
+        (b"\xef\xbb\xbfbody:user:email,keen:id\r\n", b"\xef\xbb\xbfuser.email,keen.id\r\n"),
+        (b'\xef\xbb\xbf"body:a,b",keen:id\n', b'\xef\xbb\xbf"a,b",keen.id\n'),
+        (b"keen:id,body:a\r1,2\r", b"keen:id,body:a\r1,2\r"),  # CR alone: the reader says
         (b"", b""),
         (b"keen:id,body:\xff\n1,2\n", b"keen:id,body:\xff\n1,2\n"),  # not UTF-8: the reader says
     ],
 )
-def test_a_2_0_header_alone_with_a_bom_empty_or_not_utf8(tmp_path, data, renamed):
+def test_a_2_0_header_alone_with_a_bom_empty_or_unreadable(tmp_path, data, renamed):
     after = keen_vendor.dotted_header(downloaded(tmp_path, data))
     assert Path(after.path).read_bytes() == renamed
     after.discard()
+
+
+@pytest.mark.parametrize(
+    ("head", "end"),
+    [
+        (b'body:a"b,keen:id\n' + b"1,2\n" * 1000, None),  # a quote never closed
+        (b'"body:a\nb",keen:id\n1,2\n', 19),  # a line break inside a quoted name
+        (b'"x""y",keen:id\n"1\n2",3\n', 15),  # doubled quotes
+        (b"keen:id", None),
+    ],
+)
+def test_where_a_header_line_ends(head, end):
+    assert keen_vendor.header_end(head, whole=False) == end
+
+
+def test_a_504_is_the_query_limit_only_in_keens_own_body():
+    """Keen's error body says Keen stopped the query; a gateway's 504 page is retried."""
+    dialect = keen_vendor.KeenDialect("key")
+    url = "https://api.keen.io/3.0/projects/p/queries/extraction?event_collection=c"
+
+    def answer(status: int, body: bytes, kind: str) -> requests.Response:
+        response = requests.Response()
+        response.status_code, response.url, response._content = status, url, body
+        response.headers["Content-Type"] = kind
+        return response
+
+    keen_body = b'{"message": "The query did not finish", "error_code": "QueryTimeoutError"}'
+    assert dialect.final(answer(504, keen_body, "application/json"), "")
+    assert not dialect.final(answer(504, b"<html>Gateway Time-out</html>", "text/html"), "")
+    assert not dialect.final(answer(500, keen_body, "application/json"), "")
 
 
 def test_a_dotted_header_or_one_whose_names_would_clash_stays_as_it_came(tmp_path, caplog):

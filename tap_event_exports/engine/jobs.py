@@ -160,9 +160,9 @@ class JobRunner:
                 return self.fetch(halves[0], partition, ledger) + self.fetch(
                     halves[1], partition, ledger
                 )
-        gone = 0
+        recreated = 0  # new jobs of this window so far, for any reason: max_recreate in all
         while True:
-            status, job_id = self._finish(window, partition, ledger)
+            status, job_id, recreated = self._finish(window, partition, ledger, recreated)
             if status.phase is Phase.TOO_LARGE:
                 return self._split(window, partition, ledger, status, job_id)
             what = f"{self._place(window, partition)}: job {job_id}"
@@ -174,10 +174,10 @@ class JobRunner:
                 failure = exc
             else:
                 return self._prepared(files)
-            gone += 1
+            recreated += 1
             ledger.forget([JobLedger.key(window)])
             where = self._where(window, partition)
-            if gone > self.max_recreate:
+            if recreated > self.max_recreate:
                 msg = (
                     f"{where}: job {job_id}: files gone again after {self.max_recreate} new "
                     f"jobs: {failure}"
@@ -188,7 +188,7 @@ class JobRunner:
                 where,
                 job_id,
                 failure,
-                gone,
+                recreated,
                 self.max_recreate,
             )
 
@@ -232,16 +232,19 @@ class JobRunner:
         return self.fetch(halves[0], partition, ledger) + self.fetch(halves[1], partition, ledger)
 
     def _finish(
-        self, window: Window | None, partition: Partition, ledger: JobLedger
-    ) -> tuple[JobStatus, str]:
-        """Drive one window's job to a final state; return it with the job's id."""
+        self, window: Window | None, partition: Partition, ledger: JobLedger, recreated: int = 0
+    ) -> tuple[JobStatus, str, int]:
+        """Drive one window's job to a final state; return it, the job's id and the new jobs.
+
+        ``recreated`` counts the window's new jobs so far (after files gone): with the ones
+        made here, at most ``max_recreate`` in all.
+        """
         where = self._where(window, partition)
         entry = ledger.get(window)
         job_id = entry.get("job") if entry else None
         if job_id:
             logger.info("%s: resuming job %s left by an earlier run", where, job_id)
             self.policy.stats.count(self.stream, "jobs_resumed")
-        recreated = 0
         while True:
             created = False
             if not job_id:
@@ -257,7 +260,7 @@ class JobRunner:
                 created = True
             status = self._poll(job_id, partition, where, created=created)
             if status.phase in {Phase.DONE, Phase.TOO_LARGE}:
-                return status, job_id
+                return status, job_id, recreated
             if status.phase is Phase.FAILED:
                 ledger.forget([JobLedger.key(window)])  # a failed job is never to be resumed
                 msg = f"{where}: job {job_id} failed: {status.message}"

@@ -10,6 +10,7 @@ column name. Over its rate limit Keen answers 429 and blocks the rest of the min
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -88,12 +89,15 @@ class KeenDialect(VendorDialect):
         return response.reason or ""
 
     def final(self, response: requests.Response, message: str) -> bool:
-        """A query's 504 is Keen's 300 s query limit: the window is split, not run again.
+        """A query's 504 in Keen's own error body is its 300 s query limit: split, not retried.
 
         Every retry of the same window would run into the limit again, minutes each, before
-        it could be split.
+        it could be split. A 504 without Keen's body (a gateway's page) is retried as usual.
         """
-        return response.status_code == QUERY_TIMEOUT and QUERY_ROUTE in (response.url or "")
+        if response.status_code != QUERY_TIMEOUT or QUERY_ROUTE not in (response.url or ""):
+            return False
+        body = json_body(response)
+        return isinstance(body, dict) and bool(body.get("error_code"))
 
     def wait_hint(self, response: requests.Response) -> float | None:
         """``Retry-After`` where a 429 has one; otherwise until the minute Keen blocks is over.
@@ -157,7 +161,15 @@ class KeenExtractions(ExportJobs):
 
     def prepare(self, downloads: list[Download]) -> list[Download]:
         """Files whose columns are named by 2.0's colon paths get the dotted ones instead."""
-        return [dotted_header(file) for file in downloads]
+        ready: list[Download] = []
+        try:
+            for file in downloads:
+                ready.append(dotted_header(file))
+        except BaseException:
+            for file in ready:
+                file.discard()
+            raise
+        return ready
 
 
 def dotted_name(name: str) -> str:
@@ -181,14 +193,19 @@ def dotted_header(file: Download) -> Download:
     """
     with open(file.path, "rb") as source:
         head = source.read(HEADER_LIMIT)
+        bom = codecs.BOM_UTF8 if head.startswith(codecs.BOM_UTF8) else b""
         end = header_end(head, whole=len(head) < HEADER_LIMIT)
-        if end is None or b":" not in head[:end]:
+        if end is None:
+            if b":" in head:
+                logger.warning("keen: a header over %d bytes keeps its colon names", HEADER_LIMIT)
+            return file
+        if b":" not in head[:end]:
             return file
         try:
-            line = head[:end].decode("utf-8")
-        except UnicodeDecodeError:  # the reader names the bad bytes in its own error
+            line = head[len(bom) : end].decode("utf-8")
+            names = next(csv.reader([line.rstrip("\r\n")]))
+        except (UnicodeDecodeError, csv.Error):  # the reader says what is wrong, in one line
             return file
-        names = next(csv.reader([line.rstrip("\r\n")]))
         renamed = [dotted_name(name) for name in names]
         if len(set(renamed)) < len(renamed):
             logger.warning("keen: columns %s keep their names: renamed, two would clash", names)
@@ -199,7 +216,7 @@ def dotted_header(file: Download) -> Download:
         handle, path = tempfile.mkstemp(prefix="tap-event-exports-", suffix=".csv", dir=directory)
         try:
             with os.fdopen(handle, "wb") as target:
-                target.write(out.getvalue().encode("utf-8"))
+                target.write(bom + out.getvalue().encode("utf-8"))
                 source.seek(end)
                 shutil.copyfileobj(source, target, COPY_CHUNK)
                 size = target.tell()
@@ -216,8 +233,11 @@ def header_end(head: bytes, *, whole: bool) -> int | None:
     ``whole`` says ``head`` is the whole file: a header without a line break then ends with it.
     """
     end = head.find(b"\n")
-    while end != -1 and head.count(b'"', 0, end) % 2:  # a line break inside a quoted name
-        end = head.find(b"\n", end + 1)
+    quotes = head.count(b'"', 0, end) if end != -1 else 0
+    while end != -1 and quotes % 2:  # a line break inside a quoted name
+        following = head.find(b"\n", end + 1)
+        quotes += head.count(b'"', end, following) if following != -1 else 0
+        end = following
     if end == -1:
         return len(head) if whole and head else None
     return end + 1

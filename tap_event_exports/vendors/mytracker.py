@@ -13,16 +13,18 @@ that HTTP status. A create refused because the account's export queue is full wa
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import hmac
 import logging
 import re
+import threading
 import time
 import typing as t
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tap_event_exports.connection import PROBE_AGE
 from tap_event_exports.engine.contract import (
@@ -37,7 +39,7 @@ from tap_event_exports.engine.contract import (
     VendorDialect,
     Windowing,
 )
-from tap_event_exports.engine.errors import RetriableError, VendorError
+from tap_event_exports.engine.errors import RetriableError, RetriesExhaustedError, VendorError
 from tap_event_exports.engine.http import RETRIABLE_STATUSES, HttpPolicy, RequestSpec, json_body
 from tap_event_exports.engine.windows import SecondGranularity, Window, utc
 from tap_event_exports.vendors.mytracker_streams import (  # noqa: F401 - names callers import
@@ -66,6 +68,8 @@ SERVER_ERRORS = frozenset(range(500, 600))
 QUEUE_FULL = "Maximum number of simultaneous requests reached"
 """The documented detail of a create refused because the account's export queue is full."""
 QUEUE_PAUSE_GROWTH = 1.5
+TURN_CHECK_SECONDS = 0.5
+"""How often a create waiting for its turn to ask a full queue checks for a stopped run."""
 QUEUE_PAUSE_FLOOR = 5.0
 """The shortest pause before a create refused by a full queue is sent again: each refusal is
 an error, and past 60 errors a minute the API blocks the user (four exports in flight asking
@@ -204,6 +208,8 @@ class QueueWait:
     """The first pause (``poll_interval``); pauses grow up to :attr:`cap`."""
     limit: float
     """Most seconds to wait in all (``max_poll_time``, as for the export itself)."""
+    gate: threading.Lock = field(default_factory=threading.Lock, compare=False)
+    """Held by the one refused create that asks again (see ``MyTrackerJobs._create_when_room``)."""
 
     @property
     def start(self) -> float:
@@ -214,6 +220,17 @@ class QueueWait:
     def cap(self) -> float:
         """The longest pause: a minute, or ``poll_interval`` where that is longer."""
         return max(QUEUE_PAUSE_CAP, self.start)
+
+    @contextlib.contextmanager
+    def turn(self, stop: threading.Event, *, what: str) -> Iterator[None]:
+        """Hold the one turn to ask a full queue again (a stopped run stops waiting for it)."""
+        while not self.gate.acquire(timeout=TURN_CHECK_SECONDS):
+            if stop.is_set():
+                raise RetriesExhaustedError(f"mytracker: {what}: run stopped")
+        try:
+            yield
+        finally:
+            self.gate.release()
 
     def pauses(self) -> Iterator[float]:
         """Pauses between creates, growing: exports take minutes to leave the queue."""
@@ -301,25 +318,42 @@ class MyTrackerJobs(ExportJobs):
 
         The account's queue may be smaller than the exports a run keeps in flight, and raw
         exports take minutes to leave it: a refused create waits for room (``queue``; ``None``:
-        not at all) rather than giving up after a few quick retries.
+        not at all) rather than giving up after a few quick retries. One refused create at a
+        time asks again (the others wait for their turn): each refusal is an error, and past
+        60 a minute the API blocks the user, however many exports are in flight.
         """
         started = time.monotonic()
-        pauses: Iterator[float] | None = None
+        try:
+            return self.call(spec, what=what)
+        except VendorError as exc:
+            if queue is None or not queue_full(exc):
+                raise
+            refusal = exc
+        with queue.turn(self.policy.stop, what=what):
+            return self._ask_until_room(spec, what, queue, refusal, started)
+
+    def _ask_until_room(
+        self, spec: RequestSpec, what: str, queue: QueueWait, refusal: VendorError, started: float
+    ) -> t.Any:
+        """Send the create after growing pauses until it is taken (see ``_create_when_room``)."""
+        announce_full_queue(refusal, queue)
+        pauses = queue.pauses()
         while True:
+            pause = next(pauses)
+            waited = time.monotonic() - started
+            if waited >= queue.limit:
+                msg = f"{refusal}; still full after {waited:.0f}s (max_poll_time {queue.limit:g}s)"
+                raise VendorError(msg, status=refusal.status) from refusal
+            try:
+                self.policy.sleep(min(pause, queue.limit - waited))
+            except RetriableError as exc:  # the run is being stopped
+                raise RetriesExhaustedError(f"mytracker: {what}: {exc}") from exc
             try:
                 return self.call(spec, what=what)
             except VendorError as exc:
-                if queue is None or not queue_full(exc):
+                if not queue_full(exc):
                     raise
-                waited = time.monotonic() - started
-                if waited >= queue.limit:
-                    msg = f"{exc}; still full after {waited:.0f}s (max_poll_time {queue.limit:g}s)"
-                    raise VendorError(msg, status=exc.status) from exc
-                if pauses is None:
-                    announce_full_queue(exc, queue)
-                    pauses = queue.pauses()
-                pause = min(next(pauses), queue.limit - waited)
-            self.policy.sleep(pause)
+                refusal = exc
 
     def status(self, job_id: str, partition: Partition) -> JobStatus:  # noqa: D102
         spec = RequestSpec("GET", f"{self.base}{API}/get.json", params={"idRawExport": job_id})
@@ -360,7 +394,9 @@ class MyTrackerJobs(ExportJobs):
         A connection check does not wait for room in a full queue: it reports the vendor's
         refusal, which names the exports filling the queue.
         """
-        self.cancel(self._create(window, None))
+        job_id = self._create(window, None)
+        with contextlib.suppress(VendorError):  # an export that cannot be canceled any more
+            self.cancel(job_id)
 
 
 def _part_number(file: dict) -> int:
