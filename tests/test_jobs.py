@@ -240,9 +240,7 @@ def test_a_storage_link_gone_before_its_download_is_exported_again(file_host, ca
     assert host.hits == ["job-0", "job-1"]  # the dead link was asked once
     assert jobs.created == [window, window]
     assert state["pending_jobs"] == {JobLedger.key(window): {"job": "job-1"}}
-    assert f"job job-0: its files are gone (HTTP {status} from result link on 127.0.0.1" in (
-        caplog.text
-    )
+    assert f"job job-0 files gone (HTTP {status} from result link on 127.0.0.1" in (caplog.text)
 
 
 def test_an_api_file_gone_before_its_download_is_exported_again(file_host):
@@ -262,7 +260,7 @@ def test_files_gone_again_and_again_fail_clearly_after_the_new_jobs(file_host):
     jobs = linked_jobs(host)
     with pytest.raises(
         JobFailedError,
-        match=r"scripted: s: window .*: job job-3: files gone again after 3 new jobs: HTTP 404",
+        match=r"scripted: s: window .*: job job-3 files gone again after 3 new jobs: HTTP 404",
     ):
         runner(jobs).fetch(Window(day(0), day(1)), None, JobLedger({}))
     assert host.hits == ["job-0", "job-1", "job-2", "job-3"]
@@ -289,7 +287,7 @@ def test_new_jobs_for_any_reason_count_toward_one_max_recreate(file_host):
         return JobStatus(Phase.DONE, files=[RequestSpec("GET", f"{host.url}/{job_id}.csv")])
 
     jobs = ScriptedJobs(fate)
-    with pytest.raises(JobFailedError, match=r"job job-3: files gone again after 3 new jobs"):
+    with pytest.raises(JobFailedError, match=r"job job-3 files gone again after 3 new jobs"):
         runner(jobs).fetch(Window(day(0), day(1)), None, JobLedger({}))
     assert len(jobs.created) == 4
     assert host.hits == ["job-1", "job-2", "job-3"]

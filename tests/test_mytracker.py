@@ -479,7 +479,7 @@ def test_parts_expired_before_their_download_bring_a_new_export(mytracker, body_
     windows = {(r.arg("event"), r.arg("tsFrom")) for r in mytracker.requests_to("create.json")}
     assert len(mytracker.requests_to("create.json")) == len(windows) + 1, "one export again"
     status = "code 404" if body_only else "HTTP 404"
-    gone = [m for m in caplog.messages if "its files are gone" in m]
+    gone = [m for m in caplog.messages if "files gone" in m]
     assert len(gone) == 1
     assert f"{status} Not Found" in gone[0]
     assert "creating it again (1/3)" in gone[0]

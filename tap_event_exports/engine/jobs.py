@@ -174,23 +174,10 @@ class JobRunner:
                 failure = exc
             else:
                 return self._prepared(files)
-            recreated += 1
-            ledger.forget([JobLedger.key(window)])
+            ledger.forget([JobLedger.key(window)])  # the next turn creates a new job
             where = self._where(window, partition)
-            if recreated > self.max_recreate:
-                msg = (
-                    f"{where}: job {job_id}: files gone again after {self.max_recreate} new "
-                    f"jobs: {failure}"
-                )
-                raise JobFailedError(msg) from failure
-            logger.warning(
-                "%s: job %s: its files are gone (%s); creating it again (%d/%d)",
-                where,
-                job_id,
-                failure,
-                recreated,
-                self.max_recreate,
-            )
+            lost = f"{where}: job {job_id} files gone"
+            recreated = self._again(ledger, window, lost, str(failure), recreated)
 
     def _prepared(self, files: list[Download]) -> list[Download]:
         """The vendor's readying of complete files; none is left behind if it fails."""
@@ -265,24 +252,31 @@ class JobRunner:
                 ledger.forget([JobLedger.key(window)])  # a failed job is never to be resumed
                 msg = f"{where}: job {job_id} failed: {status.message}"
                 raise JobFailedError(msg)
-            recreated += 1
-            if recreated > self.max_recreate:
-                ledger.forget([JobLedger.key(window)])
-                msg = (
-                    f"{where}: job {job_id} {status.phase.value} again after {self.max_recreate} "
-                    f"new jobs: {status.message}"
-                )
-                raise JobFailedError(msg)
-            logger.warning(
-                "%s: job %s %s (%s); creating it again (%d/%d)",
-                where,
-                job_id,
-                status.phase.value,
-                status.message or "no details",
-                recreated,
-                self.max_recreate,
-            )
+            ended = f"{where}: job {job_id} {status.phase.value}"
+            recreated = self._again(ledger, window, ended, status.message, recreated)
             job_id = None
+
+    def _again(
+        self, ledger: JobLedger, window: Window | None, what: str, detail: str, recreated: int
+    ) -> int:
+        """Count one more new job for a window (``what``: the job and what befell it), or give up.
+
+        Returns the new count; past ``max_recreate`` the window's entry is forgotten and the
+        run fails naming the job and what kept happening.
+        """
+        recreated += 1
+        if recreated > self.max_recreate:
+            ledger.forget([JobLedger.key(window)])
+            msg = f"{what} again after {self.max_recreate} new jobs: {detail}"
+            raise JobFailedError(msg)
+        logger.warning(
+            "%s (%s); creating it again (%d/%d)",
+            what,
+            detail or "no details",
+            recreated,
+            self.max_recreate,
+        )
+        return recreated
 
     def _poll(self, job_id: str, partition: Partition, where: str, *, created: bool) -> JobStatus:
         """Check a job's status at a growing interval until it is no longer running.
