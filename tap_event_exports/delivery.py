@@ -96,7 +96,7 @@ class ExportReader:
             tally.rows += rows
             counter.increment(rows)
 
-        keys = SyntheticKeys(self._key_scope(plan, window))
+        keys = SyntheticKeys(self._key_scope(plan, window), by_name=self.spec.keys_by_name)
         try:
             for download in downloads:
                 tally.size += download.bytes_received
@@ -138,6 +138,8 @@ class ExportReader:
         keep = None
         if any(not mask[("properties", name)] for name in header):
             keep = lambda name: mask[("properties", name)]  # noqa: E731
+        if stream.synthetic:
+            keys.columns(header)
         return ReadPlan(
             path=path,
             what=what,

@@ -292,3 +292,23 @@ def test_positions_must_fit_a_bucket():
     store._new_page()  # the last page whose positions + 1 fit 32 bits
     with pytest.raises(OverflowError, match="distinct rows in one export"):
         store._new_page()
+
+
+def test_keys_by_name_hash_the_named_non_empty_values():
+    """Keen's keys: the same event, whatever the column order and the other events' columns;
+    a value under another name is another event."""
+
+    def key(header: list[str], row: list[str]) -> str:
+        keys = SyntheticKeys("keen_pageviews|", by_name=True)
+        keys.columns(header)
+        return keys(row)
+
+    first = key(["keen.timestamp", "a"], ["2024-03-01T10:00:00.000Z", "x"])
+    assert key(["a", "keen.timestamp"], ["x", "2024-03-01T10:00:00.000Z"]) == first
+    assert key(["late", "a", "keen.timestamp"], ["", "x", "2024-03-01T10:00:00.000Z"]) == first
+    assert key(["keen.timestamp", "b"], ["2024-03-01T10:00:00.000Z", "x"]) != first
+    assert key(["keen.timestamp", "a"], ["2024-03-01T10:00:00.000Z", "y"]) != first
+    by_position = SyntheticKeys("keen_pageviews|")
+    assert by_position(["2024-03-01T10:00:00.000Z", "x"]) != by_position(
+        ["x", "2024-03-01T10:00:00.000Z"]
+    )

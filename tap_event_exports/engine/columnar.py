@@ -213,8 +213,10 @@ class ColumnarCsv:
         converters = {name: converter_for(types[name], self.timezone, self.lists) for name in names}
         bulk_datetimes = ArrowDateTimes(self.timezone)
         keyer = key[1] if key is not None else None
-        prefix = keyer.prefix if keyer is not None else None
-        for done, raw, digests in self._counted_blocks(digests_after=prefix):
+        prefix = keyer.prefix if keyer is not None and not keyer.by_name else None
+        for done, raw, digests in self._counted_blocks(
+            as_written=keyer is not None, digests_after=prefix
+        ):
             columns = []
             for name in names:
                 column = raw.column(name)
@@ -231,17 +233,18 @@ class ColumnarCsv:
             yield columns
 
     def _counted_blocks(
-        self, *, digests_after: bytes | None = None
+        self, *, as_written: bool = False, digests_after: bytes | None = None
     ) -> Iterator[tuple[int, pa.RecordBatch, t.Any]]:
         """Text blocks, each with the rows delivered before it, parsed one block ahead.
 
-        With ``digests_after`` (a synthetic key's prefix), blocks are read as written and come
-        with their rows' digests (:func:`block_digests`), hashed on the parsing thread too.
+        ``as_written`` keeps every value's text (no nulls), as synthetic keys need. With
+        ``digests_after`` (a synthetic key's prefix), blocks come with their rows' digests
+        (:func:`block_digests`), hashed on the parsing thread too.
         A block that cannot be parsed raises :class:`NotColumnar`; the caller must have
         delivered every block it was given before asking for the next.
         """
         done = 0
-        source = _with_digests(self._blocks(as_written=digests_after is not None), digests_after)
+        source = _with_digests(self._blocks(as_written=as_written), digests_after)
         with contextlib.closing(read_ahead(source, name="csv-blocks")) as blocks:
             while True:
                 try:

@@ -300,6 +300,9 @@ class ExportSpec:
     column_types: dict[str, str] = field(default_factory=dict)
     key_fallback: bool = False
     """Use the synthetic key when an export lacks the primary key column (Keen's ``keen.id``)."""
+    keys_by_name: bool = False
+    """Synthetic keys hash each row's non-empty values with their column names, in name order:
+    for files whose columns come in any order and are those of the events they hold (Keen's)."""
     probe: Callable[[Partition], None] | None = None
     """The vendor's cheapest request that proves credentials and objects (``--test``);
     ``None``: one export of the smallest window."""
@@ -326,6 +329,7 @@ class ExportSpec:
         lists: str = "json",
         delimiter: str = ",",
         key_fallback: bool = False,
+        keys_by_name: bool = False,
         probe: Callable[[Partition], None] | None = None,
     ) -> ExportSpec:
         """The spec of a declared stream: the shape's name, columns and keys, plus how to fetch.
@@ -352,6 +356,7 @@ class ExportSpec:
             partitions=shape.partitions,
             column_types=shape.column_types,
             key_fallback=key_fallback,
+            keys_by_name=keys_by_name,
             probe=probe,
         )
 

@@ -8,17 +8,22 @@ Two streaming passes over the downloaded file: one for the columns and the count
 
 from __future__ import annotations
 
+import collections
 import csv
+import decimal
 import json
 import os
+import re
 import tempfile
 import typing as t
-from decimal import Decimal
 
 import ijson
 
 from tap_event_exports.engine.errors import DataError
 from tap_event_exports.engine.workspace import current_directory
+
+if t.TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 class ResultCapped(Exception):
@@ -44,18 +49,81 @@ def flatten(
     return out
 
 
-def _json_default(value: t.Any) -> t.Any:
-    if isinstance(value, Decimal):
-        return (
-            int(value)
-            if value == value.to_integral_value() and "." not in str(value)
-            else float(value)
+class JsonNumber(str):
+    """A JSON number's text as the document wrote it (``1e-07``, ``0.10``, ``1E16``)."""
+
+
+NUMBER_OR_STRING = re.compile(rb'"(?:[^"\\]|\\.)*(")?|-[0-9.eE+-]*|[0-9][0-9.eE+-]*')
+"""A JSON string (its closing quote as group 1: absent where the bytes read so far end
+inside it) or number."""
+
+
+class NumberTexts:
+    """A file's reader that also keeps the text of every JSON number it reads, in order.
+
+    The JSON parser gives numbers as values (``Decimal("1E-7")`` for ``1e-07`` and for
+    ``0.0000001`` alike); the tokens found in the bytes it reads give their text. Every number
+    the parser reports is the next number token outside a string, so the two are taken in step.
+    """
+
+    def __init__(self, source: t.BinaryIO) -> None:
+        """Read ``source``."""
+        self._source = source
+        self._rest = b""
+        self._texts: collections.deque[str] = collections.deque()
+
+    def read(self, size: int = -1) -> bytes:
+        """The next bytes of the file, whose number tokens are kept."""
+        data = self._source.read(size)
+        if data or size:  # read(0) asks what the file gives, bytes or text
+            self._scan(self._rest + data, final=not data)
+        return data
+
+    def next_text(self) -> str:
+        """The text of the next number."""
+        return self._texts.popleft()
+
+    def _scan(self, data: bytes, *, final: bool) -> None:
+        """Keep the number tokens of ``data``; a token that may go on in the next bytes waits."""
+        self._rest = b""
+        for match in NUMBER_OR_STRING.finditer(data):
+            token = match.group()
+            if token[:1] == b'"':
+                if match.group(1) is None and not final:
+                    self._rest = data[match.start() :]
+                    return
+            elif match.end() == len(data) and not final:
+                self._rest = data[match.start() :]
+                return
+            else:
+                self._texts.append(token.decode("ascii"))
+
+
+def _with_number_texts(source: NumberTexts) -> Iterator[tuple[str, str, t.Any]]:
+    """The parser's events of ``source``, each number given as its :class:`JsonNumber` text."""
+    for prefix, event, value in ijson.parse(source, use_float=False):
+        if event == "number":
+            yield prefix, event, JsonNumber(source.next_text())
+        else:
+            yield prefix, event, value
+
+
+def compact(value: t.Any) -> str:
+    """A list or object as compact JSON, numbers as the document wrote them."""
+    if isinstance(value, JsonNumber):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(map(compact, value)) + "]"
+    if isinstance(value, dict):
+        items = (
+            f"{json.dumps(key, ensure_ascii=False)}:{compact(item)}" for key, item in value.items()
         )
-    raise TypeError(type(value).__name__)
+        return "{" + ",".join(items) + "}"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def render(value: t.Any) -> str:
-    """A value as CSV text: empty for null, ``true``/``false``, exact numbers, JSON for lists."""
+    """A value as CSV text: empty for null, ``true``/``false``, numbers as written, lists JSON."""
     if value is None:
         return ""
     if value is True:
@@ -63,7 +131,7 @@ def render(value: t.Any) -> str:
     if value is False:
         return "false"
     if isinstance(value, (list, dict)):
-        return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+        return compact(value)
     return str(value)
 
 
@@ -88,6 +156,9 @@ def events_to_csv(
     except ijson.JSONError as exc:
         msg = f"{what}: the JSON result is malformed: {exc}"
         raise DataError(msg) from None
+    except decimal.InvalidOperation:
+        msg = f"{what}: the JSON result holds a number out of range"
+        raise DataError(msg) from None
     if cap is not None and count >= cap:
         raise ResultCapped(count)
     header = sorted(columns)
@@ -101,7 +172,7 @@ def events_to_csv(
         ):
             writer = csv.writer(sink)
             writer.writerow(header)
-            for event in ijson.items(source, prefix, use_float=False):
+            for event in ijson.items(_with_number_texts(NumberTexts(source)), prefix):
                 flat = flatten(event)
                 writer.writerow([render(flat.get(name)) for name in header])
     except BaseException:

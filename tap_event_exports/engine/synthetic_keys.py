@@ -37,10 +37,18 @@ class SyntheticKeys:
     appended, so identical rows stay distinct.
     """
 
-    def __init__(self, scope: str) -> None:
-        """``scope`` names the export the rows come from (stream, partition and window)."""
+    def __init__(self, scope: str, *, by_name: bool = False) -> None:
+        """``scope`` names the export the rows come from (stream, partition and window).
+
+        ``by_name``: a row's hash covers its non-empty values with their column names, in name
+        order, so the key does not change with the file's column order or with columns other
+        rows brought (see :meth:`columns`); otherwise it covers every value in the file's order.
+        """
         self.prefix = scope.encode() + b"\x1e"
         """What each row's hash starts with (its values, joined by the unit separator, follow)."""
+        self.by_name = by_name
+        self._named: list[tuple[int, str]] = []
+        """With ``by_name``: (position, ``name`` and the group separator) in name order."""
         self._scope = hashlib.blake2b(self.prefix, digest_size=16)
         compiled = CompiledCounts.made()
         self._seen: dict[bytes, int] | None = {} if compiled is None else None
@@ -49,9 +57,20 @@ class SyntheticKeys:
         self._counts: DigestCounts | CompiledCounts = compiled or DigestCounts()
         """Occurrences per digest from then on (from the start with the compiled helpers)."""
 
+    def columns(self, header: list[str]) -> None:
+        """The header of the file whose rows come next (needed with ``by_name``)."""
+        order = sorted(range(len(header)), key=header.__getitem__)
+        self._named = [(position, f"{header[position]}\x1d") for position in order]
+
+    def joined(self, row: list[str]) -> str:
+        """What a raw row's hash covers after the prefix, joined by the unit separator."""
+        if not self.by_name:
+            return "\x1f".join(row)
+        return "\x1f".join(name + row[position] for position, name in self._named if row[position])
+
     def __call__(self, row: list[str]) -> str:
         """The key of one raw row."""
-        return self.of_text("\x1f".join(row))
+        return self.of_text(self.joined(row))
 
     def of_text(self, joined: str) -> str:
         """The key of one raw row given as its values joined by the unit separator."""
@@ -70,7 +89,8 @@ class SyntheticKeys:
 
     def of_rows(self, rows: list[list[str]]) -> list[str]:
         """The keys of raw rows, as :meth:`__call__` gives them one by one."""
-        return self.of_encoded(["\x1f".join(row).encode() for row in rows])
+        joined = self.joined
+        return self.of_encoded([joined(row).encode() for row in rows])
 
     def of_encoded(self, rows: t.Iterable[bytes]) -> list[str]:
         """The keys of raw rows given as their UTF-8 values joined by the unit separator."""

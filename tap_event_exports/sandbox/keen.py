@@ -42,7 +42,9 @@ Documented behaviour, where it comes from and where it is exercised:
   ``colon_names``: 2.0's own addressing instead, ``keen:timestamp`` (every extracted event
   has one [providers 2.2, 2012 extractions]) and user properties under ``body:`` with ``:``
   nesting (``body:user:email`` [providers 2.2, 2.0 event model])
-  (``test_keen.py::test_colon_paths_of_a_2_0_file_read_as_the_dotted_columns``).
+  (``test_keen.py::test_colon_paths_of_a_2_0_file_read_as_the_dotted_columns``). Knob
+  ``column_seed``: the columns in another order, since "column order in the file is not
+  guaranteed" [providers 2.2, Oct-2012 extractions] (``test_keen_properties.py``).
 - 3.0: ``GET /3.0/projects/<id>/queries/extraction?event_collection=&timeframe=&filters=``
   → ``{"result": [event, ...]}``; ``property_names`` (JSON array) keeps those properties;
   ``latest`` keeps the N most recent; with ``email`` the answer is ``{"result": "Processing.
@@ -53,7 +55,10 @@ Documented behaviour, where it comes from and where it is exercised:
   exists, in, contains, not_contains, within [providers 2.4] (``test_keen.py``). Absolute
   timeframes ``{"start", "end"}`` in UTC [providers 2.5], read as ``[start, end)``
   (UNCONFIRMED); relative timeframes are refused with ``400 TimeframeDefinitionError`` (the
-  fake does not implement them).
+  fake does not implement them). "All times UTC" [providers 2.5]: an event's
+  ``keen.timestamp`` without an offset (2.0's ``2012-06-06T19:10:39.205000`` [providers 2.2])
+  and a timeframe bound without one are read as UTC (``instant``)
+  (``test_keen_properties.py``).
 - 429 when over the rate limit, blocked "for the rest of the minute" (SECONDARY [providers
   2.7]): after a 429 every API request is refused until the clock's next minute (knob
   ``minute_seconds`` shortens the fake's minute for tests). No ``Retry-After`` is documented
@@ -132,6 +137,16 @@ def generate_events(
             events.append(event)
     events.sort(key=lambda e: e["keen"]["timestamp"])
     return events
+
+
+def instant(text: str) -> dt.datetime:
+    """An ISO-8601 time as Keen reads it, a time without an offset as UTC.
+
+    "All times UTC" [providers 2.5]; 2.0's event timestamp has none
+    (``2012-06-06T19:10:39.205000`` [providers 2.2]).
+    """
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def lookup(event: dict, path: str) -> t.Any:
@@ -220,12 +235,20 @@ def colon_path(name: str) -> str:
     return ":".join(parts if parts[0] == "keen" else ["body", *parts])
 
 
-def to_csv(events: list[dict], *, colon_names: bool = False) -> bytes:
-    """Events as an extraction file: flat dotted columns (or 2.0's colon paths), sorted."""
+def to_csv(
+    events: list[dict], *, colon_names: bool = False, column_seed: int | None = None
+) -> bytes:
+    """Events as an extraction file: flat dotted columns (or 2.0's colon paths), sorted.
+
+    With ``column_seed`` the columns come in an order drawn from it ("column order in the file
+    is not guaranteed" [providers 2.2]).
+    """
     rows = [flatten(e) for e in events]
     if colon_names:
         rows = [{colon_path(name): value for name, value in row.items()} for row in rows]
     header = sorted({k for row in rows for k in row})
+    if column_seed is not None:
+        random.Random(column_seed).shuffle(header)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(header)
@@ -260,6 +283,7 @@ class KeenFake(FakeServer):
         minute_seconds: float = 60.0,
         timeout_over: int | None = None,
         colon_names: bool = False,
+        column_seed: int | None = None,
         port: int = 0,
     ) -> None:
         """Serve ``collections``; queries return at most ``result_cap`` events.
@@ -267,7 +291,8 @@ class KeenFake(FakeServer):
         ``retry_after`` is a ``Retry-After`` for 429s (undocumented: ``None``, the default,
         sends none); ``minute_seconds`` is how long the fake's minute lasts; queries over
         ``timeout_over`` events time out (504). ``colon_names`` names the extraction files'
-        columns by 2.0's colon paths (``keen:timestamp``, ``body:user:email``).
+        columns by 2.0's colon paths (``keen:timestamp``, ``body:user:email``). ``column_seed``
+        puts the files' columns in an order drawn from it (``None``: sorted).
         """
         super().__init__(port=port)
         self.collections = collections
@@ -279,6 +304,7 @@ class KeenFake(FakeServer):
         self.minute_seconds = minute_seconds
         self.timeout_over = timeout_over
         self.colon_names = colon_names
+        self.column_seed = column_seed
         self.refused = 0
         """429s answered (the first one and those during the block)."""
         self.timed_out: list[dict] = []
@@ -336,15 +362,8 @@ class KeenFake(FakeServer):
         """The events of a collection that pass ``filters`` within an absolute timeframe."""
         events = self.collections.get(collection, [])
         if frame is not None:
-            start = dt.datetime.fromisoformat(frame["start"].replace("Z", "+00:00"))
-            end = dt.datetime.fromisoformat(frame["end"].replace("Z", "+00:00"))
-            events = [
-                e
-                for e in events
-                if start
-                <= dt.datetime.fromisoformat(e["keen"]["timestamp"].replace("Z", "+00:00"))
-                < end
-            ]
+            start, end = instant(frame["start"]), instant(frame["end"])
+            events = [e for e in events if start <= instant(e["keen"]["timestamp"]) < end]
         return [e for e in events if all(matches(e, rule) for rule in filters)]
 
     def _arguments(
@@ -453,7 +472,7 @@ class KeenFake(FakeServer):
         job = self.extractions.get(request.path.rsplit("/", 1)[-1].removesuffix(".csv"))
         if job is None:
             return FakeResponse(403, b"<Error><Code>AccessDenied</Code></Error>")
-        data = to_csv(job.events, colon_names=self.colon_names)
+        data = to_csv(job.events, colon_names=self.colon_names, column_seed=self.column_seed)
         if self._take("cut"):
             return FakeResponse(200, data, {"Content-Type": "text/csv"}, cut_after=len(data) // 2)
         return FakeResponse(200, data, {"Content-Type": "text/csv"})

@@ -296,6 +296,7 @@ class Keen(KeenBlock):
                     timezone="UTC",
                     windowing=windowing,
                     key_fallback=True,
+                    keys_by_name=True,
                 )
             )
         return streams
