@@ -56,7 +56,9 @@ Documented behaviour, where it comes from and where it is exercised:
   transactional, + ``cta;cta_position`` for in-app, empty unless clicked); reachability adds
   ``event_date;event_type;is_reachable;is_optin;has_custom_id``; userbase
   ``is_optin_push;install_date;last_start_date;smart_segment`` (the doc's userbase sample row
-  has one value more than its header; the fake writes consistent rows). A requested
+  has one value more than its header; the fake writes consistent rows). Values are quoted
+  where CSV needs it (``;``, quotes, CR, LF); rows end in LF (line end and quoting style
+  UNCONFIRMED). A requested
   ``push_open`` is written ``push_opened`` [seeds/004 samples]
   (fid ``test_batch_export_walks_the_documented_status_machine``; ``test_batch.py``).
 - Lookback 90 days for the event kinds: older data silently missing even if ``from`` asks
@@ -501,12 +503,20 @@ class BatchFake(FakeServer):
 
     @staticmethod
     def csv(job: Job) -> bytes:
-        """The export file of a job: ``;``-separated, header first."""
+        """The export file of a job: ``;``-separated, header first, rows ending in LF.
+
+        A value holding a line break of any kind (CR, LF, CRLF) is quoted, as CSV requires
+        (Python's csv would leave a lone CR unquoted with an LF line end: rows are written
+        with CRLF, which quotes both, and then given their LF).
+        """
         out = io.StringIO()
-        writer = csv.writer(out, delimiter=";", lineterminator="\n")
-        writer.writerow(job.columns)
-        for row in job.rows:
-            writer.writerow([row.get(c, "") for c in job.columns])
+        line = io.StringIO()
+        writer = csv.writer(line, delimiter=";", lineterminator="\r\n")
+        for values in [job.columns, *([row.get(c, "") for c in job.columns] for row in job.rows)]:
+            line.seek(0)
+            line.truncate()
+            writer.writerow(values)
+            out.write(line.getvalue()[:-2] + "\n")
         return out.getvalue().encode()
 
     # --- what tests compare against ------------------------------------------------------------

@@ -42,6 +42,8 @@ Documented behaviour, where it comes from and where it is exercised:
   ``<ms>:<ms>:<uuid>`` or ``<ms>:<uuid>``; purchase items one row each with
   ``df_event_detail_log_id = <df_event_log_id>:<n>``; lists ``["1","2"]`` (CSV-quoted
   ``"[""1"",""2""]"``, seeds/001 user-profile sample) (fid ``test_dfinery_csv_is_shaped_like_the_documented_sample``).
+  Rows given to the fake may carry ``df_event_datetime`` in either rendering; the export of a
+  day holds the rows whose local date is that day (``tests/test_dfinery_properties.py``).
 - Error body ``{"result": "fail", "message": <code>}`` with the documented HTTP status
   [providers 1.7; seeds/001 examples]: 200 ``client_connection_closed`` (JSON on a 200!),
   400 ``invalid_parameter`` / ``exceed_date_range_limit``, 401 ``unauthorized_token``,
@@ -611,9 +613,13 @@ class DfineryFake(FakeServer):
         return [c for c in EVENT_COLUMNS if c in SYSTEM_COLUMNS or c not in properties]
 
     def event_day(self, row: dict[str, str]) -> dt.date:
-        """The local day of a row's ``df_event_datetime``."""
+        """The local day of a row's ``df_event_datetime``.
+
+        Both renderings of the sample export are read: ``2025.1.6 10:35`` and
+        ``2025-01-06 10:38:10.036`` [seeds/000 sample].
+        """
         date_part = row["df_event_datetime"].split(" ")[0]
-        year, month, day = (int(p) for p in date_part.split("."))
+        year, month, day = (int(p) for p in re.split(r"[.-]", date_part))
         return dt.date(year, month, day)
 
     def expected_events(

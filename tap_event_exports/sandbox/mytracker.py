@@ -61,7 +61,10 @@ Documented behaviour, where it comes from and where it is exercised:
   CSV delimiter ``,``, header row, LF line ends and RFC 4180 quoting (a field with ``,``,
   ``"``, CR or LF quoted, a lone CR included: ``csv_line``) UNCONFIRMED (clients assume a
   comma CSV with a header); an expired or unknown link answers 404 in the envelope
-  (UNCONFIRMED).
+  (UNCONFIRMED). "Depending on the size of the data, it can be a single file or a GZIP
+  archive, one or more links" [download page, providers 3.6]: knob ``plain_files`` serves the
+  parts as plain CSV files ``<id>.<event>.<hash>.<n>.csv`` (which sizes get which form is
+  UNCONFIRMED; default: gzip, as the raw get page's example links).
 - ``params.name`` / ``params.value`` are lists serialized like
   ``['param1','param2<newline> with line break']`` [providers 3.4, from the docs' selector
   list]: items in single quotes, an item containing ``'`` in double quotes, items written raw
@@ -91,6 +94,7 @@ import gzip
 import hashlib
 import hmac
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -286,6 +290,8 @@ class RawExport:
     parts: list[bytes] = field(default_factory=list)
     request: tuple = ()
     """What was asked for (event, range, selectors, filters): equal requests, equal files."""
+    plain: bool = False
+    """Its parts are plain CSV files (``.csv``), not gzip archives (``.csv.gz``)."""
 
 
 class MyTrackerFake(FakeServer):
@@ -308,6 +314,7 @@ class MyTrackerFake(FakeServer):
         errors_as_http_200: bool = False,
         port: int = 0,
         memoize: bool = False,
+        plain_files: bool = False,
     ) -> None:
         """Serve ``rows`` per event; exports above ``row_limit`` rows fail as too large.
 
@@ -319,6 +326,9 @@ class MyTrackerFake(FakeServer):
         ``memoize`` keeps the rows and gzip parts of each distinct request, so a repeated
         request is served without selecting or rendering again (benchmarks measure the tap,
         not this server).
+
+        ``plain_files`` serves every export's parts as plain CSV files instead of gzip archives
+        (the download page allows either).
         """
         super().__init__(port=port)
         self.rows = rows
@@ -326,6 +336,7 @@ class MyTrackerFake(FakeServer):
         self.secret = secret
         self.job_seconds = job_seconds
         self.part_rows = part_rows
+        self.plain_files = plain_files
         self.row_limit = row_limit
         self.limits = ((per_second, 1.0), (per_minute, 60.0), (per_hour, 3600.0))
         self.queue_limit = queue_limit
@@ -589,8 +600,10 @@ class MyTrackerFake(FakeServer):
         return FakeResponse.json(200, {"code": 200, "message": "Ok", "data": data})
 
     def _files(self, export: RawExport) -> list[dict[str, str]]:
+        if not export.parts:
+            export.plain = self.plain_files
         if not export.parts and self._rendered is not None:
-            export.parts = self._rendered.get(export.request, [])
+            export.parts = self._rendered.get((export.request, export.plain), [])
             export.expires = time.time() + LINK_SECONDS
         if not export.parts:
             export.expires = time.time() + LINK_SECONDS
@@ -601,13 +614,15 @@ class MyTrackerFake(FakeServer):
             for chunk in chunks:
                 lines = [csv_line(export.selectors)]
                 lines.extend(csv_line([row.get(s, "") for s in export.selectors]) for row in chunk)
-                export.parts.append(gzip.compress("".join(lines).encode()))
+                text = "".join(lines).encode()
+                export.parts.append(text if export.plain else gzip.compress(text))
             if self._rendered is not None:
-                self._rendered[export.request] = export.parts
+                self._rendered[export.request, export.plain] = export.parts
         digest = hashlib.md5(export.id.encode()).hexdigest()  # noqa: S324 - a file name
+        suffix = "csv" if export.plain else "csv.gz"
         return [
             {
-                "link": f"{self.base_url}/storage/download/raw/{export.id}.{export.event}.{digest}.{n}.csv.gz",
+                "link": f"{self.base_url}/storage/download/raw/{export.id}.{export.event}.{digest}.{n}.{suffix}",
                 "timestampExpires": str(int(export.expires)),
             }
             for n in range(len(export.parts))
@@ -634,11 +649,11 @@ class MyTrackerFake(FakeServer):
         name = request.path.rsplit("/", 1)[-1]
         export_id, _, rest = name.partition(".")
         export = self.exports.get(export_id)
-        try:
-            number = int(rest.split(".")[-3])
-        except (ValueError, IndexError):
+        match = re.search(r"\.(\d+)\.csv(\.gz)?$", "." + rest)
+        if match is None:
             return FakeResponse.json(404, {"code": 404, "message": "Not Found", "data": None})
-        if export is None or number >= len(export.parts):
+        number = int(match.group(1))
+        if export is None or number >= len(export.parts) or export.plain != (not match.group(2)):
             return FakeResponse.json(404, {"code": 404, "message": "Not Found", "data": None})
         with self._lock2:
             if self.expire_on_download > 0:
@@ -647,7 +662,7 @@ class MyTrackerFake(FakeServer):
         if time.time() > export.expires:
             return FakeResponse.json(404, {"code": 404, "message": "Not Found", "data": None})
         data = export.parts[number]
-        headers = {"Content-Type": "application/gzip"}
+        headers = {"Content-Type": "text/csv" if export.plain else "application/gzip"}
         if self._take("truncated"):
             return FakeResponse(200, [data[: len(data) - 30]], headers)  # chunked, cut short
         return FakeResponse(200, data, headers)
