@@ -154,9 +154,23 @@ def test_the_csv_holds_the_numbers_as_written(tmp_path):
     ]
 
 
-def test_a_number_out_of_range_is_a_one_line_error(tmp_path):
-    """A number no decimal holds is named, not a traceback."""
+@pytest.mark.parametrize("number", ["1e99999999999999999999", "1" * 5000, "-0." + "1" * 5000])
+def test_a_number_too_large_to_read_is_a_one_line_error(tmp_path, number):
+    """An exponent beyond any decimal, or more digits than an integer is read from: named."""
     path = tmp_path / "result.json"
-    path.write_bytes(b'{"result": [{"a": 1e99999999999999999999}]}')
+    path.write_bytes(b'{"result": [{"a": ' + number.encode() + b"}]}")
     with pytest.raises(DataError, match=r"^test: the JSON result holds a number out of range$"):
         events_to_csv(str(path), prefix="result.item", what="test", directory=str(tmp_path))
+
+
+def test_a_long_string_is_not_kept_while_it_is_read():
+    """Only a string's opening quote (and a last backslash) wait for the next bytes, so a long
+    string costs one scan, and its digits and escaped quotes are no numbers."""
+    text = ('9 \\"1\\\\ ' * 200_000) + "\\"
+    document = json.dumps({"result": [{"s": text, "n": 1.50}]}).encode()
+    reader = NumberTexts(Pieces(document, 65536))
+    waiting = []
+    while reader.read(65536):
+        waiting.append(len(reader._rest))
+    assert max(waiting) <= 2
+    assert list(reader._texts) == ["1.5"]

@@ -74,7 +74,7 @@ def block_keys(
     """
     if keys.by_name:
         values = [column.to_pylist() for column in raw.columns]
-        return keys.of_rows([list(row) for row in zip(*values, strict=True)])
+        return keys.of_rows(list(zip(*values, strict=True)))
     if digests is None:
         digests = block_digests(keys.prefix, raw)
     if digests is None or _COMPILED is None:

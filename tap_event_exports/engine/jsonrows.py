@@ -53,9 +53,18 @@ class JsonNumber(str):
     """A JSON number's text as the document wrote it (``1e-07``, ``0.10``, ``1E16``)."""
 
 
-NUMBER_OR_STRING = re.compile(rb'"(?:[^"\\]|\\.)*(")?|-[0-9.eE+-]*|[0-9][0-9.eE+-]*')
+NUMBER_OR_STRING = re.compile(
+    rb'"[^"\\]*(?:\\.[^"\\]*)*(")?|-[0-9.eE+-]*|[0-9][0-9.eE+-]*', re.DOTALL
+)
 """A JSON string (its closing quote as group 1: absent where the bytes read so far end
 inside it) or number."""
+LONGEST_NUMBER = 4300
+"""Characters of the longest number read (Python's limit for the digits of an integer read
+from text: the parser cannot read a longer one)."""
+
+
+class NumberTooLong(Exception):
+    """A JSON number longer than :data:`LONGEST_NUMBER` characters."""
 
 
 class NumberTexts:
@@ -64,11 +73,14 @@ class NumberTexts:
     The JSON parser gives numbers as values (``Decimal("1E-7")`` for ``1e-07`` and for
     ``0.0000001`` alike); the tokens found in the bytes it reads give their text. Every number
     the parser reports is the next number token outside a string, so the two are taken in step.
+    The bytes are scanned before the parser sees them, so a number too long for it is refused
+    first (:class:`NumberTooLong`).
     """
 
-    def __init__(self, source: t.BinaryIO) -> None:
-        """Read ``source``."""
+    def __init__(self, source: t.BinaryIO, *, keep: bool = True) -> None:
+        """Read ``source``; without ``keep``, numbers are only checked, not kept."""
         self._source = source
+        self._keep = keep
         self._rest = b""
         self._texts: collections.deque[str] = collections.deque()
 
@@ -84,18 +96,24 @@ class NumberTexts:
         return self._texts.popleft()
 
     def _scan(self, data: bytes, *, final: bool) -> None:
-        """Keep the number tokens of ``data``; a token that may go on in the next bytes waits."""
+        """Keep the number tokens of ``data``; what may go on in the next bytes waits.
+
+        Of a string that goes on, only its opening quote and a last lone backslash wait: no
+        number is inside, and a long string is not scanned again at every read.
+        """
         self._rest = b""
         for match in NUMBER_OR_STRING.finditer(data):
             token = match.group()
             if token[:1] == b'"':
                 if match.group(1) is None and not final:
-                    self._rest = data[match.start() :]
+                    self._rest = b'"' + data[match.end() :]
                     return
+            elif len(token) > LONGEST_NUMBER:
+                raise NumberTooLong
             elif match.end() == len(data) and not final:
-                self._rest = data[match.start() :]
+                self._rest = token
                 return
-            else:
+            elif self._keep:
                 self._texts.append(token.decode("ascii"))
 
 
@@ -147,7 +165,7 @@ def events_to_csv(
     count = 0
     try:
         with open(path, "rb") as source:
-            for event in ijson.items(source, prefix, use_float=False):
+            for event in ijson.items(NumberTexts(source, keep=False), prefix, use_float=False):
                 if not isinstance(event, dict):
                     msg = f"{what}: expected event objects in the JSON result, got {event!r:.80}"
                     raise DataError(msg)
@@ -156,7 +174,7 @@ def events_to_csv(
     except ijson.JSONError as exc:
         msg = f"{what}: the JSON result is malformed: {exc}"
         raise DataError(msg) from None
-    except decimal.InvalidOperation:
+    except (decimal.InvalidOperation, NumberTooLong):
         msg = f"{what}: the JSON result holds a number out of range"
         raise DataError(msg) from None
     if cap is not None and count >= cap:

@@ -45,7 +45,7 @@ class SyntheticKeys:
         rows brought (see :meth:`columns`); otherwise it covers every value in the file's order.
         """
         self.prefix = scope.encode() + b"\x1e"
-        """What each row's hash starts with (its values, joined by the unit separator, follow)."""
+        """What each row's hash starts with (:meth:`joined` of the row follows)."""
         self.by_name = by_name
         self._named: list[tuple[int, str]] = []
         """With ``by_name``: (position, ``name`` and the group separator) in name order."""
@@ -62,18 +62,21 @@ class SyntheticKeys:
         order = sorted(range(len(header)), key=header.__getitem__)
         self._named = [(position, f"{header[position]}\x1d") for position in order]
 
-    def joined(self, row: list[str]) -> str:
+    def joined(self, row: t.Sequence[str]) -> str:
         """What a raw row's hash covers after the prefix, joined by the unit separator."""
         if not self.by_name:
             return "\x1f".join(row)
+        if not self._named and row:
+            msg = "synthetic keys by name: no header given (columns() comes first)"
+            raise RuntimeError(msg)
         return "\x1f".join(name + row[position] for position, name in self._named if row[position])
 
-    def __call__(self, row: list[str]) -> str:
+    def __call__(self, row: t.Sequence[str]) -> str:
         """The key of one raw row."""
         return self.of_text(self.joined(row))
 
     def of_text(self, joined: str) -> str:
-        """The key of one raw row given as its values joined by the unit separator."""
+        """The key of one raw row given as its :meth:`joined` text."""
         hasher = self._scope.copy()
         hasher.update(joined.encode())
         digest = hasher.digest()
@@ -87,13 +90,13 @@ class SyntheticKeys:
                 self._pack()
         return f"{digest.hex()}~{repeat}" if repeat else digest.hex()
 
-    def of_rows(self, rows: list[list[str]]) -> list[str]:
+    def of_rows(self, rows: t.Sequence[t.Sequence[str]]) -> list[str]:
         """The keys of raw rows, as :meth:`__call__` gives them one by one."""
         joined = self.joined
         return self.of_encoded([joined(row).encode() for row in rows])
 
     def of_encoded(self, rows: t.Iterable[bytes]) -> list[str]:
-        """The keys of raw rows given as their UTF-8 values joined by the unit separator."""
+        """The keys of raw rows given as their :meth:`joined` text in UTF-8."""
         copy = self._scope.copy
         digests: list[bytes] = []
         append = digests.append
