@@ -92,6 +92,8 @@ class SyntheticKeys:
 
     def of_rows(self, rows: t.Sequence[t.Sequence[str]]) -> list[str]:
         """The keys of raw rows, as :meth:`__call__` gives them one by one."""
+        if not self.by_name:
+            return self.of_encoded(["\x1f".join(row).encode() for row in rows])
         joined = self.joined
         return self.of_encoded([joined(row).encode() for row in rows])
 
