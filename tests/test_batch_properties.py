@@ -22,7 +22,6 @@ import dataclasses
 import datetime as dt
 import itertools
 import json
-import re
 import typing as t
 from collections import Counter
 
@@ -32,6 +31,7 @@ from hypothesis import strategies as st
 
 from tap_event_exports.sandbox.batch import BatchData, BatchFake
 from tests.harness import TapRun, run_tap
+from tests.meanings import RFC3339_UTC, Unexpected
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -459,16 +459,6 @@ def expected(
 
 
 # --- reading what the tap gives -------------------------------------------------------------------
-
-RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)")
-
-
-@dataclasses.dataclass(frozen=True)
-class Unexpected:
-    """A value of the wrong JSON type or form (shown as such in assertion diffs)."""
-
-    what: str
-    value: str
 
 
 def meaning(column: str, value: t.Any) -> t.Any:

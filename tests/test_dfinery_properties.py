@@ -41,7 +41,6 @@ The Data Type page is https://docs.dfinery.ai/api-guide/en/undefined. ``HYPOTHES
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
 import json
 import re
@@ -63,6 +62,8 @@ from tap_event_exports.sandbox.dfinery import (
 )
 from tap_event_exports.tap import TapEventExports
 from tests.harness import TapRun, run_tap
+from tests.meanings import RFC3339_UTC, TEXT_PIECES
+from tests.meanings import json_meaning as meaning
 
 UTC = dt.timezone.utc
 KEY = "df_event_detail_log_id"
@@ -144,31 +145,7 @@ ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 NULLS = st.sampled_from(["", "null"])
 PIECES = st.one_of(
-    st.sampled_from(
-        [
-            ",",
-            '"',
-            "'",
-            "\r",
-            "\n",
-            "\r\n",
-            " ",
-            "  ",
-            "\t",
-            ";",
-            "\\",
-            "[",
-            "]",
-            "null",
-            "TRUE",
-            "é",
-            "한국 상품",
-            "日本語",
-            "🙂",
-            "\ufeff",
-            "\u2028",
-        ]
-    ),
+    st.sampled_from(TEXT_PIECES),
     st.text(st.characters(codec="utf-8"), max_size=4),
 )
 TEXT = st.lists(PIECES, max_size=6).map("".join)
@@ -327,39 +304,6 @@ def reference_value(kind: str, text: str, zone: str) -> t.Any:
 
 def reference_record(row: dict[str, str], kinds: dict[str, str], zone: str) -> dict[str, t.Any]:
     return {column: reference_value(kinds[column], row[column], zone) for column in kinds}
-
-
-RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)")
-
-
-@dataclasses.dataclass(frozen=True)
-class Unexpected:
-    """A value of the wrong JSON type or form (shown as such in assertion diffs)."""
-
-    what: str
-    value: str
-
-
-def meaning(kind: str, value: t.Any) -> t.Any:
-    """The meaning of a RECORD value (JSON read with ``parse_float=Decimal``), checking its type."""
-    if value is None:
-        return None
-    wrong = Unexpected(f"{type(value).__name__} for {kind}", repr(value))
-    if kind == "string":
-        return value if type(value) is str else wrong
-    if kind == "integer":
-        return value if type(value) is int else wrong
-    if kind == "number":
-        return Decimal(value) if type(value) in (int, Decimal) else wrong
-    if kind == "boolean":
-        return value if type(value) is bool else wrong
-    if kind == "date-time":
-        if type(value) is not str or not RFC3339_UTC.fullmatch(value):
-            return Unexpected("not RFC 3339 UTC", repr(value))
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if type(value) is not list or not all(type(item) is str for item in value):
-        return wrong
-    return value
 
 
 def meanings(record: dict[str, t.Any], kinds: dict[str, str]) -> dict[str, t.Any]:

@@ -46,6 +46,8 @@ from hypothesis import strategies as st
 from tap_event_exports.sandbox.keen import KeenFake
 from tests.conftest import KEEN_MINUTE_SECONDS
 from tests.harness import TapRun, run_tap
+from tests.meanings import TEXT_PIECES
+from tests.meanings import json_meaning as meaning
 
 UTC = dt.timezone.utc
 START = dt.datetime(2024, 3, 1, tzinfo=UTC)
@@ -79,31 +81,7 @@ NAME = st.text("abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=6).
 TOP_NAME = NAME.filter(lambda name: name != "keen" and name not in TYPED)
 
 PIECES = st.one_of(
-    st.sampled_from(
-        [
-            ",",
-            '"',
-            '""',
-            "'",
-            ";",
-            "\r\n",
-            "\n",
-            "\r",
-            "\t",
-            " ",
-            "\\",
-            "é",
-            "日本語",
-            "🙂",
-            "\u2028",
-            "null",
-            "NULL",
-            "TRUE",
-            "[1]",
-            "1.50",
-            "007",
-        ]
-    ),
+    st.sampled_from(TEXT_PIECES),
     st.text(st.characters(codec="utf-8"), max_size=3),
 )
 STRINGS = st.lists(PIECES, max_size=6).map("".join)
@@ -275,7 +253,6 @@ def cases(draw: st.DrawFn, *, with_id: bool = True, max_events: int = 8) -> Case
 ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:\d{2})?"
 )
-RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)")
 
 
 def reference_time(text: str) -> dt.datetime:
@@ -355,36 +332,6 @@ def columns_of(case: Case) -> set[str]:
 
 
 # --- reading what the tap gives -----------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class Unexpected:
-    """A value of the wrong type or form (shown as such in assertion diffs)."""
-
-    what: str
-    value: str
-
-
-def meaning(kind: str, value: t.Any) -> t.Any:
-    """The meaning of a RECORD value (JSON read with ``parse_float=Decimal``), type checked."""
-    if value is None:
-        return None
-    wrong = Unexpected(f"{type(value).__name__} for {kind}", repr(value))
-    if kind == "string":
-        return value if type(value) is str else wrong
-    if kind == "integer":
-        return value if type(value) is int else wrong
-    if kind == "number":
-        return Decimal(value) if type(value) in (int, Decimal) else wrong
-    if kind == "boolean":
-        return value if type(value) is bool else wrong
-    if kind == "date-time":
-        if type(value) is not str or not RFC3339_UTC.fullmatch(value):
-            return Unexpected("not RFC 3339 UTC", repr(value))
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if type(value) is not list or not all(type(item) is str for item in value):
-        return wrong
-    return value
 
 
 def record_meaning(record: dict[str, t.Any], case: Case) -> dict[str, t.Any]:

@@ -37,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import re
 import typing as t
 from collections import defaultdict
 from decimal import Decimal
@@ -48,6 +47,7 @@ from hypothesis import strategies as st
 
 from tap_event_exports.sandbox.mytracker import MyTrackerFake
 from tests.harness import TapRun, run_tap
+from tests.meanings import RFC3339_UTC, TEXT_PIECES, Unexpected, quoted_items
 
 UTC = dt.timezone.utc
 EVENT = "customEvents"
@@ -99,34 +99,7 @@ strings" [contract §2, §4]."""
 # --- the forms of each selector -----------------------------------------------------------------
 
 PIECES = st.one_of(
-    st.sampled_from(
-        [
-            ",",
-            '"',
-            "'",
-            '""',
-            "\r",
-            "\n",
-            "\r\n",
-            " ",
-            "\t",
-            ";",
-            "\\",
-            "[",
-            "]",
-            "é",
-            "Чат",
-            "🎉",
-            "日本語",
-            "123",
-            "0042",
-            "12.50",
-            "TRUE",
-            "2025-01-06 10:35",
-            "['a','b']",
-            '["1","2"]',
-        ]
-    ),
+    st.sampled_from(TEXT_PIECES),
     st.text(st.characters(codec="utf-8"), max_size=4),
 )
 TEXT = st.lists(PIECES, max_size=6).map("".join)
@@ -269,16 +242,6 @@ SELECTIONS = st.lists(st.sampled_from(SELECTORS[1:]), unique=True, max_size=len(
 
 # --- the reference decoding ---------------------------------------------------------------------
 
-RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)")
-
-
-@dataclasses.dataclass(frozen=True)
-class Unexpected:
-    """A value of the wrong JSON type or form (shown as such in assertion diffs)."""
-
-    what: str
-    value: str
-
 
 def reference(kind: str, text: str) -> t.Any:
     """What a cell means, as a typed value to compare with :func:`meaning`."""
@@ -291,25 +254,8 @@ def reference(kind: str, text: str) -> t.Any:
     if kind == "number":
         return ("number", Decimal(text))
     if kind == "array":
-        return ("array", reference_items(text))
+        return ("array", quoted_items(text))
     return ("string", text)
-
-
-def reference_items(text: str) -> list[str]:
-    """The items of ``['a',"it's"]``: each runs from its quote to the next same quote."""
-    assert text.startswith("[")
-    assert text.endswith("]")
-    items, position, end = [], 1, len(text) - 1
-    while position < end:
-        quote = text[position]
-        assert quote in "'\"", text
-        close = text.index(quote, position + 1)
-        items.append(text[position + 1 : close])
-        position = close + 1
-        if position < end:
-            assert text[position] == ",", text
-            position += 1
-    return items
 
 
 def meaning(kind: str, value: t.Any) -> t.Any:

@@ -52,6 +52,7 @@ from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 from tap_event_exports.engine.typed_columns import values_of
 from tap_event_exports.streams import ExportStream
 from tap_event_exports.tap import TapEventExports
+from tests.meanings import Unexpected, json_meaning, quoted_items
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -291,7 +292,7 @@ def arrays(syntax: str) -> st.SearchStrategy[str]:
     if syntax == "quoted":
         return st.one_of(mytracker_lists(), st.just("[]"))
     # JSON lists, and myTracker's form where it does not also read as a different JSON list
-    unambiguous = mytracker_lists().filter(lambda v: json_list(v) in (None, mytracker_items(v)))
+    unambiguous = mytracker_lists().filter(lambda v: json_list(v) in (None, quoted_items(v)))
     return st.one_of(JSON_LISTS, unambiguous, st.just("[]"))
 
 
@@ -421,29 +422,10 @@ def json_list(text: str) -> list | None:
     return value if isinstance(value, list) else None
 
 
-def mytracker_items(text: str) -> list[str]:
-    """``['a', "it's"]``: each item runs from its quote to the next quote of the same kind."""
-    assert text.startswith("["), text
-    assert text.endswith("]"), text
-    items: list[str] = []
-    position, end = 1, len(text) - 1
-    while position < end:
-        quote = text[position]
-        assert quote in "'\"", text
-        close = text.index(quote, position + 1)
-        items.append(text[position + 1 : close])
-        position = close + 1
-        if text.startswith(",", position):
-            position += 1
-            position += text.startswith(" ", position)
-    assert position == end, text
-    return items
-
-
 def reference_array(text: str, syntax: str) -> list[str]:
     if syntax == "json" and (parsed := json_list(text)) is not None:
         return parsed
-    return mytracker_items(text)
+    return quoted_items(text)
 
 
 def reference_value(kind: str, text: str, export: Export) -> t.Any:
@@ -484,16 +466,6 @@ def for_parquet(kind: str, value: t.Any) -> t.Any:
 
 # --- reading what the tap gives -----------------------------------------------------------------
 
-RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)")
-
-
-@dataclasses.dataclass(frozen=True)
-class Unexpected:
-    """A value of the wrong type or form (shown as such in assertion diffs)."""
-
-    what: str
-    value: str
-
 
 def meaning(kind: str, value: t.Any, typing: str) -> t.Any:
     """The meaning of a value the tap gave, checking its type.
@@ -501,30 +473,12 @@ def meaning(kind: str, value: t.Any, typing: str) -> t.Any:
     ``typing``: ``python`` (the readers' values), ``json`` (RECORD lines and JSONL files, read
     with ``parse_float=Decimal``) or ``parquet`` (values read back with pyarrow).
     """
-    if value is None:
-        return None
-    wrong = Unexpected(f"{type(value).__name__} for {kind}", repr(value))
-    if kind == "string":
-        return value if type(value) is str else wrong
-    if kind == "integer":
-        return value if type(value) is int else wrong
-    if kind == "number":
+    if kind == "number" and value is not None:
         if typing == "parquet":
-            return value if type(value) is float else wrong
-        if type(value) is int:
-            return Decimal(value)
+            return value if type(value) is float else Unexpected("not a double", repr(value))
         if type(value) is float and typing == "python":
             return Decimal(repr(value))  # the decimal the float prints as
-        return value if type(value) is Decimal else wrong
-    if kind == "boolean":
-        return value if type(value) is bool else wrong
-    if kind == "date-time":
-        if type(value) is not str or not RFC3339_UTC.fullmatch(value):
-            return Unexpected("not RFC 3339 UTC", repr(value))
-        return dt.datetime.fromisoformat(value)
-    if type(value) is not list or not all(type(item) is str for item in value):
-        return wrong
-    return value
+    return json_meaning(kind, value)
 
 
 def exact(value: t.Any) -> t.Any:
