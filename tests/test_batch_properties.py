@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from tap_event_exports.sandbox.batch import BatchData, BatchFake
 from tests.harness import TapRun, run_tap
-from tests.meanings import RFC3339_UTC, Unexpected
+from tests.meanings import json_meaning
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -463,19 +463,7 @@ def expected(
 
 def meaning(column: str, value: t.Any) -> t.Any:
     """The meaning of a value the tap gave, checking its JSON type."""
-    if value is None:
-        return None
-    kind = TYPES.get(column, "string")  # partition columns are strings
-    wrong = Unexpected(f"{type(value).__name__} for {kind}", repr(value))
-    if kind == "string":
-        return value if type(value) is str else wrong
-    if kind == "integer":
-        return value if type(value) is int else wrong
-    if kind == "boolean":
-        return value if type(value) is bool else wrong
-    if type(value) is not str or not RFC3339_UTC.fullmatch(value):
-        return Unexpected("not RFC 3339 UTC", repr(value))
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return json_meaning(TYPES.get(column, "string"), value)  # partition columns are strings
 
 
 def exact(record: dict) -> str:
