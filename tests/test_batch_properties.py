@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from tap_event_exports.sandbox.batch import BatchData, BatchFake
 from tests.harness import TapRun, run_tap
-from tests.meanings import json_meaning
+from tests.properties import json_meaning, scaled
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -549,12 +549,6 @@ def reset(fake: BatchFake) -> None:
 
 
 # --- the properties -------------------------------------------------------------------------------
-
-
-def scaled(examples: int) -> int:
-    """Examples of a property under the active profile (``explore`` runs ten times as many)."""
-    active = settings.default
-    return max(1, examples * (active.max_examples if active else 100) // 100)
 
 
 def documented_sample() -> Scenario:

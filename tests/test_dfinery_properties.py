@@ -62,8 +62,8 @@ from tap_event_exports.sandbox.dfinery import (
 )
 from tap_event_exports.tap import TapEventExports
 from tests.harness import TapRun, run_tap
-from tests.meanings import RFC3339_UTC, TEXT_PIECES
-from tests.meanings import json_meaning as meaning
+from tests.properties import RFC3339_UTC, TEXT_PIECES, scaled
+from tests.properties import json_meaning as meaning
 
 UTC = dt.timezone.utc
 KEY = "df_event_detail_log_id"
@@ -72,12 +72,6 @@ EVENTS = "dfinery_events"
 PROFILES = "dfinery_user_profiles"
 ZONES = ("Asia/Seoul", "UTC", "America/New_York")
 """The default service timezone, and two others (one with daylight saving time)."""
-
-
-def scaled(examples: int) -> int:
-    """Examples of a property under the active profile (``explore`` runs ten times as many)."""
-    active = settings.default
-    return max(1, examples * (active.max_examples if active else 100) // 100)
 
 
 # --- the documented typing of the columns --------------------------------------------------------

@@ -27,6 +27,7 @@ from tap_event_exports.engine.jsonrows import (
     flatten,
     render,
 )
+from tests.properties import scaled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,7 +116,7 @@ class Pieces:
         return self._data.read(self._size if size < 0 else min(size, self._size))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=scaled(150), deadline=None)
 @given(
     meta=values,
     drawn=st.lists(events, max_size=4),

@@ -46,8 +46,8 @@ from hypothesis import strategies as st
 from tap_event_exports.sandbox.keen import KeenFake
 from tests.conftest import KEEN_MINUTE_SECONDS
 from tests.harness import TapRun, run_tap
-from tests.meanings import TEXT_PIECES
-from tests.meanings import json_meaning as meaning
+from tests.properties import TEXT_PIECES, scaled
+from tests.properties import json_meaning as meaning
 
 UTC = dt.timezone.utc
 START = dt.datetime(2024, 3, 1, tzinfo=UTC)
@@ -64,12 +64,6 @@ TYPED = {
 """Properties of one kind each, which ``column_types`` may declare."""
 STREAMS = {"Purchases v2": "keen_purchases_v2", "pageviews": "keen_pageviews"}
 """Collections and their stream names (contract §3: ``Purchases v2`` → ``keen_purchases_v2``)."""
-
-
-def scaled(examples: int) -> int:
-    """Examples of a property under the active profile (``explore`` runs ten times as many)."""
-    active = settings.default
-    return max(1, examples * (active.max_examples if active else 100) // 100)
 
 
 # --- the forms the documents give ---------------------------------------------------------------

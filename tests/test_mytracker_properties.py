@@ -47,7 +47,7 @@ from hypothesis import strategies as st
 
 from tap_event_exports.sandbox.mytracker import MyTrackerFake
 from tests.harness import TapRun, run_tap
-from tests.meanings import RFC3339_UTC, TEXT_PIECES, Unexpected, quoted_items
+from tests.properties import RFC3339_UTC, TEXT_PIECES, Unexpected, quoted_items, scaled
 
 UTC = dt.timezone.utc
 EVENT = "customEvents"
@@ -145,11 +145,6 @@ def write_list(items: list[str]) -> str:
     """myTracker's list form: items as they are, in single quotes (double quotes for an item
     holding a single quote), comma separated, no escapes (providers.md §3.4)."""
     return "[" + ",".join(f'"{i}"' if "'" in i else f"'{i}'" for i in items) + "]"
-
-
-def scaled(examples: int) -> int:
-    """Examples of a property under the active profile (``explore`` runs ten times as many)."""
-    return max(1, examples * settings().max_examples // 100)
 
 
 def maybe_empty(values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:

@@ -52,7 +52,7 @@ from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 from tap_event_exports.engine.typed_columns import values_of
 from tap_event_exports.streams import ExportStream
 from tap_event_exports.tap import TapEventExports
-from tests.meanings import Unexpected, json_meaning, quoted_items
+from tests.properties import Unexpected, json_meaning, quoted_items, scaled
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -74,11 +74,6 @@ ZONES = (
 assert set(LIST_SYNTAXES) == {"json", "quoted"}
 """``json`` (Dfinery, Keen, Batch: JSON lists, myTracker's form read too) and ``quoted``
 (myTracker: quoted items as written, never JSON)."""
-
-
-def scaled(examples: int) -> int:
-    """Examples of a property under the active profile (``explore`` runs ten times as many)."""
-    return max(1, examples * settings.default.max_examples // 100)
 
 
 # --- exports ------------------------------------------------------------------------------------

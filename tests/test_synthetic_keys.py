@@ -26,11 +26,7 @@ from hypothesis import strategies as st
 
 from tap_event_exports.engine import synthetic_keys as sk
 from tap_event_exports.engine.synthetic_keys import DigestCounts, SyntheticKeys
-
-
-def scaled(examples: int) -> int:
-    """Examples of a property under the active profile (``explore`` runs ten times as many)."""
-    return max(1, examples * settings.default.max_examples // 100)
+from tests.properties import scaled
 
 
 class DictKeys:

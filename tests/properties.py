@@ -1,5 +1,6 @@
-"""What the tap's values mean, their types checked: the half of the property tests' reference
-decodings that reads the tap's output (each test decodes its vendor's forms on its own)."""
+"""What the property tests share: how many examples a profile runs, the text pieces they draw,
+and what the tap's values mean, their types checked (the half of their reference decodings that
+reads the tap's output; each test decodes its vendor's forms on its own)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ import datetime as dt
 import re
 import typing as t
 from decimal import Decimal
+
+from hypothesis import settings
+
+
+def scaled(examples: int) -> int:
+    """Examples of a property under the active profile (``explore`` runs ten times as many)."""
+    return max(1, examples * settings.default.max_examples // 100)
+
 
 RFC3339_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)")
 
