@@ -324,3 +324,18 @@ def test_repeated_values_are_typed_once_and_spread_as_json_text(tmp_path):
             assert part.texts.to_pylist() == texts[7:19]
     assert expected[0][2] == Decimal("12.50")
     assert value_rows(path, TYPES, "Asia/Seoul") == expected
+
+
+@pytest.mark.parametrize(
+    ("block", "end"),
+    [
+        (b"a,b\n1,2\n", 4),
+        (b'"a\nb",c\n1,2\n', 8),  # a line break inside a quoted name
+        (b'"x""y",c\n"1\n2",3\n', 9),  # doubled quotes
+        (b'a"b,c\n' + b"1,2\n" * 1000, 4006),  # a quote never closed: no row end in the block
+        (b"a,b", 3),  # no line break: the whole block
+        (b"", 0),
+    ],
+)
+def test_where_the_first_row_of_a_block_ends(block, end):
+    assert csv_blocks.first_row_end(block) == end

@@ -124,11 +124,24 @@ def c_bytes(block: bytes | memoryview) -> bytes | ctypes.Array[ctypes.c_char]:
 
 
 def first_row_end(block: bytes) -> int:
-    """Where the first row of a block ends (after its newline outside quotes)."""
-    end = block.find(b"\n") + 1
-    while end and block.count(b'"', 0, end) % 2:
-        end = block.find(b"\n", end) + 1
-    return end or len(block)
+    """Where the first row of a block ends (after its newline outside quotes; else its end)."""
+    end = first_line_break(block)
+    return len(block) if end is None else end
+
+
+def first_line_break(block: bytes) -> int | None:
+    """Where the first row of a block ends, after its newline outside quotes (``None``: none).
+
+    One pass, even where a quote is never closed (counting from the start at every line break
+    took 38 s for a 1 MiB header with an unclosed quote).
+    """
+    end = block.find(b"\n")
+    quotes = block.count(b'"', 0, end) if end != -1 else 0
+    while end != -1 and quotes % 2:  # a line break inside a quoted field
+        following = block.find(b"\n", end + 1)
+        quotes += block.count(b'"', end, following) if following != -1 else 0
+        end = following
+    return None if end == -1 else end + 1
 
 
 def stray_quote(block: bytes | memoryview, delimiter: str) -> bool:

@@ -53,11 +53,11 @@ class JsonNumber(str):
     """A JSON number's text as the document wrote it (``1e-07``, ``0.10``, ``1E16``)."""
 
 
-NUMBER_OR_STRING = re.compile(
-    rb'"[^"\\]*(?:\\.[^"\\]*)*(")?|-[0-9.eE+-]*|[0-9][0-9.eE+-]*', re.DOTALL
-)
-"""A JSON string (its closing quote as group 1: absent where the bytes read so far end
-inside it) or number."""
+STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(")?', re.DOTALL)
+"""A JSON string; its closing quote (group 1) is absent where the bytes read so far end inside
+it (before a last lone backslash, if any)."""
+NUMBER = re.compile(rb"-?[0-9][0-9.eE+-]*")
+NUMBER_CHARS = b"0123456789.eE+-"
 LONGEST_NUMBER = 4300
 """Characters of the longest number read (Python's limit for the digits of an integer read
 from text: the parser cannot read a longer one)."""
@@ -82,7 +82,7 @@ class NumberTexts:
         self._source = source
         self._keep = keep
         self._rest = b""
-        self._texts: collections.deque[str] = collections.deque()
+        self._texts: collections.deque[bytes] = collections.deque()
 
     def read(self, size: int = -1) -> bytes:
         """The next bytes of the file, whose number tokens are kept."""
@@ -93,28 +93,33 @@ class NumberTexts:
 
     def next_text(self) -> str:
         """The text of the next number."""
-        return self._texts.popleft()
+        return self._texts.popleft().decode("ascii")
 
     def _scan(self, data: bytes, *, final: bool) -> None:
         """Keep the number tokens of ``data``; what may go on in the next bytes waits.
 
-        Of a string that goes on, only its opening quote and a last lone backslash wait: no
-        number is inside, and a long string is not scanned again at every read.
+        Strings are split out first (no number is inside one), then the numbers of what is
+        left are found, both in C. Of a string that goes on, only its opening quote and a last
+        lone backslash wait, so a long string is not scanned again at every read.
         """
+        parts = STRING.split(data)  # outside, closing quote, outside, ..., outside
+        outside = parts[0::2]
         self._rest = b""
-        for match in NUMBER_OR_STRING.finditer(data):
-            token = match.group()
-            if token[:1] == b'"':
-                if match.group(1) is None and not final:
-                    self._rest = b'"' + data[match.end() :]
-                    return
-            elif len(token) > LONGEST_NUMBER:
-                raise NumberTooLong
-            elif match.end() == len(data) and not final:
-                self._rest = token
-                return
-            elif self._keep:
-                self._texts.append(token.decode("ascii"))
+        if len(parts) > 1 and parts[-2] is None:  # the last string goes on
+            if not final:
+                self._rest = b'"' + parts[-1]
+            outside.pop()  # nothing but that lone backslash
+        elif not final:
+            last = outside[-1]
+            tail = last[len(last.rstrip(NUMBER_CHARS)) :]
+            if tail[:1] and tail[:1] in b"-0123456789":  # a number the next bytes may go on with
+                self._rest = tail
+                outside[-1] = last[: -len(tail)]
+        found = NUMBER.findall(b" ".join(outside))
+        if len(self._rest) > LONGEST_NUMBER or max(map(len, found), default=0) > LONGEST_NUMBER:
+            raise NumberTooLong
+        if self._keep:
+            self._texts.extend(found)
 
 
 def _with_number_texts(source: NumberTexts) -> Iterator[tuple[str, str, t.Any]]:

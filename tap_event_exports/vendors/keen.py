@@ -35,6 +35,7 @@ from tap_event_exports.engine.contract import (
     Windowing,
     WindowRequests,
 )
+from tap_event_exports.engine.csv_blocks import first_line_break
 from tap_event_exports.engine.download import Download, download
 from tap_event_exports.engine.errors import DataError, VendorError
 from tap_event_exports.engine.http import RequestSpec, json_body, retry_after
@@ -232,15 +233,10 @@ def header_end(head: bytes, *, whole: bool) -> int | None:
 
     ``whole`` says ``head`` is the whole file: a header without a line break then ends with it.
     """
-    end = head.find(b"\n")
-    quotes = head.count(b'"', 0, end) if end != -1 else 0
-    while end != -1 and quotes % 2:  # a line break inside a quoted name
-        following = head.find(b"\n", end + 1)
-        quotes += head.count(b'"', end, following) if following != -1 else 0
-        end = following
-    if end == -1:
+    end = first_line_break(head)
+    if end is None:
         return len(head) if whole and head else None
-    return end + 1
+    return end
 
 
 class Keen(KeenBlock):
