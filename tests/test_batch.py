@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 from collections import Counter
 
 import pytest
@@ -291,14 +292,46 @@ def test_error_status_fails_naming_vendor_stream_window_and_job(batch):
     assert run.records("batch_reachability_events") == []
 
 
-def test_bad_rest_key_fails_fast(batch):
+@pytest.mark.parametrize(
+    ("style", "words"),
+    [
+        ("flat", "AUTHENTICATION_INVALID 10 Invalid REST API key"),
+        ("camel", "10 AUTHENTICATION_INVALID: Invalid REST API key"),
+        ("nested", "AUTHENTICATION_INVALID 10 Invalid REST API key"),
+    ],
+)
+def test_bad_rest_key_fails_fast(batch, style, words):
+    """The error's documented name and code reach the message whatever the body's shape."""
+    batch.error_style = style
     config = batch_config(batch, reachability=True)
     config["batch"]["rest_api_key"] = "tok-SECRET-123"
-    with pytest.raises(
-        VendorError, match="HTTP 401 AUTHENTICATION_INVALID 10 Invalid REST API key"
-    ):
+    with pytest.raises(VendorError) as failure:
         run_tap(config)
+    assert str(failure.value).endswith(f"HTTP 401 {words}")
+    assert "tok-SECRET-123" not in str(failure.value)
     assert len([r for r in batch.log if r.method == "POST"]) <= 2
+
+
+@pytest.mark.parametrize("field", ["requestId", "request_id", "id"])
+def test_create_answer_id_in_each_documented_spelling(batch, field):
+    """The example answers ``requestId``, the prose says "request_id", the status calls it id."""
+    batch.request_id_field = field
+    run = run_tap(batch_config(batch, reachability=True))
+    mark = run.last_state["bookmarks"]["batch_reachability_events"]["replication_key_value"]
+    columns = {
+        **dict.fromkeys(IDS, "string"),
+        "event_date": "date-time",
+        "event_type": "string",
+        "is_reachable": "boolean",
+        "is_optin": "boolean",
+        "has_custom_id": "boolean",
+    }
+    want = [typed(r, columns) for r in before(batch.data.reachability, mark)]
+    assert want
+    assert canonical(without_key(run.records("batch_reachability_events"))) == canonical(want)
+    statuses = [r for r in batch.log if re.fullmatch(r"/1\.0/[^/]+/export/request/[^/]+", r.path)]
+    assert statuses
+    assert all(r.headers.get("content-type") == "application/json" for r in statuses)
 
 
 def test_job_that_never_finishes_hits_max_poll_time(batch):

@@ -31,11 +31,13 @@ Documented behaviour, where it comes from and where it is exercised:
 - Errors also documented: ``API_MISUSE`` (403, 12), ``SERVER_ERROR`` (500, 1),
   ``MAINTENANCE_ERROR`` (503, 2) [seeds/004] (fid ``[500]``, ``[503]``; matrix "5xx with the
   vendor's routine headers"). The error body's shape is UNCONFIRMED: the fake answers
-  ``{"error_code": "<NAME>", "code": <number>, "message": "..."}``. No wait header and no rate
+  ``{"error_code": "<NAME>", "code": <number>, "message": "..."}`` (knob ``error_style`` for
+  other shapes: ``errorCode``/``errorMessage``, or nested in ``error``). No wait header and no rate
   limit are documented for v1.0: none is sent.
 - 409 Conflict when "the user in the POST data is currently being processed" [seeds/004]
   (body UNCONFIRMED: ``{"message": "Conflict"}``) (fid ``test_batch_conflict_is_409``).
-- Create answers ``202 {"requestId": "<uuid>"}`` [seeds/004 Success]
+- Create answers ``202 {"requestId": "<uuid>"}`` [seeds/004 Success; its prose says
+  "request_id": knob ``request_id_field``]
   (fid ``test_batch_export_walks_the_documented_status_machine``).
 - Status ``GET …/export/request/<id>``: ``{"id", "uri", "request_date", "status", "request",
   "file_url", "completion_date"}``; status ``CREATED`` → ``PENDING`` → ``SUCCESS`` | ``ERROR``
@@ -71,10 +73,12 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import json
 import random
 import re
 import threading
 import time
+import typing as t
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -108,6 +112,19 @@ def error(name: str, message: str = "") -> FakeResponse:
     """A Batch error answer."""
     status, code = ERRORS[name]
     return FakeResponse.json(status, {"error_code": name, "code": code, "message": message or name})
+
+
+ERROR_STYLES: dict[str, t.Callable[[dict], dict]] = {
+    "flat": lambda body: body,
+    "camel": lambda body: {
+        "errorCode": body["code"],
+        "errorMessage": f"{body['error_code']}: {body['message']}",
+    },
+    "nested": lambda body: {"error": body},
+}
+"""Error bodies in the shapes an API may use (v1.0's is not documented; the name, HTTP status
+and code of each error are): ``flat`` ``{"error_code", "code", "message"}``, ``camel``
+``{"errorCode", "errorMessage"}``, ``nested`` ``{"error": {...}}``."""
 
 
 @dataclass
@@ -250,9 +267,21 @@ class BatchFake(FakeServer):
         now: dt.datetime | None = None,
         file_ttl: float = FILE_TTL_SECONDS,
         port: int = 0,
+        request_id_field: str = "requestId",
+        error_style: str = "flat",
     ) -> None:
-        """Serve ``data``; jobs take ``job_seconds`` to finish, their files live ``file_ttl``."""
+        """Serve ``data``; jobs take ``job_seconds`` to finish, their files live ``file_ttl``.
+
+        The documents leave two spellings open, so both are knobs: ``request_id_field`` names
+        the create answer's id (the example's ``requestId``, the prose's ``request_id``), and
+        ``error_style`` shapes error bodies (see :data:`ERROR_STYLES`).
+        """
         super().__init__(port=port)
+        if error_style not in ERROR_STYLES:
+            msg = f"error_style: one of {sorted(ERROR_STYLES)}"
+            raise ValueError(msg)
+        self.request_id_field = request_id_field
+        self.error_style = error_style
         self.data = data
         self.api_key = api_key
         self.rest_key = rest_key
@@ -302,6 +331,13 @@ class BatchFake(FakeServer):
     # --- routing -----------------------------------------------------------------------------
 
     def handle(self, request: FakeRequest) -> FakeResponse | None:  # noqa: D102
+        response = self._answer(request)
+        if response is not None and response.status >= 400 and self.error_style != "flat":
+            flat = json.loads(t.cast("bytes", response.body))
+            return FakeResponse.json(response.status, ERROR_STYLES[self.error_style](flat))
+        return response
+
+    def _answer(self, request: FakeRequest) -> FakeResponse | None:
         if request.path.startswith("/storage/"):
             return self._storage(request)
         fault = self._take({"500", "503", "reset"}, request.path)
@@ -440,7 +476,7 @@ class BatchFake(FakeServer):
         with self._jobs_lock:
             self.jobs[job.id] = job
             self.max_jobs_in_flight = max(self.max_jobs_in_flight, self.jobs_in_flight())
-        return FakeResponse.json(202, {"requestId": job.id})
+        return FakeResponse.json(202, {self.request_id_field: job.id})
 
     # --- status and files --------------------------------------------------------------------
 

@@ -40,6 +40,40 @@ if t.TYPE_CHECKING:
     from tap_event_exports.engine.runtime import Runtime
 
 LOOKBACK_DAYS = 90
+JSON_TYPE = {"Content-Type": "application/json"}
+"""Sent on status requests too, as the get-status page's example does (they have no body)."""
+
+
+ERROR_FIELDS = (
+    "error_code",
+    "errorCode",
+    "code",
+    "message",
+    "error_msg",
+    "error_message",
+    "errorMessage",
+    "description",
+    "error",
+)
+"""Where an error body may word the error: the shape of v1.0's bodies is not documented (only
+each error's name, HTTP status and code), so every usual spelling is read."""
+REQUEST_ID_FIELDS = ("requestId", "request_id", "id")
+"""The create answer's id: the example spells it ``requestId``, the prose "request_id", and the
+status answer names the same id ``id``."""
+
+
+def error_words(body: t.Any) -> str:
+    """The words of an error body, codes first, each once (a nested ``error`` object's too)."""
+    if not isinstance(body, dict):
+        return ""
+    parts: list[str] = []
+    for key in ERROR_FIELDS:
+        value = body.get(key)
+        if isinstance(value, dict):
+            parts.append(error_words(value))
+        elif value not in (None, "") and not isinstance(value, list):
+            parts.append(str(value))
+    return " ".join(dict.fromkeys(part for part in parts if part))
 
 
 class BatchDialect(VendorDialect):
@@ -57,16 +91,7 @@ class BatchDialect(VendorDialect):
         request.headers["X-Authorization"] = self._key
 
     def error_message(self, response: requests.Response) -> str:  # noqa: D102
-        body = json_body(response)
-        if isinstance(body, dict):
-            parts = [
-                str(body[k])
-                for k in ("error_code", "code", "message", "error_msg", "error")
-                if body.get(k) not in (None, "")
-            ]
-            if parts:
-                return " ".join(dict.fromkeys(parts))
-        return response.reason or ""
+        return error_words(json_body(response)) or response.reason or ""
 
 
 class BatchJobs(ExportJobs):
@@ -108,14 +133,15 @@ class BatchJobs(ExportJobs):
         what = f"{self.stream}: create export request"
         spec = RequestSpec("POST", self.base + self.route(partition), json=payload)
         body = json_body(self.policy.request(spec, what=what))
-        request_id = body.get("requestId") if isinstance(body, dict) else None
-        if not request_id:
+        found = (body.get(key) for key in REQUEST_ID_FIELDS) if isinstance(body, dict) else ()
+        request_id = next((value for value in found if value not in (None, "")), None)
+        if request_id is None or isinstance(request_id, (dict, list, bool)):
             msg = f"batch: {what}: no requestId in the answer: {str(body)[:200]}"
             raise VendorError(msg)
         return str(request_id)
 
     def status(self, job_id: str, partition: Partition) -> JobStatus:  # noqa: D102
-        spec = RequestSpec("GET", f"{self.base}/export/request/{job_id}")
+        spec = RequestSpec("GET", f"{self.base}/export/request/{job_id}", headers=JSON_TYPE)
         try:
             response = self.policy.request(spec, what=f"{self.stream}: request {job_id}")
         except VendorError as exc:
