@@ -279,16 +279,33 @@ def test_recoverable_faults(batch, fault):
     assert batch.auth_leaks == []
 
 
-def test_error_status_fails_naming_vendor_stream_window_and_job(batch):
+def test_error_status_is_created_again(batch, caplog):
+    """A request in ERROR is created again (nothing documents it as final); the data is whole."""
     batch.fail_next("ERROR")
+    config = batch_config(batch, reachability=True) | {"max_concurrent_jobs": 1}
+    with caplog.at_level(logging.WARNING):
+        run = run_tap(config)
+    dataset_ok(batch, run)
+    first = next(iter(batch.jobs))
+    assert f"job {first} retry (Export failed: internal error); creating it again (1/3)" in (
+        caplog.text
+    )
+    assert len(batch.jobs) == BATCH_DAYS + 1
+
+
+def test_error_status_every_time_fails_naming_vendor_stream_window_and_job(batch):
+    batch.fail_next("ERROR", times=4)
     config = batch_config(batch, reachability=True) | {"max_concurrent_jobs": 1}
     run = run_tap(config, raise_errors=False)
     assert isinstance(run.error, JobFailedError)
     message = str(run.error)
-    job_id = next(iter(batch.jobs))
+    last = list(batch.jobs)[-1]
     start = utc_midnight(BATCH_DAYS - 1).strftime("%Y-%m-%dT%H:%M:%S")
     assert message.startswith(f"batch: batch_reachability_events: window from={start} ")
-    assert f"job {job_id} failed: Export failed: internal error" in message
+    assert message.endswith(
+        f"job {last} retry again after 3 new jobs: Export failed: internal error"
+    )
+    assert len(batch.jobs) == 4
     assert run.records("batch_reachability_events") == []
 
 

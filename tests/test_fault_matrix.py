@@ -99,7 +99,8 @@ QUICK_SECONDS = 20.0
 """How long a run recovering from one 5xx may take (a reset read as a wait would be ~35 min)."""
 
 # Faults only the vendor's own fake can produce: (switch, argument) per vendor, the outcome the
-# vendor's documentation implies (a job error myTracker calls retryable is recreated), and
+# vendor's documentation implies (a job error myTracker calls retryable is recreated, and so is
+# Batch's, which nothing documents as final), and
 # optionally how to set the fake up first. A vendor's own 500 carries whatever that vendor
 # sends on every answer: Dfinery its x-ratelimit-* headers; Keen and Batch document no such
 # header (a plain 500 with their error body); myTracker its envelope with code 500.
@@ -111,7 +112,7 @@ VENDOR_FAULTS = {
     ("batch", "vendor-5xx"): (("500",), {}, RECOVERS),
     ("mytracker", "vendor-429"): (("429",), {}, RECOVERS),
     ("keen", "vendor-429"): (("429",), {}, RECOVERS),
-    ("batch", "vendor-job-error"): (("ERROR",), {}, FAILS),
+    ("batch", "vendor-job-error"): (("ERROR",), {}, RECOVERS),
     ("mytracker", "vendor-job-error"): (("Error occurred",), {}, RECOVERS),
     ("keen", "vendor-job-error"): (("error",), {}, FAILS),
 }

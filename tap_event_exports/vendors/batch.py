@@ -159,8 +159,8 @@ class BatchJobs(ExportJobs):
             return JobStatus(Phase.DONE, files=[RequestSpec("GET", url)])
         if state == "EXPIRED":
             return JobStatus(Phase.EXPIRED, message="the export file expired")
-        if state == "ERROR":
-            return JobStatus(Phase.FAILED, message=str(body.get("error_msg") or "ERROR"))
+        if state == "ERROR":  # nothing says it is final: created again, a bounded number of times
+            return JobStatus(Phase.RETRY, message=str(body.get("error_msg") or "ERROR"))
         return JobStatus(Phase.FAILED, message=f"unknown status {state!r}")
 
 
