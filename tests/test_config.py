@@ -81,6 +81,18 @@ CASES = [
         variant("dfinery.user_profiles", {"audince": "a"}),
         "config: dfinery.user_profiles.audince: unknown setting",
     ),
+    (
+        {
+            "start_date": "2025-01-01T00:00:00Z",
+            "batch": {
+                "api_key": "k",
+                "rest_api_key": "tok-SECRET-123",
+                "userbase": True,
+                "ids": ["custom_id"],
+            },
+        },
+        "config: batch.ids: must include install_id when userbase is true",
+    ),
 ]
 
 

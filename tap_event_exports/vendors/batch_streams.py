@@ -9,7 +9,7 @@ from __future__ import annotations
 import typing as t
 
 from tap_event_exports.engine.contract import SYNTHETIC_KEY, Partition, StreamShape
-from tap_event_exports.settings import Setting, provider_common
+from tap_event_exports.settings import Setting, fail, provider_common
 
 BASE_URL = "https://api.batch.com"
 DEFAULT_IDS = ["install_id", "custom_id", "advertising_id"]
@@ -145,6 +145,8 @@ class BatchBlock:
 
     def streams(self, block: dict[str, t.Any]) -> list[StreamShape]:
         """Events and ids of each kind with tokens (one partition per token), then the rest."""
+        if block["userbase"] and "install_id" not in (block["ids"] or DEFAULT_IDS):
+            fail("batch.ids", "must include install_id when userbase is true (its key)")
         column_types = block["column_types"] or {}
         shapes: list[StreamShape] = []
         for kind in KINDS:
