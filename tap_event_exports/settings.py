@@ -35,6 +35,7 @@ class Setting:
     choices: tuple[str, ...] = ()
     fields: tuple[Setting, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def secret(self) -> bool:
@@ -78,6 +79,8 @@ def _check(setting: Setting, value: t.Any, path: str) -> t.Any:
             fail(path, f"must be an integer, got {value!r}")
         if setting.minimum is not None and value < setting.minimum:
             fail(path, f"must be at least {setting.minimum:g}, got {value}")
+        if setting.maximum is not None and value > setting.maximum:
+            fail(path, f"must be at most {setting.maximum:g}, got {value}")
         return value
     if kind == "number":
         if isinstance(value, Decimal):  # singer-sdk reads JSON decimals as Decimal
@@ -274,9 +277,19 @@ GLOBAL_SETTINGS: tuple[Setting, ...] = (
 
 
 def provider_common(
-    *, base_url: str, window: str, lookback: str, max_jobs: int, max_jobs_why: str
+    *,
+    base_url: str,
+    window: str,
+    lookback: str,
+    max_jobs: int,
+    max_jobs_why: str,
+    max_jobs_limit: int | None = None,
 ) -> tuple[Setting, ...]:
-    """The settings every provider block accepts (``max_jobs``: the provider's own default)."""
+    """The settings every provider block accepts.
+
+    ``max_jobs`` is the provider's own default; ``max_jobs_limit`` the most its documentation
+    allows at once (more would only be refused by the vendor).
+    """
     return (
         Setting("base_url", "string", "API base URL (default: the vendor's).", default=base_url),
         Setting(
@@ -297,6 +310,7 @@ def provider_common(
             f"Exports in flight at once for this provider's credentials ({max_jobs_why}).",
             default=max_jobs,
             minimum=1,
+            maximum=max_jobs_limit,
         ),
     )
 

@@ -70,6 +70,10 @@ CASES = [
     ),
     (variant("dfinery.events", [1, 2]), "config: dfinery.events: must be a list of strings"),
     (
+        variant("dfinery.max_concurrent_jobs", 6),
+        "config: dfinery.max_concurrent_jobs: must be at most 5, got 6",
+    ),
+    (
         variant("dfinery.column_types", {"sum": "float"}),
         "config: dfinery.column_types.sum: must be one of",
     ),

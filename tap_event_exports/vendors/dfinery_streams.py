@@ -98,7 +98,8 @@ class DfineryBlock:
             window="P1D",
             lookback="P1D",
             max_jobs=MAX_CONCURRENT_EXPORTS,
-            max_jobs_why="Dfinery allows 5 exports at once per service",
+            max_jobs_why="Dfinery allows 5 exports at once per service, the most accepted",
+            max_jobs_limit=MAX_CONCURRENT_EXPORTS,
         ),
         Setting("service_id", "string", "Dfinery service id.", required=True),
         Setting(
