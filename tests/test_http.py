@@ -33,6 +33,9 @@ def response(**headers) -> requests.Response:
         ({"x-ratelimit-reset": "1700000030000"}, 30.0),  # unix milliseconds (Dfinery's examples)
         ({"X-Rate-Limit-Reset": "1700000045"}, 45.0),  # unix seconds (Dfinery's table)
         ({"X-Rate-Limit-Reset": "12"}, 12.0),  # seconds from now
+        ({"x-ratelimit-reset": "1699999970000"}, 0.0),  # just past: the period has ended
+        ({"x-ratelimit-reset": "1682640000000"}, None),  # long past (the guide's example)
+        ({"X-Rate-Limit-Reset": "1690000000"}, None),
         ({"Retry-After": "7"}, 7.0),
         ({"Retry-After": "Tue, 14 Nov 2023 22:14:00 GMT"}, 40.0),
         ({}, None),

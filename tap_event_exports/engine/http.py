@@ -77,6 +77,8 @@ class RequestSpec:
 
 
 RESET_HEADERS = ("X-Rate-Limit-Reset", "X-RateLimit-Reset", "RateLimit-Reset")
+STALE_RESET_SECONDS = 60.0
+"""How far in the past a reset time may lie and still mean "the period just ended"."""
 
 
 def retry_after(response: requests.Response, *, now: float | None = None) -> float | None:
@@ -99,7 +101,10 @@ def reset_wait(response: requests.Response, *, now: float | None = None) -> floa
     """Seconds until the quota period ends, from the reset headers in every spelling vendors use.
 
     An absolute unix time in seconds or milliseconds, or (when small) seconds from now. Vendors
-    send it on every answer, so it is a wait only where the answer is a rate limit.
+    send it on every answer, so it is a wait only where the answer is a rate limit. A reset
+    more than :data:`STALE_RESET_SECONDS` past says nothing of when to retry (a clock far off,
+    or a copied value): ``None``, so the usual growing backoff applies rather than retries a
+    second apart.
     """
     now = time.time() if now is None else now
     for name in RESET_HEADERS:
@@ -111,10 +116,12 @@ def reset_wait(response: requests.Response, *, now: float | None = None) -> floa
         except ValueError:
             continue
         if value > 1e12:  # unix milliseconds
-            return max(0.0, value / 1000.0 - now)
-        if value > 1e9:  # unix seconds
-            return max(0.0, value - now)
-        return max(0.0, value)  # delta seconds
+            value = value / 1000.0 - now
+        elif value > 1e9:  # unix seconds
+            value -= now
+        else:  # delta seconds
+            return max(0.0, value)
+        return None if value < -STALE_RESET_SECONDS else max(0.0, value)
     return None
 
 
