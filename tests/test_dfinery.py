@@ -469,6 +469,34 @@ def test_status_false_envelope_50000_is_retried(dfinery):
     assert str(again.error).endswith("last error: INTERNAL_SERVER_ERROR (code 50000)")
 
 
+def test_ok_envelope_without_data_is_an_empty_day_not_csv(dfinery):
+    """The guide's ``status: true`` envelope with ``data: null`` says OK and nothing: no rows,
+    and its JSON never becomes columns."""
+    dfinery.fail_next("ok_envelope")
+    run = run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 1})
+    first = seoul_today() - dt.timedelta(days=DAYS - 1)
+    later = dfinery.expected_events(first + dt.timedelta(days=1), seoul_today())
+    assert sorted(r[KEY] for r in run.records("dfinery_events")) == sorted(r[KEY] for r in later)
+    columns = set(run.schemas("dfinery_events")[-1]["schema"]["properties"])
+    assert not {c for c in columns if "status" in c or "{" in c}
+
+
+def test_json_where_csv_was_asked_is_retried_never_read_as_csv(dfinery):
+    dfinery.fail_next("json_answer")
+    run = run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 1})
+    keys = [r[KEY] for r in run.records("dfinery_events")]
+    assert sorted(keys) == sorted(r[KEY] for r in all_days(dfinery))
+    assert len(dfinery.requests_to("/export/event")) == DAYS + 1
+    dfinery.fail_next("json_answer", times=2)
+    config = dfinery_config(dfinery) | {"max_concurrent_jobs": 1, "max_retries": 2}
+    again = run_tap(config, raise_errors=False)
+    assert isinstance(again.error, RetriesExhaustedError)
+    assert str(again.error).endswith(
+        'last error: a JSON answer where a CSV export was expected: {"status": true, '
+        '"code": 20000, "message": "OK", "data": {"rows": 1}}'
+    )
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

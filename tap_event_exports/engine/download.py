@@ -119,8 +119,13 @@ def download(
     *,
     what: str,
     directory: str | None = None,
+    tabular: bool = False,
 ) -> Download:
-    """Fetch ``spec`` into a temporary file, retrying the whole download on any failure."""
+    """Fetch ``spec`` into a temporary file, retrying the whole download on any failure.
+
+    ``tabular``: only a CSV file is an answer; a JSON body that is not the vendor's failure is
+    no data (an envelope saying OK with no ``data``) or an error, never read as CSV.
+    """
 
     def attempt() -> Download:
         started = time.monotonic()
@@ -141,7 +146,9 @@ def download(
                     if not chunk:
                         continue
                     if received == 0 and chunk.lstrip()[:1] == b"{":
-                        chunk = _json_body_or_data(policy, chunk, chunks, what=what)  # noqa: PLW2901
+                        chunk = _json_body_or_data(  # noqa: PLW2901
+                            policy, chunk, chunks, what=what, tabular=tabular
+                        )
                     if received == 0 and chunk.startswith(GZIP_MAGIC):
                         inflater = _Inflater()
                     received += len(chunk)
@@ -210,13 +217,15 @@ def download_all(policy: HttpPolicy, specs: list[RequestSpec], *, what: str) -> 
 
 
 def _json_body_or_data(
-    policy: HttpPolicy, first: bytes, rest: t.Iterator[bytes], *, what: str
+    policy: HttpPolicy, first: bytes, rest: t.Iterator[bytes], *, what: str, tabular: bool
 ) -> bytes:
     """A small body that opens with ``{`` may be a JSON error: raise it if it is one.
 
     Some vendors answer HTTP 200 with a JSON failure body where a file was expected. Only a
     body that ends within :data:`SNIFF_LIMIT` bytes is inspected; a larger one is data, and the
-    bytes read so far are handed back to be written like the rest.
+    bytes read so far are handed back to be written like the rest. Where only CSV is an answer
+    (``tabular``), any other JSON object is an empty file when it is an envelope with nothing
+    in ``data``, and otherwise an error retried like a failed download.
     """
     if len(first) > SNIFF_LIMIT:
         return first
@@ -230,4 +239,10 @@ def _json_body_or_data(
     except ValueError:
         return bytes(body)
     policy.check_body(parsed, what=what)
-    return bytes(body)
+    if not tabular or not isinstance(parsed, dict):
+        return bytes(body)
+    if parsed.get("status") is True and not parsed.get("data"):
+        return b""  # "OK", and no data: nothing to read
+    shown = bytes(body[:200]).decode(errors="replace")
+    msg = f"a JSON answer where a CSV export was expected: {shown}"
+    raise RetriableError(msg)

@@ -196,6 +196,8 @@ ENVELOPES = {
     "internal_server_error": (50000, "INTERNAL_SERVER_ERROR"),
 }
 """The API guide's ``status: false`` envelopes (HTTP 200), by fault kind."""
+OK_ENVELOPE = {"status": True, "code": 20000, "message": "OK", "data": None}
+"""The API guide's success envelope (HTTP 200), shown beside its export-token example."""
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
@@ -412,7 +414,9 @@ class DfineryFake(FakeServer):
         ``reset_in`` s), ``concurrency`` (429 with exports left: too many at once), ``cut``
         (body cut mid-way), ``reset`` (no answer), ``client_connection_closed`` (HTTP 200 with
         a JSON failure body), ``validation_failure`` / ``internal_server_error`` (HTTP 200
-        with a ``status: false`` envelope), ``slow`` (answer after ``reset_in`` s).
+        with a ``status: false`` envelope), ``ok_envelope`` (the guide's ``status: true``
+        envelope with ``data: null``), ``json_answer`` (that envelope holding data: JSON where
+        CSV was asked), ``slow`` (answer after ``reset_in`` s).
         """
         for _ in range(times):
             self.faults.append((kind, path, reset_in))
@@ -539,6 +543,10 @@ class DfineryFake(FakeServer):
                     return self._refund_as_busy()
                 if kind in ENVELOPES:
                     return envelope(*ENVELOPES[kind])
+                if kind == "ok_envelope":  # the API guide's success envelope, no data
+                    return FakeResponse.json(200, OK_ENVELOPE)
+                if kind == "json_answer":
+                    return FakeResponse.json(200, OK_ENVELOPE | {"data": {"rows": 1}})
                 if kind == "reset":
                     return FakeResponse(close_before_response=True)
                 if kind == "client_connection_closed":

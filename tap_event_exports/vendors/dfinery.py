@@ -155,7 +155,7 @@ class Dfinery(DfineryBlock):
             body = event_body(block, first, last)
             spec = RequestSpec("POST", f"{base}/api/v1/export/event", params=service, json=body)
             what = f"dfinery_events: window from_date={first} to_date={last}"
-            return [download(policy, spec, what=what)]
+            return [download(policy, spec, what=what, tabular=True)]
 
         def fetch_events(window: Window, _partition: Partition) -> list[Download]:
             """The window's export; from one day later where Dfinery refuses its oldest day.
@@ -219,7 +219,9 @@ class Dfinery(DfineryBlock):
                 spec = RequestSpec(
                     "POST", f"{base}/api/v1/export/userprofile", params=service, json=body
                 )
-                return [download(policy, spec, what="dfinery_user_profiles: snapshot")]
+                return [
+                    download(policy, spec, what="dfinery_user_profiles: snapshot", tabular=True)
+                ]
 
             streams.append(
                 ExportSpec.of(
