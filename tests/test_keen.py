@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tap_event_exports.engine.download import Download
-from tap_event_exports.engine.errors import VendorError
+from tap_event_exports.engine.errors import RetriesExhaustedError, VendorError
 from tap_event_exports.engine.jobs import JobFailedError
 from tap_event_exports.sandbox.keen import matches
 from tap_event_exports.vendors import keen as keen_vendor
@@ -320,30 +320,76 @@ def frame_of(frame: dict) -> tuple[dt.datetime, dt.datetime]:
     return dt.datetime.fromisoformat(frame["start"]), dt.datetime.fromisoformat(frame["end"])
 
 
-def test_query_timeout_splits_the_window_at_once(keen):
-    keen.timeout_over = 12
-    config = keen_config(keen, api="query", collections=["pageviews"])
-    run = run_tap(config | {"max_concurrent_jobs": 1})
-    assert canonical(run.records("keen_pageviews")) == canonical(
-        expected_for(keen, "pageviews", bound_of(run, "keen_pageviews"))
-    )
-    assert keen.timed_out, "some windows were too large for the query time limit"
-    asked = Counter(frame_of(f) for f in keen.timeframes)
-    for frame in map(frame_of, keen.timed_out):
-        assert asked[frame] == 1, f"{frame} was split at its first 504, not retried"
+def query_state(fake) -> dict:
+    """The state a query-mode run of ``pageviews`` ends with: its last window's end."""
+    end = max(frame_of(f)[1] for f in fake.timeframes)
+    bookmark = {"replication_key": "keen.timestamp", "replication_key_value": end.isoformat()}
+    return {"bookmarks": {"keen_pageviews": bookmark}}
+
+
+def assert_split_at_once(fake) -> None:
+    """Every window the fake timed out was asked once, then again in parts (never retried)."""
+    assert fake.timed_out, "some windows were too large for the query time limit"
+    asked = Counter(frame_of(f) for f in fake.timeframes)
+    for frame in map(frame_of, fake.timed_out):
+        assert asked[frame] == 1, f"{frame} was split at its first time-out, not retried"
         inside = [f for f in asked if frame[0] <= f[0] and f[1] <= frame[1] and f != frame]
         assert inside, f"{frame} was queried again in parts"
 
 
-def test_query_timeout_within_one_second_fails_naming_the_window(keen):
+@pytest.mark.parametrize("body", ["keen", "message", "text", "empty"])
+def test_any_504_to_a_query_splits_the_window_at_once(keen, caplog, body):
+    """Keen's own body, a bare message, a plain-text page or no body: a 504 is the limit."""
+    keen.timeout_over = 12
+    keen.timeout_body = body
+    config = keen_config(keen, api="query", collections=["pageviews"])
+    run = run_tap(config | {"max_concurrent_jobs": 1})
+    records = run.records("keen_pageviews")
+    assert len(records) == len({r["keen.id"] for r in records})
+    assert canonical(records) == canonical(
+        expected_for(keen, "pageviews", bound_of(run, "keen_pageviews"))
+    )
+    assert run.last_state == query_state(keen)
+    assert_split_at_once(keen)
+    assert "the query time limit (HTTP 504); splitting in two" in caplog.text
+    assert "attempt 1/" not in caplog.text, "nothing was retried"
+
+
+def test_a_query_unanswered_at_the_read_timeout_splits_the_window(keen, caplog):
+    """``request_timeout`` ends the wait before Keen's 504 comes: split at once, as for it."""
+    keen.timeout_over = 20  # the whole days: a few time-outs, a second each
+    keen.timeout_seconds = 2.5
+    config = keen_config(keen, api="query", collections=["pageviews"])
+    run = run_tap(config | {"max_concurrent_jobs": 1, "request_timeout": 1})
+    records = run.records("keen_pageviews")
+    assert len(records) == len({r["keen.id"] for r in records})
+    assert canonical(records) == canonical(
+        expected_for(keen, "pageviews", bound_of(run, "keen_pageviews"))
+    )
+    assert run.last_state == query_state(keen)
+    assert_split_at_once(keen)
+    assert "no answer within request_timeout (1s); splitting in two" in caplog.text
+    assert "attempt 1/" not in caplog.text, "nothing was retried"
+
+
+@pytest.mark.parametrize(
+    ("body", "answer"),
+    [
+        ("keen", "HTTP 504 QueryTimeoutError: The query did not finish in 300 seconds"),
+        ("empty", "HTTP 504 Gateway Timeout"),
+    ],
+)
+def test_query_timeout_within_one_second_fails_naming_the_window(keen, body, answer):
     keen.timeout_over = 0
+    keen.timeout_body = body
     config = keen_config(keen, api="query", collections=["pageviews"])
     with pytest.raises(VendorError) as caught:
         run_tap(config | {"max_concurrent_jobs": 1})
     message = str(caught.value)
     found = re.fullmatch(
-        r"keen: keen_pageviews: window timeframe=(\S+)\.\.(\S+): HTTP 504 QueryTimeoutError: "
-        r"The query did not finish in 300 seconds within one second; add filters to narrow it",
+        r"keen: keen_pageviews: window timeframe=(\S+)\.\.(\S+): "
+        + re.escape(answer)
+        + r" within one second; add filters to narrow it",
         message,
     )
     assert found, message
@@ -423,12 +469,13 @@ def test_where_a_header_line_ends(head, end):
     assert keen_vendor.header_end(head, whole=False) == end
 
 
-def test_a_504_is_the_query_limit_only_in_keens_own_body():
-    """Keen's error body says Keen stopped the query; a gateway's 504 page is retried."""
+def test_any_504_to_a_query_is_final_and_only_to_a_query():
+    """Whatever its body, a query's 504 is the time limit; elsewhere a 504 is retried."""
     dialect = keen_vendor.KeenDialect("key")
-    url = "https://api.keen.io/3.0/projects/p/queries/extraction?event_collection=c"
+    query = "https://api.keen.io/3.0/projects/p/queries/extraction?event_collection=c"
+    extract = "https://api.keen.io/2.0/projects/p/c/_extract"
 
-    def answer(status: int, body: bytes, kind: str) -> requests.Response:
+    def answer(status: int, body: bytes, kind: str, url: str = query) -> requests.Response:
         response = requests.Response()
         response.status_code, response.url, response._content = status, url, body
         response.headers["Content-Type"] = kind
@@ -436,7 +483,10 @@ def test_a_504_is_the_query_limit_only_in_keens_own_body():
 
     keen_body = b'{"message": "The query did not finish", "error_code": "QueryTimeoutError"}'
     assert dialect.final(answer(504, keen_body, "application/json"), "")
-    assert not dialect.final(answer(504, b"<html>Gateway Time-out</html>", "text/html"), "")
+    assert dialect.final(answer(504, b'{"message": "timed out"}', "application/json"), "")
+    assert dialect.final(answer(504, b"<html>Gateway Time-out</html>", "text/html"), "")
+    assert dialect.final(answer(504, b"", ""), "")
+    assert not dialect.final(answer(504, keen_body, "application/json", extract), "")
     assert not dialect.final(answer(500, keen_body, "application/json"), "")
 
 
@@ -472,3 +522,170 @@ def test_colon_paths_of_a_2_0_file_read_as_the_dotted_columns(keen):
         assert canonical(got) == canonical(want)
         names = set(extract.schemas(stream)[-1]["schema"]["properties"])
         assert not any(":" in name for name in names), names
+
+
+# --- filter property names: 2.0 colon paths, 3.0 dotted paths ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "colon", "dotted"),
+    [
+        ("user.email", "body:user:email", "user.email"),
+        ("amount", "body:amount", "amount"),
+        ("keen.timestamp", "keen:timestamp", "keen.timestamp"),
+        ("header.timestamp", "header:timestamp", "header.timestamp"),
+        ("body:user:email", "body:user:email", "user.email"),
+        ("body:amount", "body:amount", "amount"),
+        ("keen:timestamp", "keen:timestamp", "keen.timestamp"),
+        ("header:timestamp", "header:timestamp", "keen.timestamp"),
+        ("keen", "body:keen", "keen"),
+        ("url:path", "url:path", "url:path"),
+    ],
+)
+def test_a_filter_name_in_each_apis_spelling(name, colon, dotted):
+    assert keen_vendor.colon_name(name) == colon
+    assert keen_vendor.query_name(name) == dotted
+
+
+AMOUNTS = (1.25, 3.5, 3.75, 10)
+SPELLINGS = {
+    "dotted": ("amount", "user.id", "keen.timestamp"),
+    "colon": ("body:amount", "body:user:id", "keen:timestamp"),
+    "header": ("body:amount", "body:user:id", "header:timestamp"),
+}
+SENT = {
+    "extract": {
+        "dotted": ["body:amount", "body:user:id", "keen:timestamp"],
+        "colon": ["body:amount", "body:user:id", "keen:timestamp"],
+        "header": ["body:amount", "body:user:id", "header:timestamp"],
+    },
+    "query": {spelling: ["amount", "user.id", "keen.timestamp"] for spelling in SPELLINGS},
+}
+
+
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+@pytest.mark.parametrize("api", ["extract", "query"])
+def test_filter_names_in_either_spelling_select_the_same_rows(keen, api, spelling):
+    """The seed's own ``body:amount`` filter, a nested and a Keen property, spelt either way:
+    2.0 is sent its ``body:``/``keen:``/``header:`` names, 3.0 dotted paths, and the rows
+    are exactly those the filters select."""
+    events = keen.collections["pageviews"]
+    for number, event in enumerate(events):
+        event["amount"] = AMOUNTS[number % len(AMOUNTS)]
+    middle = events[len(events) // 2]["keen"]["timestamp"]
+    amount, user_id, stamp = SPELLINGS[spelling]
+    filters = [
+        {"property_name": amount, "operator": "gt", "property_value": 3.50},
+        {"property_name": user_id, "operator": "lt", "property_value": 500},
+        {"property_name": stamp, "operator": "gte", "property_value": middle},
+    ]
+    config = keen_config(keen, api=api, collections=["pageviews"], filters=filters)
+    run = run_tap(config | {"max_concurrent_jobs": 1})
+    bound = bound_of(run, "keen_pageviews")
+    wanted = [
+        expected_record(e)
+        for e in events
+        if e["amount"] > 3.5
+        and e["user"]["id"] < 500
+        and e["keen"]["timestamp"] >= middle
+        and dt.datetime.fromisoformat(e["keen"]["timestamp"].replace("Z", "+00:00")) < bound
+    ]
+    assert wanted
+    assert canonical(run.records("keen_pageviews")) == canonical(wanted)
+    if api == "extract":
+        sent = [r.json()["filters"] for r in keen.log if r.method == "POST"]
+        state = {"keen_pageviews": {"pending_jobs": {}}}
+    else:
+        sent = [json.loads(r.arg("filters")) for r in keen.requests_to("/queries/extraction")]
+        state = {"keen_pageviews": {}}
+    assert sent
+    assert all([f["property_name"] for f in rules] == SENT[api][spelling] for rules in sent)
+    state["keen_pageviews"] |= {
+        "replication_key": "keen.timestamp",
+        "replication_key_value": bound.isoformat(),
+    }
+    assert run.last_state == {"bookmarks": state}
+
+
+@pytest.mark.parametrize(
+    ("version", "name"),
+    [("2.0", "user.email"), ("2.0", "header:id"), ("3.0", "body:user:email")],
+)
+def test_the_fake_refuses_a_property_name_its_api_does_not_have(keen, version, name):
+    rule = [{"property_name": name, "operator": "exists", "property_value": True}]
+    auth = {"Authorization": keen.api_key}
+    project = f"{keen.base_url}/{version}/projects/{keen.project_id}"
+    if version == "2.0":
+        response = requests.post(
+            f"{project}/pageviews/_extract", json={"filters": rule}, headers=auth, timeout=10
+        )
+    else:
+        params = {"event_collection": "pageviews", "filters": json.dumps(rule)}
+        response = requests.get(
+            f"{project}/queries/extraction", params=params, headers=auth, timeout=10
+        )
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"message", "error_code"}
+    assert body["error_code"] == "InvalidFilterError"
+    assert f"{name!r} is not an API {version} property name" in body["message"]
+
+
+def test_a_2_0_name_the_api_does_not_have_is_keens_own_400(keen):
+    """A name with a colon is sent to 2.0 as written: Keen's refusal names it."""
+    filters = [{"property_name": "user:email", "operator": "exists", "property_value": True}]
+    config = keen_config(keen, collections=["pageviews"], filters=filters)
+    with pytest.raises(
+        VendorError,
+        match=r"^keen: keen_pageviews: create extraction: HTTP 400 InvalidFilterError: "
+        r"'user:email' is not an API 2.0 property name",
+    ):
+        run_tap(config)
+
+
+# --- status answers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fault", "shown"),
+    [
+        ("status-text", r"\(text/plain\): 'Service busy'"),
+        ("status-array", r"\(application/json\): '\[\{\"_id\": "),
+    ],
+)
+def test_a_status_answer_that_is_not_a_json_object_fails_in_one_line(keen, fault, shown):
+    """Not read as "still running" (polled until max_poll_time): retried, then one line."""
+    keen.fail_next(fault, times=10)
+    config = keen_config(keen, collections=["pageviews"]) | {"max_concurrent_jobs": 1}
+    started = time.monotonic()
+    with pytest.raises(RetriesExhaustedError) as caught:
+        run_tap(config)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert re.match(
+        r"keen: keen_pageviews: extraction [0-9a-f]{24}: gave up after 4 attempts "
+        r"\(max_retries\); last error: the status answer is not a JSON object " + shown,
+        message,
+    ), message
+    assert time.monotonic() - started < 10
+    assert list(keen.faults) == [fault] * 6, "four status answers were read, no more"
+
+
+def test_a_stray_status_answer_is_retried_and_an_unknown_word_polled_again(keen):
+    keen.fail_next("status-text")
+    keen.fail_next("status-array")
+    keen.fail_next("status-unknown", times=3)
+    config = keen_config(keen, collections=["pageviews"]) | {"max_concurrent_jobs": 1}
+    run = run_tap(config)
+    assert not keen.faults, "every stray answer was met"
+    records = run.records("keen_pageviews")
+    assert canonical(records) == canonical(
+        expected_for(keen, "pageviews", bound_of(run, "keen_pageviews"))
+    )
+    bookmark = {
+        "pending_jobs": {},
+        "replication_key": "keen.timestamp",
+        "replication_key_value": bound_of(run, "keen_pageviews").isoformat(),
+    }
+    assert run.last_state == {"bookmarks": {"keen_pageviews": bookmark}}

@@ -46,9 +46,13 @@ class Runtime:
         base_url: str,
         *,
         pacing: tuple[tuple[int, float], ...] = (),
+        policy: type[HttpPolicy] = HttpPolicy,
     ) -> HttpPolicy:
-        """A provider's HTTP policy under the run's timeout, retries and stop signal."""
-        return HttpPolicy(
+        """A provider's HTTP policy under the run's timeout, retries and stop signal.
+
+        ``policy``: a vendor's own kind of policy (one that reads some failures its own way).
+        """
+        return policy(
             dialect,
             timeout=self.settings.request_timeout,
             max_retries=self.settings.max_retries,

@@ -33,6 +33,10 @@ Documented behaviour, where it comes from and where it is exercised:
   [seeds/002] (fid ``test_keen_extraction_walks_documented_statuses``). Intermediate status
   ``in progress`` and the opt-in failure ``error`` with a ``message``: UNCONFIRMED (no other
   status is documented) (``test_keen.py::test_extraction_error_status_fails_clearly``).
+  Opt-in faults of the status answer, not Keen's documented behaviour: ``status-text`` (a
+  plain-text 200), ``status-array`` (the job in a JSON array), ``status-unknown`` (a status
+  word no document names) (``test_keen.py``
+  ``test_a_status_answer_that_is_not_a_json_object_fails_in_one_line``).
 - ``GET …/_extracts`` lists ``[{_id, status, results_url?}, ...]`` [providers 2.2, 2012
   reference] (fid ``test_keen_extraction_walks_documented_statuses``).
 - Results: a CSV at ``results_url`` (S3 in the docs [seeds/002]); here on another host name,
@@ -52,7 +56,15 @@ Documented behaviour, where it comes from and where it is exercised:
   (fid ``test_keen_query_extraction_documented_parameters``). Synchronous results are capped
   (100,000 events, SECONDARY [providers 2.7]): knob ``result_cap``.
 - Filters ``{"property_name", "operator", "property_value"}`` with eq, ne, lt, lte, gt, gte,
-  exists, in, contains, not_contains, within [providers 2.4] (``test_keen.py``). Absolute
+  exists, in, contains, not_contains, within [providers 2.4] (``test_keen.py``). Property
+  names as each API documents them: 2.0 (``_extract``) names user properties ``body:`` with
+  ``:`` nesting (``body:amount`` [seeds/002]; ``body:customer:name`` [providers 2.2]), its
+  header's only property ``header:timestamp`` (the event's time, 3.0's ``keen.timestamp``)
+  [providers 2.2], and Keen's own ``keen:timestamp`` [providers 2.2, Oct-2012 extractions];
+  3.0 names them by dotted path (``user.id`` [providers 2.3]). A name the API cannot read (a
+  dotted name in 2.0, a 2.0 colon path in 3.0) is refused with ``400 InvalidFilterError``
+  (what real Keen does with one is UNCONFIRMED)
+  (``test_keen.py::test_filter_names_in_either_spelling_select_the_same_rows``). Absolute
   timeframes ``{"start", "end"}`` in UTC [providers 2.5], read as ``[start, end)``
   (UNCONFIRMED); relative timeframes are refused with ``400 TimeframeDefinitionError`` (the
   fake does not implement them). "All times UTC" [providers 2.5]: an event's
@@ -68,7 +80,12 @@ Documented behaviour, where it comes from and where it is exercised:
 - 504 when a query runs past Keen's 300 s limit (SECONDARY [providers 2.7]), with the usual
   error body (the error_code ``QueryTimeoutError`` is UNCONFIRMED). Knob ``timeout_over``:
   queries that would return more events than that answer 504
-  (``test_keen.py::test_query_timeout_splits_the_window_at_once``).
+  (``test_keen.py::test_any_504_to_a_query_splits_the_window_at_once``). Knob
+  ``timeout_body``: the 504 as something in front of Keen would give it, ``message`` (no
+  error_code), ``text`` (a plain-text page) or ``empty`` (no body); ``keen``, the default, is
+  Keen's own body (same test). Knob ``timeout_seconds``: how long such a query runs before its
+  504 (Keen's is 300 s; the tap's ``request_timeout`` may end the wait first) (``test_keen.py``
+  ``test_a_query_unanswered_at_the_read_timeout_splits_the_window``).
 - 500: plain ``{"message", "error_code"}`` with no wait header (none documented)
   (fid ``[500]``, matrix "5xx with the vendor's routine headers").
 """
@@ -150,13 +167,54 @@ def instant(text: str) -> dt.datetime:
 
 
 def lookup(event: dict, path: str) -> t.Any:
-    """The value at a dotted property path, or ``MISSING``."""
-    value: t.Any = event
-    for part in path.split("."):
+    """The value at a dotted property path (3.0's names), or ``MISSING``."""
+    return lookup_parts(event, path.split("."))
+
+
+def lookup_parts(value: t.Any, parts: list[str]) -> t.Any:
+    """The value at a path of property names, or ``MISSING``."""
+    for part in parts:
         if not isinstance(value, dict) or part not in value:
             return MISSING
         value = value[part]
     return value
+
+
+COLON_ROOTS = ("body", "keen", "header")
+HEADER_TIME = "header:timestamp"
+
+
+def readable_2_0(name: str) -> bool:
+    """Whether a 2.0 filter names a property 2.0 has.
+
+    That is ``body:<path>``, ``keen:<path>``, or ``header:timestamp``, the header's only
+    property [providers 2.2].
+    """
+    root, colon, rest = name.partition(":")
+    return name == HEADER_TIME or (
+        colon == ":" and root in {"body", "keen"} and all(rest.split(":"))
+    )
+
+
+def readable_3_0(name: str) -> bool:
+    """Whether a 3.0 filter names a property by dotted path, not by a 2.0 colon path."""
+    root, colon, _rest = name.partition(":")
+    return bool(name) and not (colon and root in COLON_ROOTS)
+
+
+def lookup_2_0(event: dict, name: str) -> t.Any:
+    """The value a 2.0 property name (see :func:`readable_2_0`) points at, or ``MISSING``.
+
+    User properties are ``body:`` paths (``keen`` is not one of them), ``keen:`` paths are
+    Keen's own, and ``header:timestamp`` is the event's time.
+    """
+    if name == HEADER_TIME:
+        return lookup_parts(event, ["keen", "timestamp"])
+    root, _, rest = name.partition(":")
+    parts = rest.split(":")
+    if root == "body":
+        return MISSING if parts[0] == "keen" else lookup_parts(event, parts)
+    return lookup_parts(event, ["keen", *parts])
 
 
 def _miles(a: list[float], b: list[float]) -> float:
@@ -169,8 +227,12 @@ def _miles(a: list[float], b: list[float]) -> float:
 
 
 def matches(event: dict, rule: dict) -> bool:
-    """Whether an event passes one filter, with Keen's operators."""
-    value = lookup(event, rule["property_name"])
+    """Whether an event passes one filter naming its property by dotted path (3.0)."""
+    return passes(lookup(event, rule["property_name"]), rule)
+
+
+def passes(value: t.Any, rule: dict) -> bool:
+    """Whether a property's value (``MISSING`` if absent) passes a filter's operator."""
     operator = rule["operator"]
     target: t.Any = rule.get("property_value")  # any JSON value, compared as Keen compares
     if operator == "exists":
@@ -282,6 +344,8 @@ class KeenFake(FakeServer):
         retry_after: str | None = None,
         minute_seconds: float = 60.0,
         timeout_over: int | None = None,
+        timeout_seconds: float = 0.0,
+        timeout_body: str = "keen",
         colon_names: bool = False,
         column_seed: int | None = None,
         port: int = 0,
@@ -290,9 +354,11 @@ class KeenFake(FakeServer):
 
         ``retry_after`` is a ``Retry-After`` for 429s (undocumented: ``None``, the default,
         sends none); ``minute_seconds`` is how long the fake's minute lasts; queries over
-        ``timeout_over`` events time out (504). ``colon_names`` names the extraction files'
-        columns by 2.0's colon paths (``keen:timestamp``, ``body:user:email``). ``column_seed``
-        puts the files' columns in an order drawn from it (``None``: sorted).
+        ``timeout_over`` events time out (504) after ``timeout_seconds``, answering
+        ``timeout_body`` (``keen``, ``message``, ``text`` or ``empty``). ``colon_names``
+        names the extraction files' columns by 2.0's colon paths (``keen:timestamp``,
+        ``body:user:email``). ``column_seed`` puts the files' columns in an order drawn from
+        it (``None``: sorted).
         """
         super().__init__(port=port)
         self.collections = collections
@@ -303,6 +369,8 @@ class KeenFake(FakeServer):
         self.retry_after = retry_after
         self.minute_seconds = minute_seconds
         self.timeout_over = timeout_over
+        self.timeout_seconds = timeout_seconds
+        self.timeout_body = timeout_body
         self.colon_names = colon_names
         self.column_seed = column_seed
         self.refused = 0
@@ -322,7 +390,8 @@ class KeenFake(FakeServer):
 
         Kinds: ``429`` (over the rate limit: blocked for the rest of the minute), ``500``,
         ``cut`` (results file cut mid-body), ``error`` (next extraction ends in status
-        ``error``).
+        ``error``), ``status-text``, ``status-array``, ``status-unknown`` (the next status
+        answer is plain text, a JSON array, or an undocumented status word).
         """
         for _ in range(times):
             self.faults.append(kind)
@@ -358,22 +427,46 @@ class KeenFake(FakeServer):
 
     # --- filtering ---------------------------------------------------------------------------
 
-    def select(self, collection: str, filters: list[dict], frame: dict | None) -> list[dict]:
-        """The events of a collection that pass ``filters`` within an absolute timeframe."""
+    def select(
+        self, collection: str, filters: list[dict], frame: dict | None, *, api: str = "3.0"
+    ) -> list[dict]:
+        """The events of a collection that pass ``filters`` within an absolute timeframe.
+
+        ``api`` says how the filters name properties: ``3.0`` dotted paths, ``2.0`` colon paths.
+        """
         events = self.collections.get(collection, [])
         if frame is not None:
             start, end = instant(frame["start"]), instant(frame["end"])
             events = [e for e in events if start <= instant(e["keen"]["timestamp"]) < end]
-        return [e for e in events if all(matches(e, rule) for rule in filters)]
+        look = lookup_2_0 if api == "2.0" else lookup
+        return [
+            e
+            for e in events
+            if all(passes(look(e, rule["property_name"]), rule) for rule in filters)
+        ]
 
     def _arguments(
-        self, filters: object, frame: object
+        self, filters: object, frame: object, api: str
     ) -> tuple[list[dict], dict | None] | FakeResponse:
         if not isinstance(filters, list) or not all(
-            isinstance(f, dict) and {"property_name", "operator"} <= set(f) for f in filters
+            isinstance(f, dict)
+            and {"property_name", "operator"} <= set(f)
+            and isinstance(f["property_name"], str)
+            for f in filters
         ):
             return keen_error(400, "InvalidFilterError", "filters must be a list of filter objects")
+        readable = readable_2_0 if api == "2.0" else readable_3_0
         for rule in filters:
+            if not readable(rule["property_name"]):
+                spelling = (
+                    "body:<path>, keen:<path> or header:timestamp"
+                    if api == "2.0"
+                    else "a dotted path"
+                )
+                message = (
+                    f"{rule['property_name']!r} is not an API {api} property name ({spelling})"
+                )
+                return keen_error(400, "InvalidFilterError", message)
             if rule["operator"] not in {
                 "eq",
                 "ne",
@@ -431,7 +524,7 @@ class KeenFake(FakeServer):
                 return keen_error(400, "InvalidJsonError", "the body is not JSON")
             if not isinstance(body, dict) or "filters" not in body:
                 return keen_error(400, "MissingRequiredPropertyError", "filters is required")
-            parsed = self._arguments(body["filters"], body.get("timeframe"))
+            parsed = self._arguments(body["filters"], body.get("timeframe"), "2.0")
             if isinstance(parsed, FakeResponse):
                 return parsed
             failed = self._take("error")
@@ -439,7 +532,7 @@ class KeenFake(FakeServer):
                 self._serial += 1
                 job = Extraction(
                     id=f"{self._serial:024x}",
-                    events=self.select(collection, *parsed),
+                    events=self.select(collection, *parsed, api="2.0"),
                     created=time.monotonic(),
                     duration=self.job_seconds,
                     failed=failed,
@@ -450,6 +543,12 @@ class KeenFake(FakeServer):
             found = self.extractions.get(rest.split("/", 1)[1])
             if found is None:
                 return keen_error(404, "ResourceNotFoundError", "no such extraction")
+            if self._take("status-text"):
+                return FakeResponse(200, b"Service busy", {"Content-Type": "text/plain"})
+            if self._take("status-array"):
+                return FakeResponse.json(200, [self.describe(found)])
+            if self._take("status-unknown"):
+                return FakeResponse.json(200, {"_id": found.id, "status": "queued"})
             return FakeResponse.json(200, self.describe(found))
         if request.method == "GET" and rest == "_extracts":
             return FakeResponse.json(200, [self.describe(job) for job in self.extractions.values()])
@@ -487,7 +586,7 @@ class KeenFake(FakeServer):
             frame = json.loads(timeframe) if timeframe else None
         except ValueError:
             return keen_error(400, "InvalidParameterError", "filters and timeframe must be JSON")
-        parsed = self._arguments(filters, frame)
+        parsed = self._arguments(filters, frame, "3.0")
         if isinstance(parsed, FakeResponse):
             return parsed
         try:
@@ -501,7 +600,8 @@ class KeenFake(FakeServer):
         events = self.select(collection, *parsed)
         if self.timeout_over is not None and len(events) > self.timeout_over:
             self.timed_out.append(parsed[1] or {})
-            return keen_error(504, "QueryTimeoutError", "The query did not finish in 300 seconds")
+            time.sleep(self.timeout_seconds)
+            return self._query_timeout()
         if latest is not None:
             events = events[-latest:] if latest > 0 else []
         events = events[: self.result_cap]
@@ -513,6 +613,17 @@ class KeenFake(FakeServer):
             [body[i : i + 65536] for i in range(0, len(body), 65536)],
             {"Content-Type": "application/json"},
         )
+
+    def _query_timeout(self) -> FakeResponse:
+        """The 504 of a query stopped at the time limit, worded as ``timeout_body`` says."""
+        message = "The query did not finish in 300 seconds"
+        if self.timeout_body == "message":
+            return FakeResponse.json(504, {"message": message})
+        if self.timeout_body == "text":
+            return FakeResponse(504, b"Gateway Time-out", {"Content-Type": "text/plain"})
+        if self.timeout_body == "empty":
+            return FakeResponse(504)
+        return keen_error(504, "QueryTimeoutError", message)
 
     @staticmethod
     def _only(event: dict, names: list[str]) -> dict:

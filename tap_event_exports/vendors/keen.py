@@ -3,9 +3,11 @@
 ``api: extract`` (default) creates ``POST /2.0/projects/<id>/<collection>/_extract`` jobs and
 polls them until ``complete`` with a ``results_url`` (pre-signed storage: no key sent there).
 ``api: query`` reads ``GET /3.0/projects/<id>/queries/extraction`` as a stream; a window that
-comes back at the API's cap, or that Keen stops at its query time limit (504), is split and
-queried again. Both give the same flat records: nested properties keep their dotted path as
-column name. Over its rate limit Keen answers 429 and blocks the rest of the minute.
+comes back at the API's cap, that Keen stops at its query time limit (any 504), or that gets no
+answer within ``request_timeout`` (300 s by default, Keen's own limit) is split and queried
+again. Both give the same flat records: nested properties keep their dotted path as column
+name. Filters name properties by dotted path or by 2.0's colon path; each API is sent the
+spelling it documents. Over its rate limit Keen answers 429 and blocks the rest of the minute.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 import typing as t
 import urllib.parse
 
+import requests
+
 from tap_event_exports.engine.contract import (
     BodyFailure,
     ExportJobs,
@@ -37,16 +41,13 @@ from tap_event_exports.engine.contract import (
 )
 from tap_event_exports.engine.csv_blocks import first_line_break
 from tap_event_exports.engine.download import Download, download
-from tap_event_exports.engine.errors import DataError, VendorError
-from tap_event_exports.engine.http import RequestSpec, json_body, retry_after
+from tap_event_exports.engine.errors import DataError, RetriableError, VendorError
+from tap_event_exports.engine.http import HttpPolicy, RequestSpec, json_body, retry_after
 from tap_event_exports.engine.jsonrows import ResultCapped, events_to_csv
 from tap_event_exports.engine.windows import SecondGranularity, Window, rfc3339
 from tap_event_exports.vendors.keen_streams import KeenBlock
 
 if t.TYPE_CHECKING:
-    import requests
-
-    from tap_event_exports.engine.http import HttpPolicy
     from tap_event_exports.engine.runtime import Runtime
 
 logger = logging.getLogger("tap_event_exports.keen")
@@ -59,6 +60,10 @@ QUERY_RESULT_CAP = 100_000
 QUERY_ROUTE = "/queries/extraction"
 QUERY_TIMEOUT = 504
 """Keen's answer to a query stopped at its time limit (300 s)."""
+OUTSIDE_BODY = ("keen", "header")
+"""2.0 properties that are not the user's (``body:``): Keen's own and the 2.0 header's."""
+HEADER_TIME = "header:timestamp"
+"""The 2.0 header's only property, the event's time: 3.0's ``keen.timestamp``."""
 RATE_LIMIT_PERIOD_SECONDS = 60.0
 """Keen blocks a project's queries for the rest of the minute once it is over its rate limit."""
 RATE_LIMIT_MARGIN_SECONDS = 1.0
@@ -90,15 +95,13 @@ class KeenDialect(VendorDialect):
         return response.reason or ""
 
     def final(self, response: requests.Response, message: str) -> bool:
-        """A query's 504 in Keen's own error body is its 300 s query limit: split, not retried.
+        """Any 504 to a query is too much for one request: its window is split, not retried.
 
-        Every retry of the same window would run into the limit again, minutes each, before
-        it could be split. A 504 without Keen's body (a gateway's page) is retried as usual.
+        Keen stops a query at 300 s with a 504, and a gateway in front of it gives up the same
+        way, whatever the body (Keen's, a bare message, a page, none): every retry of the same
+        window would run into the limit again, minutes each, before it could be split.
         """
-        if response.status_code != QUERY_TIMEOUT or QUERY_ROUTE not in (response.url or ""):
-            return False
-        body = json_body(response)
-        return isinstance(body, dict) and bool(body.get("error_code"))
+        return response.status_code == QUERY_TIMEOUT and QUERY_ROUTE in (response.url or "")
 
     def wait_hint(self, response: requests.Response) -> float | None:
         """``Retry-After`` where a 429 has one; otherwise until the minute Keen blocks is over.
@@ -144,21 +147,42 @@ class KeenExtractions(ExportJobs):
             raise VendorError(msg)
         return str(answer["_id"])
 
-    def status(self, job_id: str, partition: Partition) -> JobStatus:  # noqa: D102
+    def status(self, job_id: str, partition: Partition) -> JobStatus:
+        """The extraction's status; an unknown status word is still running (polled again)."""
         spec = RequestSpec("GET", f"{self.url}/{job_id}")
+        what = f"{self.stream}: extraction {job_id}"
         try:
-            response = self.policy.request(spec, what=f"{self.stream}: extraction {job_id}")
+            body = self.policy.retrying(lambda: self._status_body(spec, what), what=what)
         except VendorError as exc:
             if exc.status == 404:
                 return JobStatus(Phase.EXPIRED, message="extraction not found")
             raise
-        body = json_body(response) or {}
         state = str(body.get("status", ""))
         if state == "complete" and body.get("results_url"):
             return JobStatus(Phase.DONE, files=[RequestSpec("GET", body["results_url"])])
         if state in {"error", "failed"}:
             return JobStatus(Phase.FAILED, message=str(body.get("message") or state))
         return JobStatus(Phase.RUNNING, progress=state)
+
+    def _status_body(self, spec: RequestSpec, what: str) -> dict[str, t.Any]:
+        """One status answer, which must be a JSON object.
+
+        Anything else (a proxy's page, a body cut short) is retried like any failed request,
+        then fails in one line: read as "still running", it would be polled for hours.
+        """
+        response = self.policy.send_once(spec, what=what)
+        try:
+            raw = response.content
+        finally:
+            response.close()
+        body = json_body(response)
+        if not isinstance(body, dict):
+            shown = " ".join(raw[:100].decode("utf-8", "replace").split())
+            kind = response.headers.get("Content-Type") or "no Content-Type"
+            msg = f"the status answer is not a JSON object ({kind}): {shown!r}"
+            raise RetriableError(msg)
+        self.policy.check_body(body, what=what)
+        return body
 
     def prepare(self, downloads: list[Download]) -> list[Download]:
         """Files whose columns are named by 2.0's colon paths get the dotted ones instead."""
@@ -183,6 +207,37 @@ def dotted_name(name: str) -> str:
     if len(parts) > 1 and parts[0] == "body":
         parts = parts[1:]
     return ".".join(parts)
+
+
+def colon_name(name: str) -> str:
+    """A filter's property as the 2.0 API names it: the inverse of :func:`dotted_name`.
+
+    ``user.email`` is ``body:user:email``, ``keen.timestamp`` is ``keen:timestamp`` and
+    ``header.timestamp`` is ``header:timestamp``; a name with a colon is 2.0's already.
+    """
+    if ":" in name:
+        return name
+    parts = name.split(".")
+    if len(parts) > 1 and parts[0] in OUTSIDE_BODY:
+        return ":".join(parts)
+    return ":".join(["body", *parts])
+
+
+def query_name(name: str) -> str:
+    """A filter's property as the 3.0 API names it: a dotted path (2.0's colon paths turned).
+
+    ``body:user:email`` is ``user.email``, ``keen:timestamp`` and ``header:timestamp`` (the
+    2.0 header's event time) are ``keen.timestamp``. Other names are sent as they are.
+    """
+    if name == HEADER_TIME:
+        return "keen.timestamp"
+    root, colon, _rest = name.partition(":")
+    return dotted_name(name) if colon and root in {"body", *OUTSIDE_BODY} else name
+
+
+def renamed(filters: list[dict], name: t.Callable[[str], str]) -> list[dict]:
+    """The filters with each ``property_name`` spelled as one API documents it."""
+    return [{**rule, "property_name": name(rule["property_name"])} for rule in filters]
 
 
 def dotted_header(file: Download) -> Download:
@@ -245,7 +300,9 @@ class Keen(KeenBlock):
     def build(self, block: dict[str, t.Any], runtime: Runtime) -> list[ExportSpec]:
         """One stream per collection."""
         shapes = self.streams(block)
-        policy = runtime.http(KeenDialect(block["api_key"]), block["base_url"])
+        dialect = KeenDialect(block["api_key"])
+        kind = HttpPolicy if block["api"] == "extract" else KeenQueryPolicy
+        policy = runtime.http(dialect, block["base_url"], policy=kind)
         limits = Limits(f"keen:{block['project_id']}", block["max_concurrent_jobs"])
         project = f"{block['base_url'].rstrip('/')}/{{v}}/projects/{block['project_id']}"
         filters = [
@@ -270,7 +327,10 @@ class Keen(KeenBlock):
             source: JobExports | WindowRequests
             if block["api"] == "extract":
                 jobs = KeenExtractions(
-                    policy, f"{project.format(v='2.0')}/{quoted}/_extract", filters, name
+                    policy,
+                    f"{project.format(v='2.0')}/{quoted}/_extract",
+                    renamed(filters, colon_name),
+                    name,
                 )
                 source = JobExports(jobs, policy)
             else:
@@ -279,7 +339,7 @@ class Keen(KeenBlock):
                     policy,
                     url=url,
                     collection=collection,
-                    filters=filters,
+                    filters=renamed(filters, query_name),
                     stream=name,
                     describe=describe,
                 )
@@ -298,6 +358,28 @@ class Keen(KeenBlock):
         return streams
 
 
+class QueryTimedOut(VendorError):
+    """A query got no answer within ``request_timeout``: taken as Keen's query time limit."""
+
+
+class KeenQueryPolicy(HttpPolicy):
+    """The HTTP policy of ``api: query``: a query still unanswered at the read timeout is split.
+
+    ``request_timeout`` defaults to Keen's own 300 s limit, so the tap's timeout often fires
+    before Keen's 504 would come: retried, the window would time out again (``max_retries``
+    times 300 s) and never be split. A timeout once the answer has begun is retried as usual.
+    """
+
+    def send_once(self, spec: RequestSpec, *, what: str) -> requests.Response:  # noqa: D102
+        try:
+            return super().send_once(spec, what=what)
+        except RetriableError as exc:
+            if not isinstance(exc.__cause__, requests.ReadTimeout) or QUERY_ROUTE not in spec.url:
+                raise
+            msg = f"keen: {what}: no answer within request_timeout ({self.timeout:g}s)"
+            raise QueryTimedOut(msg) from None
+
+
 def _query_source(
     policy: HttpPolicy,
     *,
@@ -310,8 +392,9 @@ def _query_source(
     """Windows read with the synchronous query, halved while Keen cannot answer them whole.
 
     Halved are windows that come back at the result cap (events may be missing) and windows
-    Keen stops at its query time limit (a 504, split at its first occurrence: retrying the
-    same query would only time out again, minutes later). Other failures are retried.
+    Keen stops at its query time limit (a 504, or no answer within ``request_timeout``; split
+    at the first one: retrying the same query would only time out again, minutes later).
+    Other failures are retried.
     """
     granularity = SecondGranularity()
 
@@ -337,12 +420,19 @@ def _query_source(
         try:
             return [fetch(window, place)]
         except (ResultCapped, VendorError) as error:
-            if isinstance(error, VendorError) and error.status != QUERY_TIMEOUT:
+            timed_out = isinstance(error, QueryTimedOut) or (
+                isinstance(error, VendorError) and error.status == QUERY_TIMEOUT
+            )
+            if isinstance(error, VendorError) and not timed_out:
                 raise
             halves = window.halves(granularity)
             if halves is None:
                 raise _unsplittable(place, error) from None
-            reason = "the query time limit (HTTP 504)" if isinstance(error, VendorError) else error
+            reason: object = error
+            if isinstance(error, QueryTimedOut):
+                reason = f"no answer within request_timeout ({policy.timeout:g}s)"
+            elif timed_out:
+                reason = "the query time limit (HTTP 504)"
             logger.info("keen: %s: %s; splitting in two", place, reason)
             return query(halves[0]) + query(halves[1])
 

@@ -28,7 +28,14 @@ OPERATORS = (
 )
 COLUMNS = {"keen.id": "string", "keen.timestamp": "date-time", "keen.created_at": "date-time"}
 FILTER_SETTINGS = (
-    Setting("property_name", "string", "Property to filter on (dotted path).", required=True),
+    Setting(
+        "property_name",
+        "string",
+        "Property to filter on: its dotted column name (`user.email`, `keen.timestamp`) or its "
+        "2.0 name (`body:user:email`, `keen:timestamp`, `header:timestamp`); each API is sent "
+        "the spelling it documents (2.0 `body:` colon paths, 3.0 dotted paths).",
+        required=True,
+    ),
     Setting("operator", "enum", "Filter operator.", required=True, choices=OPERATORS),
     Setting("property_value", "any", "Value to compare with (any JSON value)."),
 )
