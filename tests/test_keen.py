@@ -448,6 +448,12 @@ def test_a_2_0_header_is_renamed_and_the_rows_kept_byte_for_byte(tmp_path, newli
         (b"keen:id,body:a\r1,2\r", b"keen:id,body:a\r1,2\r"),  # CR alone: the reader says
         (b"", b""),
         (b"keen:id,body:\xff\n1,2\n", b"keen:id,body:\xff\n1,2\n"),  # not UTF-8: the reader says
+        # 2.0's header holds the event's time: keen.timestamp, unless keen:timestamp is there
+        (b"header:timestamp,body:a\nt,1\n", b"keen.timestamp,a\nt,1\n"),
+        (
+            b"keen:timestamp,header:timestamp,body:a\nt,u,1\n",
+            b"keen.timestamp,header.timestamp,a\nt,u,1\n",
+        ),
     ],
 )
 def test_a_2_0_header_alone_with_a_bom_empty_or_unreadable(tmp_path, data, renamed):

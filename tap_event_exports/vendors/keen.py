@@ -245,7 +245,9 @@ def dotted_header(file: Download) -> Download:
 
     A header without a colon (3.0-style names) leaves the file as it is. Otherwise the file
     is written again with the new header line and the same rows, and the old one deleted. A
-    renaming that would give two columns one name keeps the names as they came.
+    renaming that would give two columns one name keeps the names as they came. The 2.0
+    header's ``header:timestamp`` (its only property, the event's time) is ``keen.timestamp``
+    unless the file has ``keen:timestamp`` too.
     """
     with open(file.path, "rb") as source:
         head = source.read(HEADER_LIMIT)
@@ -263,6 +265,9 @@ def dotted_header(file: Download) -> Download:
         except (UnicodeDecodeError, csv.Error):  # the reader says what is wrong, in one line
             return file
         renamed = [dotted_name(name) for name in names]
+        if HEADER_TIME in names and "keen.timestamp" not in renamed:
+            # 2.0's header holds the event's time: the records' keen.timestamp, as in 3.0
+            renamed[names.index(HEADER_TIME)] = "keen.timestamp"
         if len(set(renamed)) < len(renamed):
             logger.warning("keen: columns %s keep their names: renamed, two would clash", names)
             return file
