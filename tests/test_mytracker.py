@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import logging
 import re
@@ -15,7 +16,14 @@ import requests
 from tap_event_exports.engine.download import FILES_AT_ONCE
 from tap_event_exports.engine.errors import VendorError
 from tap_event_exports.engine.jobs import JobFailedError
-from tap_event_exports.sandbox.mytracker import read_list
+from tap_event_exports.engine.lists import to_array
+from tap_event_exports.sandbox.mytracker import (
+    SPECIAL_ITEMS,
+    ListCell,
+    MyTrackerFake,
+    escape_list,
+    write_list,
+)
 from tap_event_exports.vendors import mytracker as mytracker_vendor
 from tap_event_exports.vendors.mytracker import selector_type, sign, stream_name
 from tests.conftest import (
@@ -26,6 +34,7 @@ from tests.conftest import (
     utc_midnight,
 )
 from tests.harness import run_cli, run_tap, run_until_sigterm
+from tests.properties import escaped_items, quoted_items
 
 UTC = dt.timezone.utc
 BOTH_WAYS = pytest.mark.parametrize(
@@ -55,9 +64,17 @@ def test_stream_names_and_selector_types():
     assert selector_type("SDKKey") == "string"
     assert selector_type("params.value") == "array"
     assert selector_type("somethingNew") == "string"
+    # ISO 3166 numeric codes are three digits with leading zeros ("040"): strings
+    assert selector_type("idCountryISONumeric") == "string"
+    assert selector_type("idRegionISONumeric") == "string"
+    assert selector_type("idCountryISOAlpha2") == "string"
+    assert selector_type("idCountry") == "integer"
 
 
-def expected(rows, selectors, bound):
+def expected(rows, selectors, bound, *, escaped=True):
+    """The records of ``rows``. A list cell's items come back exactly from the documented
+    escapes; from the older unescaped style as the documents read that text (a backslash in
+    an item may then read as an escape)."""
     out = []
     for row in rows:
         if int(row["tsEvent"]) >= bound.timestamp():
@@ -72,8 +89,10 @@ def expected(rows, selectors, bound):
                 record[name] = dt.datetime.fromtimestamp(int(text), UTC).isoformat()
             elif kind == "integer":
                 record[name] = int(text)
-            elif kind == "array":
-                record[name] = read_list(text)
+            elif kind == "array" and isinstance(text, ListCell):  # the escapes keep items exact
+                record[name] = text.items if escaped else quoted_items(write_list(text.items))
+            elif kind == "array":  # a cell given as text
+                record[name] = quoted_items(text)
             else:
                 record[name] = text
         out.append(record)
@@ -523,3 +542,267 @@ def test_a_full_queue_is_asked_again_no_more_than_the_error_quota_allows(monkeyp
     assert 4 * 60 / first[0] <= 60
     slow = mytracker_vendor.QueueWait(first=90, limit=3600).pauses()
     assert [next(slow) for _ in range(2)] == [90, 90]
+
+
+# --- list values as the documents write them ------------------------------------------------------
+
+LISTS = ("params.name", "params.value")
+DOCUMENTED_TEXT = (
+    "['param1','param2\\n with line break','param3 with special characters\\'\\\\\"\",' ]"
+)
+"""The selector dictionary's example of a list cell, as it appears in the CSV file's text."""
+DOCUMENTED = DOCUMENTED_TEXT.replace('""', '"')
+"""The cell's value: ``""`` is CSV's doubled quote."""
+DOCUMENTED_ITEMS = ["param1", "param2\n with line break", "param3 with special characters'\\\","]
+
+
+@pytest.mark.parametrize(
+    ("value", "items"),
+    [
+        (DOCUMENTED, DOCUMENTED_ITEMS),
+        ("['a\\nb','c\nd']", ["a\nb", "c\nd"]),  # the \n escape, and a real line break
+        ("['a\\\\nb']", ["a\\nb"]),  # an escaped backslash, then n
+        ("['it\\'s','C:\\\\new\\\\table']", ["it's", "C:\\new\\table"]),
+        ("['\\t\\r\\b\\f\\0\\a\\v']", ["\t\r\b\f\0\a\v"]),
+        ("['\\x41\\xd0\\x9f\\xC3\\xA9']", ["AПé"]),  # bytes of UTF-8 text
+        ("['\\xff','\\x4']", ["\\xff", "\\x4"]),  # not UTF-8; not an \xHH escape
+        ("['\\w\\d\\é']", ["\\w\\d\\é"]),  # unknown escapes keep their backslash
+        ('["say \\"hi\\"", \'x\' ,]', ['say "hi"', "x"]),  # double quotes, spaces, a last comma
+        ("['a\\', 'b']", ["a\\", "b"]),  # not an escaped list: read as written, as before
+        ("[]", []),
+    ],
+)
+def test_list_values_read_clickhouse_escapes(value, items):
+    assert to_array(value, "quoted") == items
+    assert quoted_items(value) == items, "the documents' reading agrees"
+
+
+def test_a_list_no_writer_escaped_reads_as_before():
+    assert to_array("['it's', 'a\\b']", "quoted") == ["it's", "a\\b"]
+
+
+def test_the_fakes_escaper_writes_lists_as_the_documents_show_them():
+    assert escape_list(["param1", "param2\n with line break"]) == (
+        "['param1','param2\\n with line break']"
+    )
+    assert escape_list(["it's", "C:\\new", 'say "hi"', "\x07\x00\r\t"]) == (
+        "['it\\'s','C:\\\\new','say \"hi\"','\x07\\0\\r\\t']"
+    )
+    assert escape_list([]) == "[]"
+    items = [*SPECIAL_ITEMS, "both ' and \"", "\\x41"]
+    assert escaped_items(escape_list(items)) == items
+    cell = ListCell(items)  # what generated rows hold: the documented text, and its items
+    assert cell == escape_list(items)
+    assert cell.items == items
+
+
+def test_the_documented_list_example_in_a_csv_cell_over_http():
+    """The documents' example cell, served in a gzip part, arrives as its three items; a list
+    the fake writes with ClickHouse's escapes arrives as its items; ISO numeric codes keep
+    their zeros."""
+    start = utc_midnight(1)
+    value_items = ["a\nb", "it's", "C:\\new", 'say "hi"', "\x07\x00"]
+    row = {
+        "tsEvent": str(int(start.timestamp()) + 3600),
+        "idCountryISONumeric": "040",
+        "params.name": DOCUMENTED,
+        "params.value": value_items,
+    }
+    selectors = ["tsEvent", "idCountryISONumeric", "params.name", "params.value"]
+    with MyTrackerFake({"customEvents": [row]}, job_seconds=0.05) as fake:
+        config = mytracker_config(fake, exports=[{"event": "customEvents", "selectors": selectors}])
+        config |= {"start_date": start.isoformat(), "end_date": utc_midnight(0).isoformat()}
+        run = run_tap(config)
+        (export,) = fake.exports.values()
+        text = gzip.decompress(export.parts[0]).decode()
+    assert text == (
+        "tsEvent,idCountryISONumeric,params.name,params.value\n"
+        f'{row["tsEvent"]},040,"{DOCUMENTED_TEXT}",'
+        "\"['a\\nb','it\\'s','C:\\\\new','say \"\"hi\"\"','\x07\\0']\"\n"
+    )
+    records = [
+        {k: v for k, v in r.items() if k != "_record_id"}
+        for r in run.records("mytracker_custom_events")
+    ]
+    assert records == [
+        {
+            "tsEvent": (start + dt.timedelta(hours=1)).isoformat(),
+            "idCountryISONumeric": "040",
+            "params.name": DOCUMENTED_ITEMS,
+            "params.value": value_items,
+        }
+    ]
+    schema = run.schemas("mytracker_custom_events")[0]["schema"]["properties"]
+    assert "string" in schema["idCountryISONumeric"]["type"]
+    assert "integer" not in schema["idCountryISONumeric"]["type"]
+
+
+def test_lists_in_the_older_unescaped_style_still_read(mytracker):
+    """Items as written (real line breaks, ``"it's"`` in double quotes) read as before; an item
+    with a backslash reads as the documents' escapes say."""
+    mytracker.escaped_lists = False
+    run = run_tap(mytracker_config(mytracker))
+    bound = dt.datetime.fromisoformat(
+        run.last_state["bookmarks"]["mytracker_custom_events"]["replication_key_value"]
+    )
+    custom = run.records("mytracker_custom_events")
+    assert canonical(custom) == canonical(
+        expected(custom_rows(mytracker), CUSTOM_SELECTORS, bound, escaped=False)
+    )
+    values = [item for r in custom for name in LISTS for item in r[name] or []]
+    assert {"it's", 'say "hi"', "param with\n line break", "crlf\r\nend"} <= set(values)
+    assert "C:\new\table" in values, "written unescaped, the backslashes read as escapes"
+    cells = [gzip.decompress(part).decode() for e in mytracker.exports.values() for part in e.parts]
+    assert any('""it\'s""' in cell for cell in cells), "the older style: in double quotes"
+
+
+# --- flags -------------------------------------------------------------------------------------
+
+
+def test_flag_filters_go_as_1_and_0(mytracker):
+    """``eventNameInvert`` is "0 — off (by default) 1 — on", ``isVerified`` "For example: 1"."""
+    config = mytracker_config(mytracker)
+    config["mytracker"]["exports"][0]["filters"] = {"isVerified": False}
+    config["mytracker"]["exports"][1]["filters"]["eventNameInvert"] = True
+    run = run_tap(config)
+    creates = mytracker.requests_to("create.json")
+    assert {r.arg("eventNameInvert") for r in creates if r.arg("event") == "customEvents"} == {"1"}
+    assert {r.arg("isVerified") for r in creates if r.arg("event") == "installs"} == {"0"}
+    bound = dt.datetime.fromisoformat(
+        run.last_state["bookmarks"]["mytracker_custom_events"]["replication_key_value"]
+    )
+    inverted = [
+        r
+        for r in mytracker.rows["customEvents"]
+        if r["eventName"] not in {"level_up", "tutorial"} and r["idApp"] in {"1", "454"}
+    ]
+    assert inverted
+    assert canonical(run.records("mytracker_custom_events")) == canonical(
+        expected(inverted, CUSTOM_SELECTORS, bound)
+    )
+
+
+@BOTH_WAYS
+def test_the_fake_refuses_a_flag_other_than_0_or_1(mytracker, body_only):
+    mytracker.errors_as_http_200 = body_only
+    url = (
+        f"{mytracker.base_url}/api/raw/v1/export/create.json?event=customEvents"
+        "&selectors=tsEvent&tsFrom=0&tsTo=86399&eventNameInvert=True"
+    )
+    auth = sign("POST", url, None, mytracker.user_id, mytracker.secret)
+    answer = requests.post(url, headers={"Authorization": auth}, timeout=10)
+    assert answer.status_code == (200 if body_only else 400)
+    assert answer.json() == {
+        "code": 400,
+        "message": "Bad Request",
+        "data": {"error": {"detail": "Argument 'eventNameInvert' is invalid"}},
+    }
+    assert mytracker.exports == {}
+
+
+def test_a_flag_the_api_refuses_fails_with_its_words(mytracker):
+    config = mytracker_config(mytracker)
+    config["mytracker"]["exports"][1]["filters"]["eventNameInvert"] = "yes"
+    with pytest.raises(VendorError, match=r"HTTP 400 Bad Request: Argument 'eventNameInvert' is"):
+        run_tap(config | {"max_concurrent_jobs": 1})
+
+
+# --- status answers: many parts, relative links -------------------------------------------------
+
+
+def wide_quotas(monkeypatch) -> dict:
+    """Client pacing and the fake's quotas far above what a test's hundreds of requests need."""
+    monkeypatch.setattr(mytracker_vendor, "RATE_LIMITS", ((100_000, 1.0),))
+    return {"per_second": 100_000, "per_minute": 10**6, "per_hour": 10**7}
+
+
+def one_day(fake, selectors=("tsEvent", "idApp")) -> dict:
+    """Yesterday's installs, one export."""
+    config = mytracker_config(fake, exports=[{"event": "installs", "selectors": list(selectors)}])
+    return config | {
+        "start_date": utc_midnight(1).isoformat(),
+        "end_date": utc_midnight(0).isoformat(),
+    }
+
+
+def status_answer(fake, export_id: str) -> requests.Response:
+    url = f"{fake.base_url}/api/raw/v1/export/get.json?idRawExport={export_id}"
+    auth = sign("GET", url, None, fake.user_id, fake.secret)
+    return requests.get(url, headers={"Authorization": auth}, timeout=10)
+
+
+def test_an_export_of_a_thousand_parts_syncs_every_row(monkeypatch):
+    """A status answer listing 1000 part links is far beyond 64 KiB: it is read whole."""
+    start = int(utc_midnight(1).timestamp())
+    rows = [{"tsEvent": str(start + 80 * n), "idApp": str(n)} for n in range(1000)]
+    quotas = wide_quotas(monkeypatch)
+    with MyTrackerFake({"installs": rows}, job_seconds=0.05, part_rows=1, **quotas) as fake:
+        run = run_tap(one_day(fake))
+        (export_id,) = fake.exports
+        answer = status_answer(fake, export_id)
+        downloads = fake.requests_to("/storage/download/raw/")
+    assert len(answer.content) > 65536
+    assert len(answer.json()["data"]["files"]) == 1000
+    assert len(downloads) == 1000
+    records = run.records("mytracker_installs")
+    assert [r["idApp"] for r in records] == list(range(1000)), "every row once, in part order"
+    assert run.last_state["bookmarks"]["mytracker_installs"] == {
+        "replication_key": "tsEvent",
+        "replication_key_value": utc_midnight(0).isoformat(),
+        "pending_jobs": {},
+    }
+
+
+def test_a_status_answer_beyond_the_limit_fails_in_one_line(monkeypatch):
+    monkeypatch.setattr(mytracker_vendor, "ANSWER_LIMIT", 2000)
+    start = int(utc_midnight(1).timestamp())
+    rows = [{"tsEvent": str(start + 80 * n), "idApp": str(n)} for n in range(30)]
+    with MyTrackerFake({"installs": rows}, job_seconds=0.05, part_rows=1) as fake:
+        with pytest.raises(VendorError) as caught:
+            run_tap(one_day(fake))
+    assert str(caught.value) == (
+        "mytracker: mytracker_installs: raw export 1: an answer longer than 2000 bytes (not read)"
+    )
+
+
+def test_relative_part_links_are_resolved_against_the_api(mytracker):
+    mytracker.relative_links = True
+    mytracker.part_rows = 4
+    started = time.time()
+    run = run_tap(mytracker_config(mytracker))
+    assert_exact_sync(run, mytracker, started=started)
+    mytracker.limits = ((10**6, 1.0),)  # this test's own request, not the tap's
+    links = [f["link"] for f in status_answer(mytracker, "1").json()["data"]["files"]]
+    assert links
+    assert all(link.startswith("/storage/download/raw/1.") for link in links)
+    downloads = mytracker.requests_to("/storage/download/raw/")
+    assert len(downloads) == sum(len(e.parts) for e in mytracker.exports.values())
+    assert mytracker.bad_signatures == 0
+
+
+# --- "Too many lines" below an hour -------------------------------------------------------------
+
+
+def test_a_dense_hour_is_split_below_an_hour_and_every_row_arrives_once(monkeypatch):
+    """tsFrom/tsTo are unix seconds: windows are halved past one hour, down to a minute."""
+    day = int(utc_midnight(1).timestamp())
+    dense = day + 10 * 3600
+    times = [dense + 89 * n for n in range(40)] + [day + 3 * 3600, day + 20 * 3600]
+    rows = [{"tsEvent": str(ts), "idApp": str(n)} for n, ts in enumerate(times)]
+    quotas = wide_quotas(monkeypatch)
+    with MyTrackerFake({"installs": rows}, job_seconds=0.02, row_limit=10, **quotas) as fake:
+        run = run_tap(one_day(fake) | {"poll_interval": 0.01})
+        creates = fake.requests_to("create.json")
+        refused = [e for e in fake.exports.values() if e.outcome == "User error occurred"]
+    records = run.records("mytracker_installs")
+    assert sorted(r["idApp"] for r in records) == list(range(len(times))), "each row once"
+    spans = [int(r.arg("tsTo")) - int(r.arg("tsFrom")) + 1 for r in creates]
+    assert refused
+    assert any(span < 3600 for span in spans), "the dense hour was split"
+    assert min(spans) >= 60
+    assert sum(1 for span in spans if span < 3600) >= 4
+    assert run.last_state["bookmarks"]["mytracker_installs"] == {
+        "replication_key": "tsEvent",
+        "replication_key_value": utc_midnight(0).isoformat(),
+        "pending_jobs": {},
+    }

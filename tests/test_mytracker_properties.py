@@ -4,9 +4,10 @@ myTracker over real HTTP (signed create.json, get.json, gzipped CSV parts), read
 Each example is a set of raw events whose cells hold the forms the documents give for the
 selectors: ``ts*`` unix seconds, ``id*`` numeric ids, ``*Title`` and other free texts (commas,
 quotes, CR, LF, unicode), ``SDKKey`` with its leading zeros, ``dtEvent`` (the event's date in
-the ``timezone`` setting), ``params.name``/``params.value`` lists written as myTracker writes
-them (``['param1','param2<line break> with line break']``), revenue decimals, empty cells. The
-export is cut into several gzip parts and the tap's windows fall on its ``window`` grid.
+the ``timezone`` setting), ``params.name``/``params.value`` lists of any items, written by the
+fake as the documents show them (ClickHouse's escaped strings, ``['param1','param2\\n with line
+break']``) or in the older unescaped style, revenue decimals, empty cells. The export is cut
+into several gzip parts and the tap's windows fall on its ``window`` grid.
 
 The expected records come from a reference decoding written here from the documents (the
 README "Records" and myTracker sections, contract §3-§5, providers.md §3.4), independent of the
@@ -16,7 +17,10 @@ Sources of the forms:
 
 - ``tsEvent``, ``tsInsert`` are unix timestamps; ``dtEvent`` is the event date in ``timezone``;
   ``params.name``/``params.value`` are lists serialized like ``['param1','param2\\n with line
-  break',…]`` [providers.md §3.4, from the docs' customEvents selector list].
+  break',…]`` [providers.md §3.4, from the docs' customEvents selector list]; the selector
+  dictionary's example ``['param1','param2\\n with line break','param3 with special
+  characters\\'\\\\"",' ]`` is ClickHouse's text form of an ``Array(String)`` (backslash
+  escapes).
 - Typing: "``ts*`` selectors (unix seconds) are date-times in UTC, ``id*`` selectors integers,
   ``*Title`` strings, ``params.name``/``params.value`` arrays of their items; ``SDKKey`` stays a
   string (leading zeros kept); any selector the tap does not know is a string unless
@@ -42,12 +46,22 @@ from collections import defaultdict
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from hypothesis import given, note, settings
+import pyarrow as pa
+from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 
-from tap_event_exports.sandbox.mytracker import MyTrackerFake
+from tap_event_exports.engine.lists import to_array
+from tap_event_exports.engine.native_lists import json_lists
+from tap_event_exports.sandbox.mytracker import MyTrackerFake, escape_list
 from tests.harness import TapRun, run_tap
-from tests.properties import RFC3339_UTC, TEXT_PIECES, Unexpected, quoted_items, scaled
+from tests.properties import (
+    RFC3339_UTC,
+    TEXT_PIECES,
+    Unexpected,
+    clickhouse_list,
+    quoted_items,
+    scaled,
+)
 
 UTC = dt.timezone.utc
 EVENT = "customEvents"
@@ -121,11 +135,10 @@ ITEM = st.lists(
     ),
     max_size=4,
 ).map("".join)
-"""A list item: anything but both quote characters at once (no escape-free form exists)."""
-ITEMS = st.lists(
-    st.one_of(ITEM, ITEM, ITEM, ITEM, ITEM, LONG).filter(lambda i: not ("'" in i and '"' in i)),
-    max_size=4,
-)
+"""A list item: any text (the older unescaped style draws none with both quote characters)."""
+ITEMS = st.lists(st.one_of(ITEM, ITEM, ITEM, ITEM, ITEM, LONG), max_size=4)
+UNESCAPED = ITEMS.filter(lambda items: not any("'" in i and '"' in i for i in items))
+"""Items the older style can write: none holds both quote characters (no escape-free form)."""
 DIGITS = st.text("0123456789", min_size=1, max_size=20)
 IDENTIFIERS = st.one_of(st.integers(0, 1000), st.integers(0, 2**63 - 1)).map(str)
 """Ids are whole numbers, beyond a double's 2**53 too ("without float rounding surprises")."""
@@ -142,12 +155,24 @@ def revenues(draw: st.DrawFn) -> str:
 
 
 def write_list(items: list[str]) -> str:
-    """myTracker's list form: items as they are, in single quotes (double quotes for an item
-    holding a single quote), comma separated, no escapes (providers.md §3.4)."""
+    """myTracker's older list form: items as they are, in single quotes (double quotes for an
+    item holding a single quote), comma separated, no escapes."""
     return "[" + ",".join(f'"{i}"' if "'" in i else f"'{i}'" for i in items) + "]"
 
 
-def maybe_empty(values: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+Cell = str | list[str]
+"""A raw cell: its text, or a list's items (the fake writes them)."""
+
+
+def written(cell: Cell, escaped: bool) -> str:
+    """A cell's text in the file: a list's items as the documents write them (the reference's
+    own ClickHouse writer), or in the older style."""
+    if isinstance(cell, str):
+        return cell
+    return clickhouse_list(cell) if escaped else write_list(cell)
+
+
+def maybe_empty(values: st.SearchStrategy[t.Any]) -> st.SearchStrategy[t.Any]:
     return st.one_of(st.just(""), values, values, values)
 
 
@@ -198,12 +223,15 @@ def event_times(draw: st.DrawFn, span: Span) -> int:
 
 
 @st.composite
-def raw_rows(draw: st.DrawFn, span: Span, zone: str, max_rows: int = 10) -> list[dict[str, str]]:
-    """Raw events, every selector's cell in one of its documented forms; some repeated."""
+def raw_rows(
+    draw: st.DrawFn, span: Span, zone: str, max_rows: int = 10, *, escaped: bool = True
+) -> list[dict[str, Cell]]:
+    """Raw events, every selector's cell in one of its documented forms; some repeated. List
+    cells hold their items (any text; ``escaped=False``: what the older style can write)."""
     rows = []
     for _ in range(draw(st.integers(1, max_rows))):
         ts = draw(event_times(span))
-        row = {
+        row: dict[str, Cell] = {
             "tsEvent": str(ts),
             "tsInstall": draw(
                 maybe_empty(
@@ -221,7 +249,7 @@ def raw_rows(draw: st.DrawFn, span: Span, zone: str, max_rows: int = 10) -> list
         }
         row.update({name: draw(maybe_empty(IDENTIFIERS)) for name in IDS})
         row.update({name: draw(maybe_empty(TITLE)) for name in TITLES})
-        row.update({name: draw(maybe_empty(ITEMS.map(write_list))) for name in LISTS})
+        row.update({name: draw(maybe_empty(ITEMS if escaped else UNESCAPED)) for name in LISTS})
         rows.append(row)
     for _ in range(draw(st.integers(0, 2))):  # the same event twice, next to it or elsewhere
         copy = dict(rows[draw(st.integers(0, len(rows) - 1))])
@@ -238,8 +266,12 @@ SELECTIONS = st.lists(st.sampled_from(SELECTORS[1:]), unique=True, max_size=len(
 # --- the reference decoding ---------------------------------------------------------------------
 
 
-def reference(kind: str, text: str) -> t.Any:
-    """What a cell means, as a typed value to compare with :func:`meaning`."""
+def reference(kind: str, cell: Cell, escaped: bool) -> t.Any:
+    """What a cell means, as a typed value to compare with :func:`meaning`: a list's items
+    exactly, when written with the documented escapes."""
+    if kind == "array" and escaped and isinstance(cell, list):
+        return ("array", cell)
+    text = written(cell, escaped)
     if text == "":
         return None
     if kind == "date-time":
@@ -277,13 +309,23 @@ def kinds_of(selectors: list[str], column_types: dict[str, str]) -> dict[str, st
     return {name: column_types.get(name, KINDS[name]) for name in selectors}
 
 
+def event_time(row: dict[str, Cell]) -> int:
+    return int(str(row["tsEvent"]))
+
+
 def expected_records(
-    rows: list[dict[str, str]], selectors: list[str], kinds: dict[str, str], span: Span
+    rows: list[dict[str, Cell]],
+    selectors: list[str],
+    kinds: dict[str, str],
+    span: Span,
+    escaped: bool = True,
 ) -> list[dict[str, t.Any]]:
     """The rows of ``[start, end)``, window by window, each in the order the export holds it."""
-    inside = [row for row in rows if span.start <= int(row["tsEvent"]) < span.end]
-    inside.sort(key=lambda row: int(row["tsEvent"]) // span.step)  # stable: export order kept
-    return [{name: reference(kinds[name], row[name]) for name in selectors} for row in inside]
+    inside = [row for row in rows if span.start <= event_time(row) < span.end]
+    inside.sort(key=lambda row: event_time(row) // span.step)  # stable: export order kept
+    return [
+        {name: reference(kinds[name], row[name], escaped) for name in selectors} for row in inside
+    ]
 
 
 def got_records(run: TapRun, kinds: dict[str, str]) -> list[dict[str, t.Any]]:
@@ -295,15 +337,15 @@ def got_records(run: TapRun, kinds: dict[str, str]) -> list[dict[str, t.Any]]:
     ]
 
 
-def raw_keys(run: TapRun, selectors: list[str], rows: list[dict[str, str]], span: Span) -> dict:
+def raw_keys(run: TapRun, selectors: list[str], rows: list[dict[str, Cell]], span: Span) -> dict:
     """Each exported row's raw cells → the keys its occurrences got, in order."""
-    inside = [row for row in rows if span.start <= int(row["tsEvent"]) < span.end]
-    inside.sort(key=lambda row: int(row["tsEvent"]) // span.step)
+    inside = [row for row in rows if span.start <= event_time(row) < span.end]
+    inside.sort(key=lambda row: event_time(row) // span.step)
     records = run.records(STREAM)
     assert len(records) == len(inside)
     keys: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for row, record in zip(inside, records, strict=True):
-        keys[tuple(row[name] for name in selectors)].append(record[KEY])
+        keys[tuple(written(row[name], True) for name in selectors)].append(record[KEY])
     return keys
 
 
@@ -360,17 +402,20 @@ def config(
 
 def sync(
     fake: MyTrackerFake,
-    rows: list[dict[str, str]],
+    rows: list[dict[str, Cell]],
     part_rows: int,
     conf: dict,
     *,
     plain: bool = False,
+    escaped: bool = True,
 ) -> tuple[TapRun, list[t.Any]]:
-    """One run over ``rows`` in parts of ``part_rows`` (gzip archives, or ``plain`` CSV files);
-    the run and the requests it made."""
+    """One run over ``rows`` in parts of ``part_rows`` (gzip archives, or ``plain`` CSV files;
+    lists with the documented escapes, or ``escaped=False`` in the older style); the run and
+    the requests it made."""
     fake.rows = {EVENT: rows}
     fake.part_rows = part_rows
     fake.plain_files = plain
+    fake.escaped_lists = escaped
     seen = len(fake.log)
     run = run_tap(conf)
     return run, fake.log[seen:]
@@ -398,8 +443,9 @@ def check_bookmark(run: TapRun, span: Span) -> None:
 
 def test_records_hold_the_documented_value_of_every_form():
     """Every selector's every form, over HTTP in several parts (gzip archives, or plain CSV
-    files as the download page also allows): exact values and JSON types, one export per
-    window, each event once, distinct keys with ``~n`` for repeated rows."""
+    files as the download page also allows): exact values and JSON types (lists of any items
+    written with the documented escapes come back exactly), one export per window, each event
+    once, distinct keys with ``~n`` for repeated rows."""
     with vendor() as fake:
 
         @settings(max_examples=scaled(40), deadline=None)
@@ -411,14 +457,16 @@ def test_records_hold_the_documented_value_of_every_form():
             column_types=COLUMN_TYPES,
             part_rows=st.integers(1, 4),
             plain=st.sampled_from([False, False, True]),
+            escaped=st.sampled_from([True, True, False]),
         )
-        def check(*, data, span, zone, selectors, column_types, part_rows, plain):
-            rows = data.draw(raw_rows(span, zone), label="rows")
+        def check(*, data, span, zone, selectors, column_types, part_rows, plain, escaped):
+            rows = data.draw(raw_rows(span, zone, escaped=escaped), label="rows")
             kinds = kinds_of(selectors, column_types)
             conf = config(fake, span, selectors, zone, column_types)
-            run, requests = sync(fake, rows, part_rows, conf, plain=plain)
+            run, requests = sync(fake, rows, part_rows, conf, plain=plain, escaped=escaped)
             note(f"requests: {[r.path + '?' + r.raw_query for r in requests]}")
-            assert got_records(run, kinds) == expected_records(rows, selectors, kinds, span)
+            expected = expected_records(rows, selectors, kinds, span, escaped)
+            assert got_records(run, kinds) == expected
             check_keys(raw_keys(run, selectors, rows, span))
             check_requests(requests, span, zone, selectors)
             parts = [r.path for r in requests if r.path.startswith("/storage/download/raw/")]
@@ -535,3 +583,18 @@ def test_events_on_window_edges_land_in_exactly_one_window_in_any_timezone():
             assert got == [n for n, ts in enumerate(times) if span.start <= ts < span.end]
 
         check()
+
+
+@settings(max_examples=scaled(500), deadline=None)
+@given(items=st.lists(st.one_of(ITEM, st.text()), max_size=6))
+@example(items=["param1", "param2\n with line break", "param3 with special characters'\\\","])
+@example(items=["\\x41", "\\", "'", "\\'", "", "\x00\x07\x1f", "both ' and \""])
+def test_any_items_written_by_the_fakes_escaper_read_back_exactly(items):
+    """The fake writes lists as ClickHouse does (the reference's own writer agrees), and the
+    tap reads any items back exactly, in Python and in the compiled helpers alike."""
+    text = escape_list(items)
+    assert text == clickhouse_list(items)
+    assert quoted_items(text) == items
+    assert to_array(text, "quoted") == items
+    typed = json_lists(pa.array([text, None]), "quoted")
+    assert typed is None or typed.to_pylist() == [items, None]

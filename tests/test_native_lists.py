@@ -12,9 +12,12 @@ from hypothesis import strategies as st
 from tap_event_exports.engine import native_lists
 from tap_event_exports.engine.lists import to_array
 from tap_event_exports.engine.native_lists import json_lists
+from tap_event_exports.sandbox.mytracker import escape_list
 
 pytestmark = pytest.mark.skipif(native_lists._TO_JSON is None, reason="helpers not built")
 
+DOCUMENTED = "['param1','param2\\n with line break','param3 with special characters\\'\\\\\",' ]"
+"""The selector dictionary's example of ``params.name``, ``""`` read as CSV's doubled quote."""
 PIECES = ["'", '"', ",", "[", "]", " ", "\n", "\r", "\t", "\\", "a", "é", "\x1f", "\xa0", "\u2003"]
 ITEM = st.lists(st.sampled_from(PIECES) | st.text(max_size=3), max_size=6).map("".join)
 
@@ -50,6 +53,8 @@ def reference(value, syntax):
 @example(["[\"it's\", 'x']", "[]", "[ ]", "['a',]", None], "quoted")
 @example(["['a'b', 'c']"], "quoted")
 @example(['["a\\nb"]'], "json")
+@example([DOCUMENTED, "['a\\\\n', 'b']", "['x']"], "quoted")
+@example(["['it\\'s', 'x']", "['a\\', 'b']"], "quoted")
 def test_native_lists_equal_to_array_or_defer(values, syntax):
     typed = json_lists(pa.array(values, pa.string()), syntax)
     if typed is None:
@@ -85,3 +90,29 @@ def test_what_only_json_loads_reads_is_left_to_python():
     assert json_lists(pa.array(['["a\\nb"]']), "json") is None  # an escape
     assert json_lists(pa.array(["[1, 2]"]), "json") is None  # numbers
     assert json_lists(pa.array(["['a' ,\u2003'b']"]), "quoted") is None  # \\s beyond ASCII
+
+
+def test_clickhouse_escapes_are_read_in_c_as_to_array_reads_them():
+    """The documented form is read in C; a \\xHH byte beyond ASCII is left to ``to_array``."""
+    values = [DOCUMENTED, "['plain']", None, "['a\\x41\\x4g\\w\\0']", "['it\\'s' , \"q\\\"\"]"]
+    typed = json_lists(pa.array(values), "quoted")
+    assert typed is not None
+    assert typed.to_pylist() == [
+        ["param1", "param2\n with line break", "param3 with special characters'\\\","],
+        ["plain"],
+        None,
+        ["aA\\x4g\\w\0"],
+        ["it's", 'q"'],
+    ]
+    assert typed.to_pylist() == [None if v is None else to_array(v, "quoted") for v in values]
+    assert json_lists(pa.array(["['caf\\xc3\\xa9']"]), "quoted") is None
+    assert to_array("['caf\\xc3\\xa9']", "quoted") == ["café"]
+    assert to_array("['a\\\\b']", "json") == ["a\\\\b"]  # the JSON syntax reads no escapes
+
+
+@settings(max_examples=500)
+@given(st.lists(st.text(), max_size=6))
+def test_any_items_the_fake_escapes_are_read_in_c(items):
+    typed = json_lists(pa.array([escape_list(items)]), "quoted")
+    assert typed is not None
+    assert typed.to_pylist() == [items]

@@ -52,7 +52,14 @@ from tap_event_exports.engine.synthetic_keys import SyntheticKeys
 from tap_event_exports.engine.typed_columns import values_of
 from tap_event_exports.streams import ExportStream
 from tap_event_exports.tap import TapEventExports
-from tests.properties import Unexpected, json_meaning, quoted_items, scaled
+from tests.properties import (
+    Unexpected,
+    clickhouse_list,
+    json_meaning,
+    plain_items,
+    quoted_items,
+    scaled,
+)
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,8 +79,8 @@ ZONES = (
     "America/Sao_Paulo",  # clocks changed at midnight (until 2019): some dates had no 00:00
 )
 assert set(LIST_SYNTAXES) == {"json", "quoted"}
-"""``json`` (Dfinery, Keen, Batch: JSON lists, myTracker's form read too) and ``quoted``
-(myTracker: quoted items as written, never JSON)."""
+"""``json`` (Dfinery, Keen, Batch: JSON lists, myTracker's older unescaped form read too) and
+``quoted`` (myTracker: ClickHouse's escaped strings, or items as written; never JSON)."""
 
 
 # --- exports ------------------------------------------------------------------------------------
@@ -275,19 +282,26 @@ JSON_LISTS = st.builds(
 
 
 @st.composite
-def mytracker_lists(draw: st.DrawFn) -> str:
-    """``['a','b']``: items as written, in single quotes, or in double quotes when they hold a
-    single quote. (An item holding both quotes has no unambiguous form; none is drawn.)"""
-    items = draw(st.lists(ITEM_TEXT.filter(lambda i: not ("'" in i and '"' in i)), max_size=4))
+def mytracker_lists(draw: st.DrawFn, *, escaped: bool | None = None) -> str:
+    """``['a','b\\n c']`` as the documents show it (ClickHouse's escaped strings, providers.md
+    §3.4), or the older unescaped style: items as written, in single quotes, or in double
+    quotes when they hold a single quote (an item holding both quotes has no such form; none
+    is drawn)."""
     separator = draw(st.sampled_from([", ", ","]))
+    if escaped is None:
+        escaped = draw(st.booleans())
+    if escaped:
+        return clickhouse_list(draw(st.lists(ITEM_TEXT, max_size=4)), separator)
+    items = draw(st.lists(ITEM_TEXT.filter(lambda i: not ("'" in i and '"' in i)), max_size=4))
     return "[" + separator.join(f'"{i}"' if "'" in i else f"'{i}'" for i in items) + "]"
 
 
 def arrays(syntax: str) -> st.SearchStrategy[str]:
     if syntax == "quoted":
         return st.one_of(mytracker_lists(), st.just("[]"))
-    # JSON lists, and myTracker's form where it does not also read as a different JSON list
-    unambiguous = mytracker_lists().filter(lambda v: json_list(v) in (None, quoted_items(v)))
+    # JSON lists, and myTracker's older form where it does not also read as another JSON list
+    older = mytracker_lists(escaped=False)
+    unambiguous = older.filter(lambda v: json_list(v) in (None, plain_items(v)))
     return st.one_of(JSON_LISTS, unambiguous, st.just("[]"))
 
 
@@ -418,8 +432,9 @@ def json_list(text: str) -> list | None:
 
 
 def reference_array(text: str, syntax: str) -> list[str]:
-    if syntax == "json" and (parsed := json_list(text)) is not None:
-        return parsed
+    if syntax == "json":
+        parsed = json_list(text)
+        return plain_items(text) if parsed is None else parsed
     return quoted_items(text)
 
 

@@ -73,7 +73,9 @@ def test_booleans_and_arrays():
     ]
     assert to_array('["1","2"]') == ["1", "2"]
     assert to_array("['a','b\n c']", "quoted") == ["a", "b\n c"]  # a real line break
-    assert to_array("['a','b\\n c']", "quoted") == ["a", "b\\n c"]  # no escapes: as written
+    assert to_array("['a','b\\n c']", "quoted") == ["a", "b\n c"]  # ClickHouse's \n escape
+    assert to_array("['a','b\\\\n c']", "quoted") == ["a", "b\\n c"]  # \\ then n
+    assert to_array("['a','b\\n c']", "json") == ["a", "b\\n c"]  # JSON syntax: as written
     with pytest.raises(ValueError):
         to_array('{"a": 1}')
     cached = ArrayReader()

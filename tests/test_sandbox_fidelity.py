@@ -34,6 +34,7 @@ from tap_event_exports.sandbox.mytracker import (
     write_list,
 )
 from tests.harness import at_once
+from tests.properties import escaped_items
 
 UTC = dt.timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -655,7 +656,10 @@ def test_mytracker_create_reads_dates_in_the_timezone(mt):
 
 
 LIST = re.compile(r"\[(?:('[^']*'|\"[^\"]*\")(?:,('[^']*'|\"[^\"]*\"))*)?\]", re.DOTALL)
-"""The documented serialization: quoted raw items, ``,`` between them."""
+"""The older unescaped style (knob ``escaped_lists=False``)."""
+ESCAPED_LIST = re.compile(r"\[(?:'(?:[^'\\\n\r]|\\.)*'(?:,'(?:[^'\\\n\r]|\\.)*')*)?\]")
+"""The documented form: ClickHouse's single-quoted strings, no spaces, escapes for ``\\``,
+``'`` and control characters (so no raw line break in a cell)."""
 
 
 def test_mytracker_list_values_use_the_documented_format(mt):
@@ -670,19 +674,17 @@ def test_mytracker_list_values_use_the_documented_format(mt):
     assert Counter(cells) == Counter(
         [r["params.name"] for r in source] + [r["params.value"] for r in source]
     ), "the file carries the values as generated, through CSV quoting"
-    assert all(LIST.fullmatch(cell) for cell in cells), "every value is in the documented form"
-    items = [item for cell in cells for item in read_list(cell)]
+    assert all(ESCAPED_LIST.fullmatch(cell) for cell in cells), "every value in the documented form"
+    items = [item for cell in cells for item in escaped_items(cell) or []]
     assert set(SPECIAL_ITEMS) <= set(items), "every awkward item went over the wire"
     assert "[]" in cells, "empty lists"
-    assert any(
-        "['param with\n line break'" in c or ",'param with\n line break'" in c for c in cells
-    )
-    assert any("\r" in c and "\n" not in c for c in cells), "a lone carriage return, raw"
-    assert any("'C:\\new\\table'" in c for c in cells), "backslashes raw, not escaped"
-    assert any('"it\'s"' in c for c in cells), "an item with ' goes in double quotes"
-    assert any("'say \"hi\"'" in c for c in cells), 'an item with " stays in single quotes'
+    assert any("'param with\\n line break'" in c for c in cells), "\\n for a line feed"
+    assert any("'cr\\ronly'" in c for c in cells), "\\r for a carriage return"
+    assert any("'it\\'s'" in c for c in cells), "\\' for a quote"
+    assert any("'C:\\\\new\\\\table'" in c for c in cells), "\\\\ for a backslash"
+    assert any("'say \"hi\"'" in c for c in cells), '" stays as it is'
     assert any("''" in c for c in cells), "empty items"
-    assert all("\\\\" not in c for c in cells), "no doubled backslashes anywhere"
+    assert not any("\n" in c or "\r" in c for c in cells), "no raw line break in a cell"
 
 
 def test_mytracker_list_serialization_round_trips():

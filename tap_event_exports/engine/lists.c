@@ -2,12 +2,14 @@
  * List values as vendors write them, to JSON text, outside Python: exactly the lists of
  * lists.py's to_array, for the values it reads without json.loads. A simple list (quoted
  * items without backslashes or line breaks) in either syntax; in the quoted syntax
- * (myTracker's) also items holding line breaks, quotes and commas, item ends found as
- * quoted_items finds them. Anything else (JSON with escapes, numbers, nesting; whitespace
- * Python's \s may match beyond ASCII) stops the call at its row: the caller then reads the
- * column in Python.
+ * (myTracker's) also ClickHouse's escaped items (escaped_items, unescape) and items holding
+ * line breaks, quotes and commas, item ends found as quoted_items finds them. Anything else
+ * (JSON with escapes, numbers, nesting; whitespace Python's \s may match beyond ASCII; a \xHH
+ * escape of a byte beyond ASCII) stops the call at its row: the caller then reads the column
+ * in Python.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 uint8_t *json_write_string(uint8_t *out, const uint8_t *text, int64_t size);
@@ -64,6 +66,100 @@ static int simple_list(const uint8_t *text, int64_t size, item *items, int64_t *
         if (at < size && text[at] == ']') return at + 1 == size; /* a trailing comma */
     }
 #undef SKIP_SPACES
+}
+
+/*
+ * _ESCAPED_LIST.fullmatch: 1 and the items (their escapes not yet read) if it matches, 0 if it
+ * does not, -1 where a byte outside the items is not ASCII (undecided here). An item ends at
+ * the first quote of its kind that no backslash escapes.
+ */
+static int escaped_list(const uint8_t *text, int64_t size, item *items, int64_t *count) {
+    int64_t at = 0;
+    *count = 0;
+#define SKIP_SPACES                                                                            \
+    while (at < size && (regex_space(text[at]) || text[at] >= 0x80)) {                         \
+        if (text[at] >= 0x80) return -1;                                                       \
+        at++;                                                                                  \
+    }
+#define CLOSE                                                                                  \
+    {                                                                                          \
+        at++;                                                                                  \
+        SKIP_SPACES                                                                            \
+        return at == size;                                                                     \
+    }
+    SKIP_SPACES
+    if (at >= size || text[at] != '[') return 0;
+    at++;
+    SKIP_SPACES
+    if (at < size && text[at] == ']') CLOSE
+    for (;;) {
+        if (at >= size || (text[at] != '\'' && text[at] != '"')) return 0;
+        uint8_t quote = text[at++];
+        int64_t start = at;
+        while (at < size && text[at] != quote) at += text[at] == '\\' ? 2 : 1;
+        if (at >= size) return 0;
+        if (*count == MAX_ITEMS) return -1;
+        items[*count].start = start;
+        items[*count].end = at;
+        (*count)++;
+        at++;
+        SKIP_SPACES
+        if (at < size && text[at] == ']') CLOSE
+        if (at >= size || text[at] != ',') return 0;
+        at++;
+        SKIP_SPACES
+        if (at < size && text[at] == ']') CLOSE /* a trailing comma */
+    }
+#undef CLOSE
+#undef SKIP_SPACES
+}
+
+static inline int hex_digit(uint8_t c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/*
+ * lists.py's unescape of an item's text into out (at most size bytes): ClickHouse's escapes
+ * read, an unknown one kept with its backslash. -1 for a \xHH beyond ASCII (lists.py reads
+ * such bytes together, as UTF-8 or not).
+ */
+static int64_t unescape(const uint8_t *text, int64_t size, uint8_t *out) {
+    int64_t written = 0;
+    for (int64_t at = 0; at < size; at++) {
+        uint8_t byte = text[at];
+        if (byte != '\\' || at + 1 == size) {
+            out[written++] = byte;
+            continue;
+        }
+        uint8_t code = text[++at];
+        switch (code) {
+        case '\\':
+        case '\'':
+        case '"': out[written++] = code; break;
+        case 'n': out[written++] = '\n'; break;
+        case 'r': out[written++] = '\r'; break;
+        case 't': out[written++] = '\t'; break;
+        case 'b': out[written++] = '\b'; break;
+        case 'f': out[written++] = '\f'; break;
+        case '0': out[written++] = 0; break;
+        case 'a': out[written++] = 7; break;
+        case 'v': out[written++] = 11; break;
+        default:
+            if (code == 'x' && at + 2 < size && hex_digit(text[at + 1]) >= 0 &&
+                hex_digit(text[at + 2]) >= 0) {
+                int value = hex_digit(text[at + 1]) * 16 + hex_digit(text[at + 2]);
+                if (value >= 0x80) return -1;
+                out[written++] = (uint8_t)value;
+                at += 2;
+            } else { /* an unknown escape keeps its backslash */
+                out[written++] = '\\';
+                out[written++] = code;
+            }
+        }
+    }
+    return written;
 }
 
 static int64_t skip_space(const uint8_t *text, int64_t at) {
@@ -153,18 +249,36 @@ int64_t lists_to_json(int64_t rows, const uint8_t *validity, const int32_t *offs
         if (present(validity, row)) {
             const uint8_t *text = data + offsets[row];
             int64_t size = offsets[row + 1] - offsets[row], count = 0;
-            int read = simple_list(text, size, items, &count);
+            int read = simple_list(text, size, items, &count), escaped = 0;
+            if (read == 0 && quoted && memchr(text, '\\', (size_t)size) != NULL) {
+                read = escaped_list(text, size, items, &count);
+                if (read == -1) return row;
+                escaped = read == 1;
+            }
             if (read == 0 && quoted) read = quoted_items(text, size, items, &count);
             if (read != 1) return row;
             int64_t need = 2;
             for (int64_t i = 0; i < count; i++) need += 3 + 6 * (items[i].end - items[i].start);
             if (need > limit - out) return row;
+            uint8_t *decoded = NULL;
+            if (escaped && (decoded = malloc((size_t)size + 1)) == NULL) return row;
             *out++ = '[';
             for (int64_t i = 0; i < count; i++) {
+                const uint8_t *at = text + items[i].start;
+                int64_t length = items[i].end - items[i].start;
+                if (escaped) {
+                    length = unescape(at, length, decoded);
+                    if (length < 0) {
+                        free(decoded);
+                        return row;
+                    }
+                    at = decoded;
+                }
                 if (i) *out++ = ',';
-                out = json_write_string(out, text + items[i].start, items[i].end - items[i].start);
+                out = json_write_string(out, at, length);
             }
             *out++ = ']';
+            free(decoded);
         }
         out_offsets[row + 1] = (int32_t)(out - out_data);
     }

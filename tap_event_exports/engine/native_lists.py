@@ -1,8 +1,9 @@
 """List columns read by the compiled helpers (``lists.c``) into the JSON text of each list.
 
 The lists are exactly those :func:`~tap_event_exports.engine.lists.to_array` gives, for the
-values it reads without ``json.loads``; a column with any other value gives ``None`` and is
-read in Python as before.
+values it reads without ``json.loads`` and, in the ``quoted`` syntax, without a backslash (one
+may be ClickHouse's escapes, decoded by ``lists.escaped_items``); a column with any other value
+gives ``None`` and is read in Python as before.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A fake of myTracker's Raw Data Export API, as documented.
+r"""A fake of myTracker's Raw Data Export API, as documented.
 
 Every request must carry a valid ``AuthHMAC`` signature over method, URL and body (403
 otherwise), downloads included. ``create.json`` takes its parameters in the query string or as a
@@ -66,14 +66,30 @@ Documented behaviour, where it comes from and where it is exercised:
   parts as plain CSV files ``<id>.<event>.<hash>.<n>.csv`` (which sizes get which form is
   UNCONFIRMED; default: gzip, as the raw get page's example links).
 - ``params.name`` / ``params.value`` are lists serialized like
-  ``['param1','param2<newline> with line break']`` [providers 3.4, from the docs' selector
-  list]: items in single quotes, an item containing ``'`` in double quotes, items written raw
-  (no backslash escaping, real line breaks), ``,`` between items, ``[]`` for none
-  (``write_list`` / ``read_list``). The generated rows carry real line feeds, carriage
-  returns, ``"``, ``,``, ``;``, backslashes, unicode, empty items and empty lists. An item holding both quote
-  characters cannot be written unambiguously without escapes: the fake never generates one
-  (UNCONFIRMED how the vendor writes it) (fid ``test_mytracker_list_values_use_the_documented_format``,
-  ``test_mytracker_list_serialization_round_trips``; ``test_mytracker.py`` exact datasets).
+  ``['param1','param2\n with line break',…]`` [providers 3.4, from the docs' selector list];
+  the selector dictionary's example, ``['param1','param2\n with line break','param3 with
+  special characters\'\\"",' ]`` (CSV cell text), is ClickHouse's text form of an
+  ``Array(String)``: items in single quotes, ``,`` between them, no spaces, ``[]`` for none;
+  inside items ``\\`` for a backslash, ``\'`` for a quote and ``\b`` ``\f`` ``\n``
+  ``\r`` ``\t`` ``\0`` for those characters (what ClickHouse escapes when it writes; other
+  characters raw) (``escape_list``). Generated rows hold a list cell as a ``ListCell``, the
+  documented text that keeps its items; a cell may also be given as its items, or as text
+  (served as it is). Knob ``escaped_lists=False`` writes the older unescaped style the tap
+  also reads: items as they are (real line breaks), an item holding ``'`` in double quotes
+  (``write_list`` / ``read_list``); an item holding both quotes has no such form. The
+  generated rows carry real line feeds, carriage returns, ``"``, ``'``, ``,``, ``;``,
+  backslashes, unicode, empty items and empty lists (fid
+  ``test_mytracker_list_values_use_the_documented_format``,
+  ``test_mytracker_list_serialization_round_trips``; ``test_mytracker.py`` exact datasets,
+  the documented example over HTTP; ``test_mytracker_properties.py``).
+- Flags: ``eventNameInvert`` is "0 — off (by default) 1 — on", ``isVerified`` "One value from
+  the Verification dictionary. For example: 1" [seeds/003]; any other value is refused with
+  the documented 400 shape, detail "Argument '<name>' is invalid" (the wording of the
+  documented invalid-selectors detail; the Verification dictionary's values beyond 0/1
+  UNCONFIRMED) (``test_mytracker.py``).
+- Part links are absolute URLs in the documented example [providers 3.5]; knob
+  ``relative_links`` answers them as paths (``/storage/download/raw/...``), the other reading
+  of an undocumented detail (``test_mytracker.py``).
 - Quotas per API user: 10 a second, 100 a minute, 1000 an hour [providers 3.7]; over any:
   ``429 {"code":429,"message":"Too Many Requests","data":{"error":{"info":{"quotas":[{"name",
   "count", "limit", "resetTime", "resetInSecond", "exceeded"}, ...]}}}}`` listing all three
@@ -189,8 +205,50 @@ def csv_line(values: list[str]) -> str:
     return ",".join(quoted) + "\n"
 
 
+Cell = str | list[str]
+"""A raw cell: its text, or a list's items (written as the fake's knob says; see
+:class:`ListCell`)."""
+Row = dict[str, Cell]
+FLAGS = ("eventNameInvert", "isVerified")
+"""Create parameters that take one of 0 and 1 [seeds/003]."""
+_CLICKHOUSE_ESCAPES = {
+    "\\": "\\\\",
+    "'": "\\'",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\0": "\\0",
+}
+"""What ClickHouse escapes in a single-quoted string it writes; other characters go raw."""
+
+
+def escape_list(items: list[str]) -> str:
+    r"""A list as the documents show it: ``['param1','param2\n with line break']``.
+
+    ClickHouse's quoted strings: single quotes, no spaces, backslash escapes.
+    """
+    escaped = ("".join(_CLICKHOUSE_ESCAPES.get(c, c) for c in item) for item in items)
+    return "[" + ",".join(f"'{item}'" for item in escaped) + "]"
+
+
+class ListCell(str):
+    """A list cell: the text the documents show (:func:`escape_list`), holding its items.
+
+    The items let the older unescaped style be written too (knob ``escaped_lists``).
+    """
+
+    items: list[str]
+
+    def __new__(cls, items: list[str]) -> ListCell:  # noqa: D102
+        cell = super().__new__(cls, escape_list(items))
+        cell.items = list(items)
+        return cell
+
+
 def write_list(items: list[str]) -> str:
-    """A list as myTracker writes ``params.name``: ``['a','b']``, raw items, no escapes.
+    """A list in the older unescaped style: ``['a','b']``, raw items, no escapes.
 
     An item containing ``'`` goes in double quotes; one holding both quotes cannot be written.
     """
@@ -231,10 +289,13 @@ def bad_request(detail: str) -> FakeResponse:
 
 def generate_rows(
     event: str, *, start: dt.datetime, days: int, per_day: int, seed: int = 5
-) -> list[dict[str, str]]:
-    """Raw events of one kind: unix timestamps, ids, titles, SDK keys and list parameters."""
+) -> list[Row]:
+    """Raw events of one kind: unix timestamps, ids, titles, SDK keys and list parameters.
+
+    A list parameter's cell is a :class:`ListCell`: the documented text, and its items.
+    """
     rng = random.Random(f"{seed}-{event}")
-    rows = []
+    rows: list[Row] = []
     specials = 0
     for day in range(days):
         base = int(start.timestamp()) + day * 86400
@@ -263,8 +324,8 @@ def generate_rows(
                     "SDKKey": f"{rng.randrange(10**19):020d}",
                     "idDevice": str(rng.randrange(10**9)),
                     "eventName": rng.choice(["level_up", "purchase_click", "tutorial"]),
-                    "params.name": write_list(names),
-                    "params.value": write_list(values),
+                    "params.name": ListCell(names),
+                    "params.value": ListCell(values),
                     "revenue": f"{rng.randrange(100000) / 100:.2f}",
                 }
             )
@@ -280,7 +341,7 @@ class RawExport:
     id: str
     event: str
     selectors: list[str]
-    rows: list[dict[str, str]]
+    rows: list[Row]
     created: float
     duration: float
     outcome: str = "Success!"
@@ -299,7 +360,7 @@ class MyTrackerFake(FakeServer):
 
     def __init__(
         self,
-        rows: dict[str, list[dict[str, str]]],
+        rows: dict[str, list[Row]],
         *,
         user_id: str = "77658",
         secret: str = "mytracker-secret-key",
@@ -315,6 +376,8 @@ class MyTrackerFake(FakeServer):
         port: int = 0,
         memoize: bool = False,
         plain_files: bool = False,
+        escaped_lists: bool = True,
+        relative_links: bool = False,
     ) -> None:
         """Serve ``rows`` per event; exports above ``row_limit`` rows fail as too large.
 
@@ -329,6 +392,11 @@ class MyTrackerFake(FakeServer):
 
         ``plain_files`` serves every export's parts as plain CSV files instead of gzip archives
         (the download page allows either).
+
+        ``escaped_lists`` writes list cells as the documents show them (ClickHouse's escaped
+        strings, :func:`escape_list`); ``False``: the older unescaped style (:func:`write_list`).
+        ``relative_links`` answers part links as paths on the API host, not absolute URLs.
+        ``part_rows`` rows go in each part; ``row_limit`` is the most rows an export may hold.
         """
         super().__init__(port=port)
         self.rows = rows
@@ -337,6 +405,8 @@ class MyTrackerFake(FakeServer):
         self.job_seconds = job_seconds
         self.part_rows = part_rows
         self.plain_files = plain_files
+        self.escaped_lists = escaped_lists
+        self.relative_links = relative_links
         self.row_limit = row_limit
         self.limits = ((per_second, 1.0), (per_minute, 60.0), (per_hour, 3600.0))
         self.queue_limit = queue_limit
@@ -355,7 +425,7 @@ class MyTrackerFake(FakeServer):
         self._lock2 = threading.Lock()
         self._creating = threading.Lock()
         self._rendered: dict[tuple, list[bytes]] | None = {} if memoize else None
-        self._selected: dict[tuple, list[dict[str, str]]] | None = {} if memoize else None
+        self._selected: dict[tuple, list[Row]] | None = {} if memoize else None
 
     # --- switches ----------------------------------------------------------------------------
 
@@ -536,6 +606,9 @@ class MyTrackerFake(FakeServer):
                 },
             }
             return FakeResponse.json(400, body)
+        for flag in FLAGS:
+            if any(value not in {"0", "1"} for value in params.get(flag, ())):
+                return bad_request(f"Argument '{flag}' is invalid")
         apps = self._list(params, "idApp")
         names = self._list(params, "eventName")
         invert = (params.get("eventNameInvert") or ["0"])[0] == "1"
@@ -543,7 +616,9 @@ class MyTrackerFake(FakeServer):
         request += (invert,)
         rows = self._selected.get(request) if self._selected is not None else None
         if rows is None:
-            rows = [r for r in self.rows.get(event, []) if ts_from <= int(r["tsEvent"]) <= ts_to]
+            rows = [
+                r for r in self.rows.get(event, []) if ts_from <= int(str(r["tsEvent"])) <= ts_to
+            ]
             if apps:
                 rows = [r for r in rows if r["idApp"] in apps]
             if names:
@@ -599,6 +674,14 @@ class MyTrackerFake(FakeServer):
             data["files"] = self._files(export)
         return FakeResponse.json(200, {"code": 200, "message": "Ok", "data": data})
 
+    def _cell(self, value: Cell) -> str:
+        """A cell's text: a list's items written as :attr:`escaped_lists` says."""
+        if isinstance(value, ListCell):
+            return value if self.escaped_lists else write_list(value.items)
+        if isinstance(value, str):
+            return value
+        return escape_list(value) if self.escaped_lists else write_list(value)
+
     def _files(self, export: RawExport) -> list[dict[str, str]]:
         if not export.parts:
             export.plain = self.plain_files
@@ -613,16 +696,20 @@ class MyTrackerFake(FakeServer):
             ] or [[]]
             for chunk in chunks:
                 lines = [csv_line(export.selectors)]
-                lines.extend(csv_line([row.get(s, "") for s in export.selectors]) for row in chunk)
+                lines.extend(
+                    csv_line([self._cell(row.get(s, "")) for s in export.selectors])
+                    for row in chunk
+                )
                 text = "".join(lines).encode()
                 export.parts.append(text if export.plain else gzip.compress(text))
             if self._rendered is not None:
                 self._rendered[export.request, export.plain] = export.parts
         digest = hashlib.md5(export.id.encode()).hexdigest()  # noqa: S324 - a file name
         suffix = "csv" if export.plain else "csv.gz"
+        host = "" if self.relative_links else self.base_url
         return [
             {
-                "link": f"{self.base_url}/storage/download/raw/{export.id}.{export.event}.{digest}.{n}.{suffix}",
+                "link": f"{host}/storage/download/raw/{export.id}.{export.event}.{digest}.{n}.{suffix}",
                 "timestampExpires": str(int(export.expires)),
             }
             for n in range(len(export.parts))

@@ -18,6 +18,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import re
 import threading
@@ -58,8 +59,13 @@ if t.TYPE_CHECKING:
 logger = logging.getLogger("tap_event_exports.mytracker")
 
 API = "/api/raw/v1/export"
-MIN_SPLIT = dt.timedelta(hours=1)
-"""Windows are halved on "Too many lines" down to this size; below, the export fails clearly."""
+MIN_SPLIT = dt.timedelta(minutes=1)
+"""Windows are halved on "Too many lines" down to this size; below, the export fails clearly.
+``tsFrom``/``tsTo`` are unix seconds, so an hour holding more rows than an export may is split
+too."""
+ANSWER_LIMIT = 16 << 20
+"""Most bytes of an API answer read. A status answer lists one link per part: an export of
+hundreds of parts answers far more than the 64 KiB an error body is read to."""
 RATE_LIMITS = ((10, 1.0), (100, 60.0), (1000, 3600.0))
 """Requests per API user: 10 a second, 100 a minute, 1000 an hour (documented quotas)."""
 ARRAY_ONLY = frozenset({"eventName"})
@@ -288,7 +294,7 @@ class MyTrackerJobs(ExportJobs):
         def attempt() -> t.Any:
             response = self.policy.send_once(spec, what=what)
             try:
-                body = json_body(response)
+                body = answer_body(response, what=what)
             finally:
                 response.close()
             if not isinstance(body, dict):
@@ -372,7 +378,8 @@ class MyTrackerJobs(ExportJobs):
             now = time.time()
             if any(float(f.get("timestampExpires") or now + 1) <= now for f in files):
                 return JobStatus(Phase.EXPIRED, message="the export's file links expired")
-            return JobStatus(Phase.DONE, files=[RequestSpec("GET", f["link"]) for f in files])
+            links = [urllib.parse.urljoin(f"{self.base}/", str(f["link"])) for f in files]
+            return JobStatus(Phase.DONE, files=[RequestSpec("GET", link) for link in links])
         detail = str(data.get("errorMessage") or data.get("error") or state)
         if state == "Error occurred":
             return JobStatus(Phase.RETRY, message=detail)
@@ -399,6 +406,23 @@ class MyTrackerJobs(ExportJobs):
             self.cancel(job_id)
 
 
+def answer_body(response: requests.Response, *, what: str) -> t.Any:
+    """An API answer's JSON (``None`` if it is not JSON), read whole up to :data:`ANSWER_LIMIT`.
+
+    A longer answer stops the run with one line rather than be cut into invalid JSON.
+    """
+    raw = bytearray()
+    for chunk in response.iter_content(1 << 16):
+        raw += chunk
+        if len(raw) > ANSWER_LIMIT:
+            msg = f"mytracker: {what}: an answer longer than {ANSWER_LIMIT} bytes (not read)"
+            raise VendorError(msg)
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
 def _part_number(file: dict) -> int:
     match = re.search(r"\.(\d+)\.csv(\.gz)?$", urllib.parse.urlsplit(file.get("link", "")).path)
     return int(match.group(1)) if match else 0
@@ -406,8 +430,19 @@ def _part_number(file: dict) -> int:
 
 def _list_value(value: t.Any) -> list[str]:
     if isinstance(value, list):
-        return [str(v) for v in value]
-    return [v.strip() for v in str(value).split(",") if v.strip()]
+        return [parameter_text(v) for v in value]
+    return [v.strip() for v in parameter_text(value).split(",") if v.strip()]
+
+
+def parameter_text(value: t.Any) -> str:
+    """A create parameter's text: a boolean as ``1`` or ``0``.
+
+    Flags take "0 — off (by default) 1 — on" (``eventNameInvert``), ``isVerified`` "For
+    example: 1"; Python's ``True`` would go out as ``True``.
+    """
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
 
 
 class MyTracker(MyTrackerBlock):
@@ -450,9 +485,9 @@ class MyTracker(MyTrackerBlock):
                     if key in ARRAY_ONLY:
                         query.extend((f"{key}[]", v) for v in _list_value(value))
                     elif isinstance(value, list):
-                        query.append((key, ",".join(str(v) for v in value)))
+                        query.append((key, ",".join(parameter_text(v) for v in value)))
                     else:
-                        query.append((key, str(value)))
+                        query.append((key, parameter_text(value)))
                 return query
 
             jobs = MyTrackerJobs(policy, base, name, parameters, queue=queue, describe=describe)

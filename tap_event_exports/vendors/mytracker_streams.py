@@ -45,10 +45,16 @@ EXPORT_SETTINGS = (
 
 
 def selector_type(name: str) -> str:
-    """The column type of a known selector: timestamps, ids, titles and list parameters."""
+    """The column type of a known selector: timestamps, ids, titles and list parameters.
+
+    ISO 3166 codes are strings: ``*ISOAlpha2`` letters, and ``*ISONumeric`` three digits with
+    their leading zeros (``040``), not numbers.
+    """
     if name in {"params.name", "params.value"}:
         return "array"
-    if "ISOAlpha" in name or name in {
+    if "ISOAlpha" in name or "ISONumeric" in name:
+        return "string"
+    if name in {
         "SDKKey",
         "dtEvent",
         "eventName",
