@@ -197,7 +197,8 @@ def test_a_failed_run_leaves_a_state_naming_the_jobs_it_prefetched_and_the_next_
         config = batch_config(fake, push_campaigns=["CAMPAIGN_A"], reachability=True)
         config |= {"start_date": utc_midnight(0).isoformat(), "max_concurrent_jobs": 4}
         config["batch"]["lookback"] = "PT0S"
-        fake.fail_next("ERROR")  # the first export created fails
+        # the push events' export ends in ERROR each time: created again three times, it fails
+        fake.fail_next("ERROR", times=4, path="/campaign/CAMPAIGN_A/events")
         run = run_tap(config, raise_errors=False)
         assert isinstance(run.error, JobFailedError)
         state = run.last_state
