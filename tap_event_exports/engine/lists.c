@@ -29,6 +29,13 @@ static inline int regex_space(uint8_t c) {
 /* lists.py's _SPACE. */
 static inline int list_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+/* Skips Python's \s among ASCII bytes; a byte beyond ASCII returns -1 (undecided here). */
+#define SKIP_SPACES                                                                            \
+    while (at < size && (regex_space(text[at]) || text[at] >= 0x80)) {                         \
+        if (text[at] >= 0x80) return -1;                                                       \
+        at++;                                                                                  \
+    }
+
 /*
  * _SIMPLE_LIST.fullmatch: 1 and the items if it matches, 0 if it does not, -1 where a byte
  * outside the items is not ASCII (Python's \s might match it: undecided here).
@@ -38,11 +45,6 @@ static int simple_list(const uint8_t *text, int64_t size, item *items, int64_t *
     *count = 0;
     if (size < 2 || text[0] != '[') return 0;
     at = 1;
-#define SKIP_SPACES                                                                            \
-    while (at < size && (regex_space(text[at]) || text[at] >= 0x80)) {                         \
-        if (text[at] >= 0x80) return -1;                                                       \
-        at++;                                                                                  \
-    }
     SKIP_SPACES
     if (at < size && text[at] == ']') return at + 1 == size;
     for (;;) {
@@ -65,7 +67,6 @@ static int simple_list(const uint8_t *text, int64_t size, item *items, int64_t *
         SKIP_SPACES
         if (at < size && text[at] == ']') return at + 1 == size; /* a trailing comma */
     }
-#undef SKIP_SPACES
 }
 
 /*
@@ -76,11 +77,6 @@ static int simple_list(const uint8_t *text, int64_t size, item *items, int64_t *
 static int escaped_list(const uint8_t *text, int64_t size, item *items, int64_t *count) {
     int64_t at = 0;
     *count = 0;
-#define SKIP_SPACES                                                                            \
-    while (at < size && (regex_space(text[at]) || text[at] >= 0x80)) {                         \
-        if (text[at] >= 0x80) return -1;                                                       \
-        at++;                                                                                  \
-    }
 #define CLOSE                                                                                  \
     {                                                                                          \
         at++;                                                                                  \
@@ -111,8 +107,8 @@ static int escaped_list(const uint8_t *text, int64_t size, item *items, int64_t 
         if (at < size && text[at] == ']') CLOSE /* a trailing comma */
     }
 #undef CLOSE
-#undef SKIP_SPACES
 }
+#undef SKIP_SPACES
 
 static inline int hex_digit(uint8_t c) {
     if (c >= '0' && c <= '9') return c - '0';
