@@ -806,3 +806,33 @@ def test_a_dense_hour_is_split_below_an_hour_and_every_row_arrives_once(monkeypa
         "replication_key_value": utc_midnight(0).isoformat(),
         "pending_jobs": {},
     }
+
+
+@pytest.mark.parametrize(
+    ("zone", "day_shift"), [("UTC", 0), ("Asia/Tokyo", 1), ("America/Los_Angeles", 0)]
+)
+def test_dt_event_is_the_events_date_in_the_timezone_sent(zone, day_shift):
+    """``dtEvent`` is the event's date in ``timezone`` [providers 3.4]: an event at 20:00 UTC
+    is on the next day in Tokyo, the same day in Los Angeles."""
+    start = utc_midnight(1)
+    moment = start + dt.timedelta(hours=20)
+    row = {"tsEvent": str(int(moment.timestamp())), "dtEvent": "unused", "idApp": "1"}
+    selectors = ["tsEvent", "dtEvent", "idApp"]
+    with MyTrackerFake({"installs": [row]}, job_seconds=0.05) as fake:
+        config = mytracker_config(
+            fake, exports=[{"event": "installs", "selectors": selectors}], timezone=zone
+        )
+        config |= {"start_date": start.isoformat(), "end_date": utc_midnight(0).isoformat()}
+        run = run_tap(config)
+        (create,) = [r for r in fake.log if r.path.endswith("/create.json")]
+    assert create.arg("timezone") == zone
+    records = [
+        {k: v for k, v in r.items() if k != "_record_id"} for r in run.records("mytracker_installs")
+    ]
+    assert records == [
+        {
+            "tsEvent": moment.isoformat(),
+            "dtEvent": (moment.date() + dt.timedelta(days=day_shift)).isoformat(),
+            "idApp": 1,
+        }
+    ]

@@ -82,6 +82,8 @@ Documented behaviour, where it comes from and where it is exercised:
   ``test_mytracker_list_values_use_the_documented_format``,
   ``test_mytracker_list_serialization_round_trips``; ``test_mytracker.py`` exact datasets,
   the documented example over HTTP; ``test_mytracker_properties.py``).
+- ``dtEvent`` is the event's date in the request's ``timezone`` [providers 3.4], computed
+  from ``tsEvent`` when a file is written (``test_mytracker.py``).
 - Flags: ``eventNameInvert`` is "0 — off (by default) 1 — on", ``isVerified`` "One value from
   the Verification dictionary. For example: 1" [seeds/003]; any other value is refused with
   the documented 400 shape, detail "Argument '<name>' is invalid" (the wording of the
@@ -210,6 +212,8 @@ Cell = str | list[str]
 :class:`ListCell`)."""
 Row = dict[str, Cell]
 FLAGS = ("eventNameInvert", "isVerified")
+DEFAULT_TIMEZONE = "Europe/Moscow"
+"""``timezone``'s documented default [seeds/003]."""
 """Create parameters that take one of 0 and 1 [seeds/003]."""
 _CLICKHOUSE_ESCAPES = {
     "\\": "\\\\",
@@ -352,6 +356,8 @@ class RawExport:
     request: tuple = ()
     """What was asked for (event, range, selectors, filters): equal requests, equal files."""
     plain: bool = False
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo(DEFAULT_TIMEZONE))
+    """The request's ``timezone``: ``dtEvent`` is the event's date there."""
     """Its parts are plain CSV files (``.csv``), not gzip archives (``.csv.gz``)."""
 
 
@@ -541,7 +547,7 @@ class MyTrackerFake(FakeServer):
                 return bad_request("Argument 'tsTo' is expected but not set")
         elif "dateFrom" in params or "dateTo" in params:
             try:
-                zone = ZoneInfo((params.get("timezone") or ["Europe/Moscow"])[0])
+                zone = ZoneInfo((params.get("timezone") or [DEFAULT_TIMEZONE])[0])
             except (KeyError, ValueError):
                 return bad_request("Argument 'timezone' is invalid")
             try:
@@ -612,8 +618,12 @@ class MyTrackerFake(FakeServer):
         apps = self._list(params, "idApp")
         names = self._list(params, "eventName")
         invert = (params.get("eventNameInvert") or ["0"])[0] == "1"
+        try:
+            zone = ZoneInfo((params.get("timezone") or [DEFAULT_TIMEZONE])[0])
+        except (KeyError, ValueError):
+            return bad_request("Argument 'timezone' is invalid")
         request = (event, ts_from, ts_to, tuple(selectors), tuple(apps or ()), *(names or ()))
-        request += (invert,)
+        request += (invert, zone.key)
         rows = self._selected.get(request) if self._selected is not None else None
         if rows is None:
             rows = [
@@ -633,6 +643,7 @@ class MyTrackerFake(FakeServer):
             created=time.monotonic(),
             duration=self.job_seconds,
             request=request,
+            zone=zone,
         )
         if self.row_limit is not None and len(rows) > self.row_limit:
             export.outcome, export.error = "User error occurred", "Too many lines in export"
@@ -674,6 +685,14 @@ class MyTrackerFake(FakeServer):
             data["files"] = self._files(export)
         return FakeResponse.json(200, {"code": 200, "message": "Ok", "data": data})
 
+    @staticmethod
+    def _value(row: Row, selector: str, export: RawExport) -> Cell:
+        """A row's value of a selector; ``dtEvent`` is its ``tsEvent``'s date in the timezone."""
+        if selector == "dtEvent" and "tsEvent" in row:
+            moment = dt.datetime.fromtimestamp(int(str(row["tsEvent"])), export.zone)
+            return moment.date().isoformat()
+        return row.get(selector, "")
+
     def _cell(self, value: Cell) -> str:
         """A cell's text: a list's items written as :attr:`escaped_lists` says."""
         if isinstance(value, ListCell):
@@ -697,7 +716,7 @@ class MyTrackerFake(FakeServer):
             for chunk in chunks:
                 lines = [csv_line(export.selectors)]
                 lines.extend(
-                    csv_line([self._cell(row.get(s, "")) for s in export.selectors])
+                    csv_line([self._cell(self._value(row, s, export)) for s in export.selectors])
                     for row in chunk
                 )
                 text = "".join(lines).encode()
