@@ -483,18 +483,21 @@ def test_ok_envelope_without_data_is_an_empty_day_not_csv(dfinery):
 
 def test_json_where_csv_was_asked_is_retried_never_read_as_csv(dfinery):
     dfinery.fail_next("json_answer")
+    dfinery.fail_next("odd_envelope")  # status true, but code 50000: no empty day
     run = run_tap(dfinery_config(dfinery) | {"max_concurrent_jobs": 1})
     keys = [r[KEY] for r in run.records("dfinery_events")]
     assert sorted(keys) == sorted(r[KEY] for r in all_days(dfinery))
-    assert len(dfinery.requests_to("/export/event")) == DAYS + 1
-    dfinery.fail_next("json_answer", times=2)
+    assert len(dfinery.requests_to("/export/event")) == DAYS + 2
+    dfinery.fail_next("json_answer")
+    dfinery.fail_next("odd_envelope")
     config = dfinery_config(dfinery) | {"max_concurrent_jobs": 1, "max_retries": 2}
     again = run_tap(config, raise_errors=False)
     assert isinstance(again.error, RetriesExhaustedError)
-    assert str(again.error).endswith(
-        'last error: a JSON answer where a CSV export was expected: {"status": true, '
-        '"code": 20000, "message": "OK", "data": {"rows": 1}}'
+    assert str(again.error).endswith(  # the pretty-printed body on one line
+        'last error: a JSON answer where a CSV export was expected: { "status": true, '
+        '"code": 50000, "message": "INTERNAL_SERVER_ERROR", "data": null }'
     )
+    assert "\n" not in str(again.error)
 
 
 @pytest.mark.parametrize(

@@ -540,6 +540,7 @@ def test_colon_paths_of_a_2_0_file_read_as_the_dotted_columns(keen):
         ("amount", "body:amount", "amount"),
         ("keen.timestamp", "keen:timestamp", "keen.timestamp"),
         ("header.timestamp", "header:timestamp", "header.timestamp"),
+        ("header.id", "body:header:id", "header.id"),  # a user property named header
         ("body:user:email", "body:user:email", "user.email"),
         ("body:amount", "body:amount", "amount"),
         ("keen:timestamp", "keen:timestamp", "keen.timestamp"),

@@ -50,6 +50,7 @@ import pyarrow as pa
 from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 
+from tap_event_exports.engine import native_lists
 from tap_event_exports.engine.lists import to_array
 from tap_event_exports.engine.native_lists import json_lists
 from tap_event_exports.sandbox.mytracker import MyTrackerFake, escape_list
@@ -597,4 +598,8 @@ def test_any_items_written_by_the_fakes_escaper_read_back_exactly(items):
     assert quoted_items(text) == items
     assert to_array(text, "quoted") == items
     typed = json_lists(pa.array([text, None]), "quoted")
-    assert typed is None or typed.to_pylist() == [items, None]
+    if native_lists._TO_JSON is None:  # built without a compiler: nothing more to compare
+        assert typed is None
+        return
+    assert typed is not None, "the escaper writes no \\xHH: C reads every such list"
+    assert typed.to_pylist() == [items, None]

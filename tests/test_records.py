@@ -76,6 +76,12 @@ def test_booleans_and_arrays():
     assert to_array("['a','b\\n c']", "quoted") == ["a", "b\n c"]  # ClickHouse's \n escape
     assert to_array("['a','b\\\\n c']", "quoted") == ["a", "b\\n c"]  # \\ then n
     assert to_array("['a','b\\n c']", "json") == ["a", "b\\n c"]  # JSON syntax: as written
+    # long runs of spaces where a list is refused: refused at once (the patterns never try
+    # every split of a run between two optional runs)
+    for syntax in ("json", "quoted"):
+        for text in ("['a\\n'" + " " * 50_000 + "x", "['a'" + "\n" * 50_000 + "x"):
+            with pytest.raises(ValueError):
+                to_array(text, syntax)
     with pytest.raises(ValueError):
         to_array('{"a": 1}')
     cached = ArrayReader()

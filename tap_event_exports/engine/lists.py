@@ -21,12 +21,13 @@ import re
 import typing as t
 
 _QUOTED = r"(?:'[^'\\\n\r]*'|\"[^\"\\\n\r]*\")"
-_SIMPLE_LIST = re.compile(rf"\[\s*(?:{_QUOTED}\s*(?:,\s*{_QUOTED}\s*)*,?\s*)?\]")
+_SIMPLE_LIST = re.compile(rf"\[\s*(?:{_QUOTED}\s*(?:,\s*{_QUOTED}\s*)*(?:,\s*)?)?\]")
+"""No two runs of spaces side by side: a value that does not match fails in linear time."""
 _SIMPLE_ITEM = re.compile(r"'([^'\\\n\r]*)'|\"([^\"\\\n\r]*)\"")
 _ESCAPED_ITEM = r"'([^'\\]*(?:\\.[^'\\]*)*)'|\"([^\"\\]*(?:\\.[^\"\\]*)*)\""
 """An item with backslash escapes: it ends at the first quote of its kind no backslash escapes."""
 _ESCAPED_LIST = re.compile(
-    rf"\s*\[\s*(?:(?:{_ESCAPED_ITEM})\s*(?:,\s*(?:{_ESCAPED_ITEM})\s*)*,?\s*)?\]\s*", re.DOTALL
+    rf"\s*\[\s*(?:(?:{_ESCAPED_ITEM})\s*(?:,\s*(?:{_ESCAPED_ITEM})\s*)*(?:,\s*)?)?\]\s*", re.DOTALL
 )
 _ESCAPED_ITEMS = re.compile(_ESCAPED_ITEM, re.DOTALL)
 _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.DOTALL)

@@ -416,7 +416,8 @@ class DfineryFake(FakeServer):
         a JSON failure body), ``validation_failure`` / ``internal_server_error`` (HTTP 200
         with a ``status: false`` envelope), ``ok_envelope`` (the guide's ``status: true``
         envelope with ``data: null``), ``json_answer`` (that envelope holding data: JSON where
-        CSV was asked), ``slow`` (answer after ``reset_in`` s).
+        CSV was asked), ``odd_envelope`` (``status: true`` with code 50000, pretty-printed as
+        the guide prints its bodies), ``slow`` (answer after ``reset_in`` s).
         """
         for _ in range(times):
             self.faults.append((kind, path, reset_in))
@@ -547,6 +548,10 @@ class DfineryFake(FakeServer):
                     return FakeResponse.json(200, OK_ENVELOPE)
                 if kind == "json_answer":
                     return FakeResponse.json(200, OK_ENVELOPE | {"data": {"rows": 1}})
+                if kind == "odd_envelope":  # status true with a failure's code, pretty-printed
+                    odd = OK_ENVELOPE | {"code": 50000, "message": "INTERNAL_SERVER_ERROR"}
+                    body = json.dumps(odd, indent=2).encode()
+                    return FakeResponse(200, body, {"Content-Type": "application/json"})
                 if kind == "reset":
                     return FakeResponse(close_before_response=True)
                 if kind == "client_connection_closed":

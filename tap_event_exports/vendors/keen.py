@@ -213,12 +213,14 @@ def colon_name(name: str) -> str:
     """A filter's property as the 2.0 API names it: the inverse of :func:`dotted_name`.
 
     ``user.email`` is ``body:user:email``, ``keen.timestamp`` is ``keen:timestamp`` and
-    ``header.timestamp`` is ``header:timestamp``; a name with a colon is 2.0's already.
+    ``header.timestamp`` is ``header:timestamp`` (the header's only property); any other
+    ``header.…`` is a user property, as the column :func:`dotted_name` gives ``body:header:…``.
+    A name with a colon is 2.0's already.
     """
     if ":" in name:
         return name
     parts = name.split(".")
-    if len(parts) > 1 and parts[0] in OUTSIDE_BODY:
+    if name == "header.timestamp" or (len(parts) > 1 and parts[0] == "keen"):
         return ":".join(parts)
     return ":".join(["body", *parts])
 
