@@ -109,6 +109,14 @@ def test_datetimes_to_rfc3339_utc(value, timezone, expected):
     assert dt.datetime.fromisoformat(expected).tzinfo is not None
 
 
+def test_a_date_time_with_a_long_run_of_spaces_is_refused_at_once():
+    """The pattern has no two optional runs of spaces side by side to try every split of."""
+    reader = DateTimeReader("UTC")
+    with pytest.raises(ValueError):
+        reader("2025-01-06" + " " * 100_000 + "x")
+    assert reader(" 2025-01-06T10:38:10 Z ") == "2025-01-06T10:38:10+00:00"
+
+
 def test_unix_times_are_exact_over_the_whole_range():
     """Seconds and milliseconds are rendered by integer arithmetic, equal to datetime's."""
     reader = DateTimeReader("UTC")

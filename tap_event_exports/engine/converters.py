@@ -148,7 +148,7 @@ class ArrayReader(CachedConverter):
 _DATETIME = re.compile(
     r"^\s*(\d{4})[-./](\d{1,2})[-./](\d{1,2})"
     r"(?:[T ]+(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
-    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$",
+    r"(?:\s*(Z|[+-]\d{2}(?::?\d{2})?))?\s*$",  # one optional run of spaces next to another
     re.IGNORECASE,
 )
 
