@@ -1,7 +1,8 @@
 r"""List values as vendors write them: JSON text, or myTracker's quoted items.
 
 myTracker documents ``params.name`` / ``params.value`` as "serialized like
-``['param1','param2\n with line break',…]``", and its selector dictionary's example is
+``['param1','param2\n with line break',…]``". Its selector dictionary's example, as a public
+client copies it (a secondary source), is
 ``['param1','param2\n with line break','param3 with special characters\'\\"",' ]`` (CSV cell
 text, ``""`` a doubled quote): ClickHouse's text form of an ``Array(String)``. Items are
 single-quoted with backslash escapes: ``\\`` a backslash, ``\'`` a quote, ``\n`` ``\r``

@@ -67,8 +67,9 @@ Documented behaviour, where it comes from and where it is exercised:
   UNCONFIRMED; default: gzip, as the raw get page's example links).
 - ``params.name`` / ``params.value`` are lists serialized like
   ``['param1','param2\n with line break',…]`` [providers 3.4, from the docs' selector list];
-  the selector dictionary's example, ``['param1','param2\n with line break','param3 with
-  special characters\'\\"",' ]`` (CSV cell text), is ClickHouse's text form of an
+  the selector dictionary's example (as a public client copies it, secondary),
+  ``['param1','param2\n with line break','param3 with special characters\'\\"",' ]`` (CSV
+  cell text), is ClickHouse's text form of an
   ``Array(String)``: items in single quotes, ``,`` between them, no spaces, ``[]`` for none;
   inside items ``\\`` for a backslash, ``\'`` for a quote and ``\b`` ``\f`` ``\n``
   ``\r`` ``\t`` ``\0`` for those characters (what ClickHouse escapes when it writes; other
