@@ -115,6 +115,10 @@ class VendorDialect:
         """Whether a JSON body received with a 2xx status is really an error."""
         return None
 
+    def no_data(self, body: t.Any) -> bool:
+        """Whether a JSON body where a file was asked says there is nothing to export."""
+        return False
+
 
 # --- export jobs ---------------------------------------------------------------------------
 

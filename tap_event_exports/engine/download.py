@@ -41,8 +41,6 @@ times its size, and parts are fetched several at once, so larger reads only cost
 INFLATED_PIECE = 1 << 20
 """Most bytes inflated from a gzip body at once (a 1 MiB read may inflate to ten times that)."""
 SNIFF_LIMIT = 1 << 16
-OK_CODE = "20000"
-"""The success code of the ``{"status", "code", "message", "data"}`` envelope (Dfinery's guide)."""
 GZIP_MAGIC = b"\x1f\x8b"
 FILES_AT_ONCE = 4
 """Files of one export fetched at the same time (myTracker splits an export into parts): a part
@@ -226,9 +224,8 @@ def _json_body_or_data(
     Some vendors answer HTTP 200 with a JSON failure body where a file was expected. Only a
     body that ends within :data:`SNIFF_LIMIT` bytes is inspected; a larger one is data, and the
     bytes read so far are handed back to be written like the rest. Where only CSV is an answer
-    (``tabular``), any other JSON object is an empty file when it is the envelope's success
-    (``status`` true, ``code`` 20000) with nothing in ``data``, and otherwise an error retried
-    like a failed download.
+    (``tabular``), any other JSON object is an empty file when the vendor's dialect reads it as
+    "no data", and otherwise an error retried like a failed download.
     """
     if len(first) > SNIFF_LIMIT:
         return first
@@ -244,12 +241,8 @@ def _json_body_or_data(
     policy.check_body(parsed, what=what)
     if not tabular or not isinstance(parsed, dict):
         return bytes(body)
-    if (
-        parsed.get("status") is True
-        and str(parsed.get("code")) == OK_CODE
-        and not parsed.get("data")
-    ):
-        return b""  # "OK", and no data: nothing to read
+    if policy.dialect.no_data(parsed):
+        return b""  # the vendor's "OK, nothing": no rows
     shown = " ".join(bytes(body[:200]).decode(errors="replace").split())  # one line
     msg = f"a JSON answer where a CSV export was expected: {shown}"
     raise RetriableError(msg)

@@ -58,6 +58,8 @@ RETRIABLE_CODES = frozenset(
     {"client_connection_closed", "too_many_api_requests", "unknown_error", "query_error"}
 )
 TOO_OLD = "exceed_date_range_limit"
+OK_CODE = "20000"
+"""The envelope's success code."""
 ENVELOPE_RATE_LIMITED = "40401"
 """The envelope's ``TOO_MANY_REQUEST``: a 4xxxx code that is a quota, not a refusal."""
 
@@ -114,6 +116,15 @@ class DfineryDialect(VendorDialect):
         if refused_as_busy(response):
             return False
         return response.status_code == 429 or message.startswith("too_many_api_requests")
+
+    def no_data(self, body: t.Any) -> bool:
+        """The guide's success envelope, ``code`` 20000, with nothing in ``data``."""
+        return (
+            isinstance(body, dict)
+            and body.get("status") is True
+            and str(body.get("code")) == OK_CODE
+            and not body.get("data")
+        )
 
     def body_failure(self, body: t.Any) -> BodyFailure | None:  # noqa: D102
         if isinstance(body, dict) and body.get("status") is False and "code" in body:
