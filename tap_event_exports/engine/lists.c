@@ -29,6 +29,15 @@ static inline int regex_space(uint8_t c) {
 /* lists.py's _SPACE. */
 static inline int list_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
+/* Records an item [start, end); 0 past MAX_ITEMS (the value is left to Python). */
+static inline int take(item *items, int64_t *count, int64_t start, int64_t end) {
+    if (*count == MAX_ITEMS) return 0;
+    items[*count].start = start;
+    items[*count].end = end;
+    (*count)++;
+    return 1;
+}
+
 /* Skips Python's \s among ASCII bytes; a byte beyond ASCII returns -1 (undecided here). */
 #define SKIP_SPACES                                                                            \
     while (at < size && (regex_space(text[at]) || text[at] >= 0x80)) {                         \
@@ -55,10 +64,7 @@ static int simple_list(const uint8_t *text, int64_t size, item *items, int64_t *
                text[at] != '\r')
             at++;
         if (at >= size || text[at] != quote) return 0;
-        if (*count == MAX_ITEMS) return -1;
-        items[*count].start = start;
-        items[*count].end = at;
-        (*count)++;
+        if (!take(items, count, start, at)) return -1;
         at++;
         SKIP_SPACES
         if (at < size && text[at] == ']') return at + 1 == size;
@@ -94,10 +100,7 @@ static int escaped_list(const uint8_t *text, int64_t size, item *items, int64_t 
         int64_t start = at;
         while (at < size && text[at] != quote) at += text[at] == '\\' ? 2 : 1;
         if (at >= size) return 0;
-        if (*count == MAX_ITEMS) return -1;
-        items[*count].start = start;
-        items[*count].end = at;
-        (*count)++;
+        if (!take(items, count, start, at)) return -1;
         at++;
         SKIP_SPACES
         if (at < size && text[at] == ']') CLOSE
@@ -239,6 +242,8 @@ int64_t lists_to_json(int64_t rows, const uint8_t *validity, const int32_t *offs
                       const uint8_t *data, int32_t quoted, int32_t *out_offsets,
                       uint8_t *out_data, int64_t capacity) {
     item items[MAX_ITEMS];
+    uint8_t *scratch = NULL; /* escaped items decoded, before JSON encoding */
+    int64_t scratch_size = 0;
     uint8_t *out = out_data, *limit = out_data + capacity;
     out_offsets[0] = 0;
     for (int64_t row = 0; row < rows; row++) {
@@ -248,35 +253,51 @@ int64_t lists_to_json(int64_t rows, const uint8_t *validity, const int32_t *offs
             int read = simple_list(text, size, items, &count), escaped = 0;
             if (read == 0 && quoted && memchr(text, '\\', (size_t)size) != NULL) {
                 read = escaped_list(text, size, items, &count);
-                if (read == -1) return row;
+                if (read == -1) {
+                    free(scratch);
+                    return row;
+                }
                 escaped = read == 1;
             }
             if (read == 0 && quoted) read = quoted_items(text, size, items, &count);
-            if (read != 1) return row;
+            if (read != 1) {
+                free(scratch);
+                return row;
+            }
             int64_t need = 2;
             for (int64_t i = 0; i < count; i++) need += 3 + 6 * (items[i].end - items[i].start);
-            if (need > limit - out) return row;
-            uint8_t *decoded = NULL;
-            if (escaped && (decoded = malloc((size_t)size + 1)) == NULL) return row;
+            if (need > limit - out) {
+                free(scratch);
+                return row;
+            }
+            if (escaped && size + 1 > scratch_size) { /* one buffer, grown as values need */
+                uint8_t *grown = realloc(scratch, (size_t)size + 1);
+                if (grown == NULL) {
+                    free(scratch);
+                    return row;
+                }
+                scratch = grown;
+                scratch_size = size + 1;
+            }
             *out++ = '[';
             for (int64_t i = 0; i < count; i++) {
                 const uint8_t *at = text + items[i].start;
                 int64_t length = items[i].end - items[i].start;
                 if (escaped) {
-                    length = unescape(at, length, decoded);
+                    length = unescape(at, length, scratch);
                     if (length < 0) {
-                        free(decoded);
+                        free(scratch);
                         return row;
                     }
-                    at = decoded;
+                    at = scratch;
                 }
                 if (i) *out++ = ',';
                 out = json_write_string(out, at, length);
             }
             *out++ = ']';
-            free(decoded);
         }
         out_offsets[row + 1] = (int32_t)(out - out_data);
     }
+    free(scratch);
     return rows;
 }
